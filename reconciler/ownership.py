@@ -1,0 +1,60 @@
+"""Names and marks that let the reconciler prove what is its own.
+
+From the observed world alone (after a restart, with no memory) the reconciler
+must tell which instances belong to which pool, which spec each was built from,
+and which drains it started. These constants are that contract: the cloud-init
+template writes the node meta, the executor writes the drain meta, the planner
+reads both. Changing any of them orphans every running pool.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Nomad client meta written by the rendered cloud-init on every instance.
+META_POOL = "multipass-reconciler.pool"
+META_TEMPLATE_HASH = "multipass-reconciler.template-hash"
+# Set by a person on a node (nomad node meta apply) to forbid scale-in/replacement.
+META_PROTECT = "multipass-reconciler.protect"
+
+# Drain meta written with every drain the reconciler starts.
+DRAIN_META_OWNER = "multipass-reconciler.owner"
+DRAIN_META_OWNER_VALUE = "multipass-reconciler"
+DRAIN_META_POOL = "multipass-reconciler.pool"
+DRAIN_META_REASON = "multipass-reconciler.reason"
+
+HASH_LENGTH = 5
+# Instance names are DNS labels: <pool>-<hash>-<ordinal>.
+POOL_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$|^[a-z]$")
+_HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes: no vowels, no lookalikes
+
+
+def instance_name(pool: str, template_hash: str, ordinal: int) -> str:
+    return f"{pool}-{template_hash}-{ordinal}"
+
+
+def parse_instance_name(name: str) -> tuple[str, str, int] | None:
+    """Split ``<pool>-<hash>-<ordinal>``; None when the name is not of that shape."""
+    parts = name.rsplit("-", 2)
+    if len(parts) != 3:
+        return None
+    pool, thash, ordinal = parts
+    if (
+        len(thash) != HASH_LENGTH
+        or any(c not in _HASH_ALPHABET for c in thash)
+        or not ordinal.isdigit()
+        or (len(ordinal) > 1 and ordinal.startswith("0"))
+        or not POOL_NAME_RE.match(pool)
+    ):
+        return None
+    return pool, thash, int(ordinal)
+
+
+def encode_hash(digest: bytes) -> str:
+    """Turn a digest into a short hash in the safe alphabet."""
+    value = int.from_bytes(digest[:8], "big")
+    out = []
+    for _ in range(HASH_LENGTH):
+        value, rem = divmod(value, len(_HASH_ALPHABET))
+        out.append(_HASH_ALPHABET[rem])
+    return "".join(out)

@@ -1,0 +1,1 @@
+"""Wire-real simulators of the Nomad HTTP API and the multipassd gRPC API."""
