@@ -55,9 +55,9 @@ class FaultInjector:
             return self.faults[endpoint]
         best: tuple[int, Fault] | None = None
         for key, fault in self.faults.items():
-            if key.endswith("*") and endpoint.startswith(key[:-1]) and key != "*":
-                if best is None or len(key) > best[0]:
-                    best = (len(key), fault)
+            is_prefix = key != "*" and key.endswith("*") and endpoint.startswith(key[:-1])
+            if is_prefix and (best is None or len(key) > best[0]):
+                best = (len(key), fault)
         if best is not None:
             return best[1]
         return self.faults.get("*")

@@ -1,0 +1,160 @@
+"""The `reconciler` command: argument wiring only; the work lives in reconciler.app & co.
+
+Exit codes (DESIGN.md): plan 0 = no changes, 2 = changes, 1 = error;
+spec validate 0 = valid, 1 = invalid; everything else 0 = ok, 1 = error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from reconciler import __version__
+from reconciler.errors import ReconcilerError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+
+
+def _connection_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("connection (flags override the environment)")
+    g.add_argument("--address", dest="nomad_addr", help="Nomad API address (NOMAD_ADDR)")
+    g.add_argument("--token", dest="nomad_token", help="Nomad ACL token (NOMAD_TOKEN)")
+    g.add_argument("--namespace", dest="nomad_namespace", help="Nomad namespace (NOMAD_NAMESPACE)")
+    g.add_argument("--region", dest="nomad_region", help="Nomad region (NOMAD_REGION)")
+    g.add_argument("--ca-cert", dest="nomad_cacert", help="CA for Nomad's TLS (NOMAD_CACERT)")
+    g.add_argument("--client-cert", dest="nomad_client_cert", help="NOMAD_CLIENT_CERT")
+    g.add_argument("--client-key", dest="nomad_client_key", help="NOMAD_CLIENT_KEY")
+    g.add_argument(
+        "--multipass-address",
+        dest="multipass_address",
+        help="multipassd address, host:port or unix:/path (MULTIPASS_SERVER_ADDRESS)",
+    )
+    g.add_argument(
+        "--prefix",
+        default=None,
+        help="variable prefix (default nomad/jobs/multipass-reconciler; RECONCILER_PREFIX)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reconciler",
+        description=(
+            "Keeps Multipass VMs running as Nomad clients in line with a spec in Nomad Variables."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the whole loop on the embedded simulators")
+    demo.add_argument("--seed", type=int, default=7)
+
+    sim = sub.add_parser("sim", help="run the Nomad and multipassd simulators until stopped")
+    sim.add_argument("--nomad-port", type=int, default=0)
+    sim.add_argument("--multipass-port", type=int, default=0)
+    sim.add_argument("--state-dir", help="where to write the certificates (default: a temp dir)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--boot-seconds", type=float, default=3.0)
+    sim.add_argument("--acl", action="store_true", help="enable ACLs; prints a management token")
+    sim.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ENDPOINT:OPTS",
+        help="inject a fault, e.g. 'launch:error_rate=0.3' or 'GET /v1/nodes:latency=0.5'",
+    )
+    sim.add_argument(
+        "--never-join", type=float, default=0.0, help="fraction of VMs that never join"
+    )
+
+    for name, help_text in (
+        ("plan", "dry-run diff; changes nothing (exit 0 no changes, 2 changes, 1 error)"),
+        ("apply", "one reconcile pass (or until converged with --wait)"),
+        ("status", "show the status the reconciler wrote"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--pool", help="only this pool (default: every pool)")
+        if name in ("plan", "status"):
+            p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+        if name == "apply":
+            p.add_argument("--wait", action="store_true", help="repeat passes until converged")
+            p.add_argument("--timeout", type=float, default=1800.0, help="seconds, with --wait")
+        _connection_flags(p)
+
+    run = sub.add_parser("run", help="the controller loop (daemon)")
+    run.add_argument("--resync", type=float, default=30.0, help="seconds between full resyncs")
+    run.add_argument("--launch-concurrency", type=int, default=3)
+    _connection_flags(run)
+
+    render = sub.add_parser("render", help="print the cloud-init an instance would get")
+    render.add_argument("--pool", required=True)
+    render.add_argument("--instance", help="instance name (default: the pool's next new one)")
+    _connection_flags(render)
+
+    spec = sub.add_parser("spec", help="work with pool specs")
+    spec_sub = spec.add_subparsers(dest="spec_command", required=True, metavar="SUBCOMMAND")
+    validate = spec_sub.add_parser(
+        "validate", help="validate a pool spec (exit 0 valid, 1 invalid)"
+    )
+    src = validate.add_mutually_exclusive_group(required=True)
+    src.add_argument("--pool", help="validate the pool variable stored in Nomad")
+    src.add_argument(
+        "file", nargs="?", help="a YAML/JSON file of items, or a `nomad var` JSON export"
+    )
+    _connection_flags(validate)
+
+    secrets = sub.add_parser("secrets", help="connection secrets")
+    secrets_sub = secrets.add_subparsers(
+        dest="secrets_command", required=True, metavar="SUBCOMMAND"
+    )
+    imp = secrets_sub.add_parser(
+        "import", help="print JSON for `nomad var put -in json <prefix> -`"
+    )
+    imp.add_argument("--cert", help="Multipass client certificate (default: the usual location)")
+    imp.add_argument("--key", help="Multipass client key (default: the usual location)")
+    imp.add_argument("--passphrase-stdin", action="store_true")
+    imp.add_argument("--server-cert", help="the daemon's certificate to pin")
+    imp.add_argument("--multipass-address", dest="multipass_address")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(_dispatch(args))
+    except ReconcilerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    # Imports are local so `reconciler --help` stays fast and light.
+    if args.command == "demo":
+        from reconciler.demo import run_demo
+
+        return await run_demo(seed=args.seed)
+    if args.command == "sim":
+        from reconciler.sim.runner import run_sim_command
+
+        return await run_sim_command(args)
+    from reconciler import app
+
+    handlers = {
+        "plan": app.plan_command,
+        "apply": app.apply_command,
+        "status": app.status_command,
+        "run": app.run_command,
+        "render": app.render_command,
+        "spec": app.spec_command,
+        "secrets": app.secrets_command,
+    }
+    return await handlers[args.command](args)

@@ -1,0 +1,160 @@
+"""Plan -> text (terraform-plan style) and JSON.
+
+The JSON form is a stable contract for scripts (schema ``multipass-reconciler/plan/v1``,
+documented in docs/plan-json.md): fields are only ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+from reconciler.plan import Action, ActionKind, Plan
+from reconciler.spec import PoolSpec
+
+PLAN_SCHEMA = "multipass-reconciler/plan/v1"
+
+_SYMBOL = {
+    ActionKind.LAUNCH: "+",
+    ActionKind.DRAIN: "~",
+    ActionKind.DELETE: "-",
+    ActionKind.PURGE_NODE: "x",
+}
+_COLOUR = {
+    ActionKind.LAUNCH: "32",  # green
+    ActionKind.DRAIN: "33",  # yellow
+    ActionKind.DELETE: "31",  # red
+    ActionKind.PURGE_NODE: "35",  # magenta
+}
+_LABEL = {
+    ActionKind.LAUNCH: "launch",
+    ActionKind.DRAIN: "drain",
+    ActionKind.DELETE: "delete",
+    ActionKind.PURGE_NODE: "purge node",
+}
+
+
+def use_colour(stream: IO[str]) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def _paint(text: str, code: str, colour: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if colour else text
+
+
+def _dur(seconds: float) -> str:
+    s = int(seconds)
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if s >= size or (unit == "s" and not parts):
+            parts.append(f"{s // size}{unit}")
+            s %= size
+    return "".join(parts)
+
+
+def _detail(action: Action, spec: PoolSpec) -> str:
+    if action.kind is ActionKind.LAUNCH:
+        return f"image {spec.image}, {spec.cpus} cpus, {spec.memory} memory, {spec.disk} disk"
+    node = f"node {action.node_id[:8]}" if action.node_id else "no node"
+    if action.kind is ActionKind.DRAIN:
+        deadline = _dur(action.deadline_s) if action.deadline_s is not None else "none"
+        return f"{node}, {action.allocations} allocations, deadline {deadline}"
+    if action.kind is ActionKind.DELETE:
+        return f"{node}, purge instance"
+    return node
+
+
+def summary_counts(actions: Sequence[Action]) -> dict[str, int]:
+    counts = {k.value: 0 for k in ActionKind}
+    for a in actions:
+        counts[a.kind.value] += 1
+    return counts
+
+
+def summary_line(actions: Sequence[Action]) -> str:
+    c = summary_counts(actions)
+    if not actions:
+        return "No changes. The pool matches its spec."
+    return (
+        f"Plan: {c['launch']} to launch, {c['drain']} to drain, "
+        f"{c['delete']} to delete, {c['purge-node']} nodes to purge."
+    )
+
+
+def render_text(plan: Plan, spec: PoolSpec, variable_path: str, colour: bool = False) -> str:
+    lines = [
+        _paint(f"Pool {plan.pool}", "1", colour)
+        + f"  ({variable_path} @ index {plan.index}, template hash {plan.template_hash})",
+        f"  desired {plan.desired}: {plan.desired_reason}",
+        "  members: " + _count_text(plan.counts),
+    ]
+    lines += [f"  note: {n}" for n in plan.notes]
+    lines.append("")
+    width = max((len(a.instance) for a in plan.actions), default=0)
+    for a in plan.actions:
+        head = _paint(f"  {_SYMBOL[a.kind]} {_LABEL[a.kind]:<10}", _COLOUR[a.kind], colour)
+        lines.append(f"{head} {a.instance:<{width}}  {_detail(a, spec)}  # {a.reason}")
+    if plan.actions:
+        lines.append("")
+    lines.append(summary_line(plan.actions))
+    return "\n".join(lines) + "\n"
+
+
+def _count_text(counts: Mapping[str, int]) -> str:
+    shown = ("ready", "pending", "draining", "drained", "down", "held", "outdated", "unhealthy")
+    parts = [f"{counts.get(k, 0)} {k}" for k in shown if counts.get(k, 0) or k == "ready"]
+    return ", ".join(parts)
+
+
+def plan_to_json(plan: Plan, spec: PoolSpec, variable_path: str) -> dict[str, Any]:
+    return {
+        "schema": PLAN_SCHEMA,
+        "pool": plan.pool,
+        "variable": variable_path,
+        "index": plan.index,
+        "template_hash": plan.template_hash,
+        "valid": True,
+        "paused": plan.paused,
+        "desired": plan.desired,
+        "desired_reason": plan.desired_reason,
+        "counts": dict(plan.counts),
+        "notes": list(plan.notes),
+        "actions": [_action_json(a, spec) for a in plan.actions],
+        "summary": summary_counts(plan.actions),
+    }
+
+
+def invalid_to_json(
+    pool: str, variable_path: str, index: int, problems: Sequence[str]
+) -> dict[str, Any]:
+    """The JSON shape of a pool whose spec does not parse: no actions, the problems listed."""
+    return {
+        "schema": PLAN_SCHEMA,
+        "pool": pool,
+        "variable": variable_path,
+        "index": index,
+        "valid": False,
+        "problems": list(problems),
+        "actions": [],
+        "summary": summary_counts([]),
+    }
+
+
+def _action_json(a: Action, spec: PoolSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": a.kind.value,
+        "instance": a.instance,
+        "node_id": a.node_id,
+        "reason": a.reason,
+    }
+    if a.kind is ActionKind.LAUNCH:
+        out.update(image=spec.image, cpus=spec.cpus, memory=spec.memory, disk=spec.disk)
+    if a.kind in (ActionKind.DRAIN, ActionKind.DELETE):
+        out["allocations"] = a.allocations
+    if a.kind is ActionKind.DRAIN:
+        out["deadline_seconds"] = a.deadline_s
+    return out

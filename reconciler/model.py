@@ -1,0 +1,115 @@
+"""The observed world, typed.
+
+These are the planner's inputs. They are built by ``observe.py`` from the
+clients' answers and carry only what planning needs, so the planner never
+imports a client and can be fed generated worlds in property tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class InstanceState(StrEnum):
+    """multipassd's instance states."""
+
+    UNKNOWN = "UNKNOWN"
+    RUNNING = "RUNNING"
+    STARTING = "STARTING"
+    RESTARTING = "RESTARTING"
+    STOPPED = "STOPPED"
+    DELETED = "DELETED"
+    DELAYED_SHUTDOWN = "DELAYED_SHUTDOWN"
+    SUSPENDING = "SUSPENDING"
+    SUSPENDED = "SUSPENDED"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+# States in which a VM is not doing its job and will not without help.
+BROKEN_STATES = frozenset(
+    {
+        InstanceState.STOPPED,
+        InstanceState.SUSPENDED,
+        InstanceState.UNKNOWN,
+        InstanceState.UNAVAILABLE,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """A Multipass instance as multipassd lists it."""
+
+    name: str
+    state: InstanceState
+    created_at: float | None = None
+    image: str = ""
+    ipv4: tuple[str, ...] = ()
+
+
+class NodeStatus(StrEnum):
+    INITIALIZING = "initializing"
+    READY = "ready"
+    DOWN = "down"
+    DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A Nomad client node.
+
+    ``drain_meta`` is the Meta of the drain in progress or, when none is,
+    of the last drain (Nomad keeps it in LastDrain). ``last_drain_status`` is
+    LastDrain.Status: "draining", "complete", "canceled" or "failed".
+    """
+
+    id: str
+    name: str
+    status: NodeStatus
+    eligible: bool = True
+    draining: bool = False
+    drain_meta: Mapping[str, str] = field(default=_EMPTY)
+    drain_started_at: float | None = None
+    drain_deadline_at: float | None = None
+    last_drain_status: str | None = None
+    meta: Mapping[str, str] = field(default=_EMPTY)
+    node_class: str = ""
+    datacenter: str = ""
+    node_pool: str = "default"
+    cpu_mhz: int = 0
+    memory_mb: int = 0
+    status_updated_at: float | None = None
+    create_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    id: str
+    node_id: str
+    job_id: str
+    job_type: str = "service"
+    client_status: str = "running"
+    desired_status: str = "run"
+    cpu_mhz: int = 0
+    memory_mb: int = 0
+
+    @property
+    def is_live(self) -> bool:
+        """Still holds resources on its node (not finished, not being stopped for good)."""
+        return self.client_status in ("pending", "running") and self.desired_status == "run"
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """One consistent snapshot of both inventories, taken at ``at``."""
+
+    instances: tuple[Instance, ...]
+    nodes: tuple[Node, ...]
+    allocations: tuple[Allocation, ...] = ()
+    at: float = 0.0
+    nomad_index: int = 0

@@ -1,0 +1,572 @@
+"""The planner: ``plan(spec, observed, now, inflight) -> Plan``.
+
+Pure: no I/O, no clock reads, no randomness. Everything it needs arrives as
+arguments, so the same inputs always give the same plan and Hypothesis can
+explore it over generated worlds.
+
+It works in three steps, as a Kubernetes controller does:
+
+1. *join*: instances and nodes of this pool become members, each in one phase;
+2. *finish what is under way*: drained members are deleted, orphan nodes purged;
+3. *converge*: launch what is missing, drain what is in excess or to be
+   replaced, within the surge / unavailable budget.
+
+Nothing that is not provably ours becomes a member, so nothing else is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from reconciler import ownership
+from reconciler.model import BROKEN_STATES, Allocation, Instance, InstanceState, Node, NodeStatus
+from reconciler.model import Observed as Observed
+from reconciler.scale_in import order_for_scale_in
+from reconciler.spec import PoolSpec
+
+
+class ActionKind(StrEnum):
+    LAUNCH = "launch"
+    DRAIN = "drain"
+    DELETE = "delete"
+    PURGE_NODE = "purge-node"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One idempotent step. ``instance`` is also the Nomad node's name."""
+
+    kind: ActionKind
+    instance: str
+    reason: str
+    node_id: str | None = None
+    allocations: int = 0
+    deadline_s: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity for in-flight tracking: one action per kind and target at a time."""
+        if self.kind is ActionKind.PURGE_NODE and self.node_id is not None:
+            return (self.kind.value, self.node_id)
+        return (self.kind.value, self.instance)
+
+
+class Phase(StrEnum):
+    PENDING = "pending"  # launched, not (yet) a ready node
+    READY = "ready"  # node ready and eligible: serves work
+    DOWN = "down"  # node down or disconnected, not yet unhealthy
+    HELD = "held"  # ineligible or drained by someone else: never touched
+    DRAINING = "draining"  # our drain in progress
+    DRAINED = "drained"  # our drain complete or past its deadline: delete next
+    DELETING = "deleting"  # instance deleted but not purged, or delete in flight
+    NODE_ONLY = "node-only"  # instance gone, node still registered
+
+
+SERVING_PHASES = frozenset({Phase.PENDING, Phase.READY, Phase.DOWN, Phase.HELD})
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    name: str
+    template_hash: str
+    ordinal: int
+    phase: Phase
+    instance: Instance | None
+    node: Node | None
+    outdated: bool
+    protected: bool
+    live_allocations: int = 0
+    non_system_allocations: int = 0
+    load: float = 0.0
+    unhealthy: str | None = None  # why, when it is
+
+    @property
+    def created_at(self) -> float | None:
+        return self.instance.created_at if self.instance else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    pool: str
+    index: int
+    template_hash: str
+    desired: int
+    desired_reason: str
+    actions: tuple[Action, ...]
+    members: tuple[Member, ...]
+    counts: Mapping[str, int]
+    notes: tuple[str, ...] = ()
+    paused: bool = False
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+
+@dataclass(slots=True)
+class _Budget:
+    """What converging may still spend this pass."""
+
+    serving: int
+    available: int
+    total: int
+    launched: int = 0
+    removed: list[str] = field(default_factory=list)
+
+
+_EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
+
+
+def plan(
+    spec: PoolSpec,
+    observed: Observed,
+    now: float,
+    inflight: Iterable[tuple[str, str]] = (),
+) -> Plan:
+    """Diff the pool's desired state against the observed world."""
+    inflight_keys = frozenset(inflight)
+    members, stale_nodes = join(spec, observed, now, inflight_keys)
+    desired, desired_reason = desired_count(spec)
+    counts = count_phases(members)
+    if spec.paused:
+        return Plan(
+            pool=spec.pool,
+            index=spec.index,
+            template_hash=spec.template_hash,
+            desired=desired,
+            desired_reason=desired_reason,
+            actions=(),
+            members=tuple(members),
+            counts=counts,
+            notes=("paused: the pool's `paused` item is true; no action is planned",),
+            paused=True,
+        )
+
+    actions: list[Action] = []
+    notes: list[str] = []
+    actions += _finish_removals(spec, members, stale_nodes, notes)
+    actions += _converge(spec, members, desired, inflight_keys, notes)
+    # An action already running must not be issued twice; the next pass sees its effect.
+    actions = [a for a in actions if a.key not in inflight_keys]
+    return Plan(
+        pool=spec.pool,
+        index=spec.index,
+        template_hash=spec.template_hash,
+        desired=desired,
+        desired_reason=desired_reason,
+        actions=tuple(actions),
+        members=tuple(members),
+        counts=counts,
+        notes=tuple(notes),
+    )
+
+
+def desired_count(spec: PoolSpec) -> tuple[int, str]:
+    """The pool size to converge to and why. The autoscaling policy plugs in here."""
+    if spec.count is not None:
+        if spec.count_clamped_from is not None:
+            return (
+                spec.count,
+                f"count {spec.count_clamped_from} clamped to [{spec.min}, {spec.max}]",
+            )
+        return spec.count, f"count = {spec.count}"
+    return spec.min, f"min = {spec.min} (no count set)"
+
+
+# ---------------------------------------------------------------- join
+
+
+def is_our_node(spec: PoolSpec, node: Node) -> bool:
+    """Ours: the client meta names our pool and the name is one of our instance names."""
+    if node.meta.get(ownership.META_POOL) != spec.pool:
+        return False
+    parsed = ownership.parse_instance_name(node.name)
+    return parsed is not None and parsed[0] == spec.pool
+
+
+def is_our_drain(spec: PoolSpec, meta: Mapping[str, str]) -> bool:
+    return (
+        meta.get(ownership.DRAIN_META_OWNER) == ownership.DRAIN_META_OWNER_VALUE
+        and meta.get(ownership.DRAIN_META_POOL) == spec.pool
+    )
+
+
+def join(
+    spec: PoolSpec,
+    observed: Observed,
+    now: float,
+    inflight: frozenset[tuple[str, str]] = frozenset(),
+) -> tuple[list[Member], list[Node]]:
+    """Members of this pool, sorted by name, and stale duplicate nodes to purge."""
+    instances: dict[str, Instance] = {}
+    for inst in observed.instances:
+        parsed = ownership.parse_instance_name(inst.name)
+        if parsed is not None and parsed[0] == spec.pool:
+            instances[inst.name] = inst
+
+    # Nomad can hold several nodes of one name (a VM re-registered after a purge,
+    # say): the newest is the member's node, older down ones are stale.
+    nodes: dict[str, Node] = {}
+    stale: list[Node] = []
+    for node in observed.nodes:
+        if not is_our_node(spec, node):
+            continue
+        other = nodes.get(node.name)
+        if other is None:
+            nodes[node.name] = node
+            continue
+        newer, older = (node, other) if node.create_index > other.create_index else (other, node)
+        nodes[node.name] = newer
+        stale.append(older)
+
+    allocs_by_node: dict[str, list[Allocation]] = {}
+    for alloc in observed.allocations:
+        if alloc.is_live:
+            allocs_by_node.setdefault(alloc.node_id, []).append(alloc)
+
+    deleting = {name for kind, name in inflight if kind == ActionKind.DELETE.value}
+    members: list[Member] = []
+    for name in sorted(instances.keys() | nodes.keys()):
+        parsed = ownership.parse_instance_name(name)
+        assert parsed is not None  # both dicts only hold parseable names
+        _, thash, ordinal = parsed
+        inst = instances.get(name)
+        node = nodes.get(name)
+        live = allocs_by_node.get(node.id, []) if node else []
+        phase, unhealthy = _phase(spec, inst, node, live, now, name in deleting)
+        members.append(
+            Member(
+                name=name,
+                template_hash=thash,
+                ordinal=ordinal,
+                phase=phase,
+                instance=inst,
+                node=node,
+                outdated=thash != spec.template_hash,
+                protected=bool(node and node.meta.get(ownership.META_PROTECT, "") == "true"),
+                live_allocations=len(live),
+                non_system_allocations=sum(1 for a in live if a.job_type != "system"),
+                load=_load(node, live),
+                unhealthy=unhealthy,
+            )
+        )
+    # Launches in flight are members too: a relaunch must not pick their names
+    # and the count must include them, or a slow launch would be doubled.
+    known = {m.name for m in members}
+    for kind, name in sorted(inflight):
+        if kind != ActionKind.LAUNCH.value or name in known:
+            continue
+        parsed = ownership.parse_instance_name(name)
+        if parsed is None or parsed[0] != spec.pool:
+            continue
+        members.append(
+            Member(
+                name=name,
+                template_hash=parsed[1],
+                ordinal=parsed[2],
+                phase=Phase.PENDING,
+                instance=None,
+                node=None,
+                outdated=parsed[1] != spec.template_hash,
+                protected=False,
+            )
+        )
+    return members, stale
+
+
+def _phase(
+    spec: PoolSpec,
+    inst: Instance | None,
+    node: Node | None,
+    live: list[Allocation],
+    now: float,
+    delete_in_flight: bool,
+) -> tuple[Phase, str | None]:
+    if inst is None:
+        return Phase.NODE_ONLY, None
+    if inst.state is InstanceState.DELETED or delete_in_flight:
+        return Phase.DELETING, None
+    if node is None:
+        age = now - inst.created_at if inst.created_at is not None else 0.0
+        if age > spec.join_timeout:
+            return Phase.PENDING, f"did not join Nomad within {_dur(spec.join_timeout)}"
+        return Phase.PENDING, None
+
+    drain_ours = is_our_drain(spec, node.drain_meta)
+    if node.draining:
+        if not drain_ours:
+            return Phase.HELD, None
+        past_deadline = node.drain_deadline_at is not None and now >= node.drain_deadline_at
+        if past_deadline or not _blocking_allocs(spec, live):
+            return Phase.DRAINED, None
+        return Phase.DRAINING, None
+    if not node.eligible:
+        if drain_ours and node.last_drain_status in ("complete", "draining"):
+            return Phase.DRAINED, None
+        # Ineligible by a person, or a drain of ours that was cancelled: theirs to decide.
+        return Phase.HELD, None
+    if node.status in (NodeStatus.DOWN, NodeStatus.DISCONNECTED):
+        since = node.status_updated_at if node.status_updated_at is not None else now
+        if now - since > spec.unhealthy_timeout:
+            return Phase.DOWN, f"node {node.status} for over {_dur(spec.unhealthy_timeout)}"
+        return Phase.DOWN, None
+    if node.status is NodeStatus.INITIALIZING:
+        return Phase.PENDING, None
+    if inst.state in BROKEN_STATES:
+        # The node still answers; when the VM really is gone it goes down and
+        # the rule above takes over with its timeout.
+        return Phase.READY, None
+    return Phase.READY, None
+
+
+def _blocking_allocs(spec: PoolSpec, live: list[Allocation]) -> bool:
+    """Does any allocation still keep the drain from being done?"""
+    if spec.drain_ignore_system_jobs:
+        return any(a.job_type != "system" for a in live)
+    return bool(live)
+
+
+def _load(node: Node | None, live: list[Allocation]) -> float:
+    if node is None or not live:
+        return 0.0
+    cpu = sum(a.cpu_mhz for a in live) / node.cpu_mhz if node.cpu_mhz else 0.0
+    mem = sum(a.memory_mb for a in live) / node.memory_mb if node.memory_mb else 0.0
+    return (cpu + mem) / 2
+
+
+def count_phases(members: Iterable[Member]) -> dict[str, int]:
+    counts = {p.value: 0 for p in Phase}
+    counts.update(outdated=0, unhealthy=0, protected=0, instances=0)
+    for m in members:
+        counts[m.phase.value] += 1
+        counts["outdated"] += m.outdated and m.phase in SERVING_PHASES
+        counts["unhealthy"] += m.unhealthy is not None
+        counts["protected"] += m.protected
+        counts["instances"] += m.phase is not Phase.NODE_ONLY
+    return counts
+
+
+# ---------------------------------------------------------------- finish removals
+
+
+def _finish_removals(
+    spec: PoolSpec, members: list[Member], stale_nodes: list[Node], notes: list[str]
+) -> list[Action]:
+    actions: list[Action] = []
+    for m in members:
+        if m.phase is Phase.DELETING and m.instance is not None:
+            actions.append(_delete(m, "instance is deleted but not purged"))
+        elif m.phase is Phase.DRAINED:
+            if m.protected:
+                notes.append(
+                    f"{m.name}: drained but protected ({ownership.META_PROTECT}); not deleted"
+                )
+                continue
+            why = "drain complete" if not (m.node and m.node.draining) else "drain deadline passed"
+            actions.append(_delete(m, why))
+        elif m.phase is Phase.NODE_ONLY and m.node is not None and spec.node_purge:
+            node = m.node
+            ours_drained = is_our_drain(spec, node.drain_meta) and not node.eligible
+            if node.status in (NodeStatus.DOWN, NodeStatus.DISCONNECTED) or ours_drained:
+                actions.append(
+                    Action(
+                        ActionKind.PURGE_NODE,
+                        m.name,
+                        f"instance gone, node {node.status}",
+                        node_id=node.id,
+                    )
+                )
+    if spec.node_purge:
+        for node in stale_nodes:
+            if node.status is NodeStatus.DOWN:
+                actions.append(
+                    Action(
+                        ActionKind.PURGE_NODE,
+                        node.name,
+                        "stale node record: a newer node has the same name",
+                        node_id=node.id,
+                    )
+                )
+    return actions
+
+
+def _delete(m: Member, reason: str) -> Action:
+    return Action(
+        ActionKind.DELETE,
+        m.name,
+        reason,
+        node_id=m.node.id if m.node else None,
+        allocations=m.live_allocations,
+    )
+
+
+# ---------------------------------------------------------------- converge
+
+
+def _converge(
+    spec: PoolSpec,
+    members: list[Member],
+    desired: int,
+    inflight: frozenset[tuple[str, str]],
+    notes: list[str],
+) -> list[Action]:
+    serving = [m for m in members if m.phase in SERVING_PHASES]
+    unhealthy = [m for m in serving if m.unhealthy is not None]
+    remediate = True
+    limit = spec.max_unhealthy.resolve(max(len(serving), desired), round_up=False)
+    if unhealthy and len(unhealthy) > limit:
+        remediate = False
+        notes.append(
+            f"remediation short-circuited: {len(unhealthy)} unhealthy members exceed "
+            f"max_unhealthy ({limit}); fix the cause (network, template) before they are replaced"
+        )
+    replaceable = [m for m in serving if m.outdated or (remediate and m.unhealthy is not None)]
+    surge = spec.max_surge.resolve(desired, round_up=True)
+    unavailable = spec.max_unavailable.resolve(desired, round_up=False)
+    if surge == 0 and unavailable == 0:
+        surge = 1  # as Kubernetes: a rollout must be able to make progress
+
+    budget = _Budget(
+        serving=len(serving),
+        available=sum(1 for m in serving if m.phase is Phase.READY),
+        total=sum(1 for m in members if m.phase is not Phase.NODE_ONLY),
+    )
+    actions = _launches(spec, members, serving, replaceable, desired, surge, budget)
+    actions += _removals(spec, serving, replaceable, desired, surge, unavailable, budget, notes)
+    blocked = [m.name for m in replaceable if m.protected]
+    if blocked:
+        notes.append(f"protected members block replacement: {', '.join(blocked)}")
+    return actions
+
+
+def _launches(
+    spec: PoolSpec,
+    members: list[Member],
+    serving: list[Member],
+    replaceable: list[Member],
+    desired: int,
+    surge: int,
+    budget: _Budget,
+) -> list[Action]:
+    replaceable_names = {m.name for m in replaceable}
+    current = sum(1 for m in serving if m.name not in replaceable_names)
+    needed = desired - current
+    replacing = bool(replaceable)
+    # Hard ceiling on VMs that exist at once, draining ones included: the host's
+    # capacity guard. The soft one keeps serving members at desired (+ surge while
+    # replacing).
+    hard_room = (desired + surge if replacing else spec.max) - budget.total
+    soft_room = desired + (surge if replacing else 0) - budget.serving
+    n = max(0, min(needed, hard_room, soft_room))
+    if n == 0:
+        return []
+    used = {m.ordinal for m in members if m.template_hash == spec.template_hash}
+    actions: list[Action] = []
+    ordinal = 0
+    while len(actions) < n:
+        if ordinal not in used:
+            name = ownership.instance_name(spec.pool, spec.template_hash, ordinal)
+            if budget.serving + len(actions) < desired:
+                reason = f"scale up: {budget.serving + len(actions)} of {desired} members"
+            else:
+                reason = f"surge: replacing {len(replaceable)} outdated or unhealthy members"
+            actions.append(Action(ActionKind.LAUNCH, name, reason))
+        ordinal += 1
+    budget.launched = n
+    budget.serving += n
+    budget.total += n
+    return actions
+
+
+def _removals(
+    spec: PoolSpec,
+    serving: list[Member],
+    replaceable: list[Member],
+    desired: int,
+    surge: int,
+    unavailable: int,
+    budget: _Budget,
+    notes: list[str],
+) -> list[Action]:
+    min_available = max(0, desired - unavailable)
+    candidates = [m for m in serving if not m.protected and m.phase is not Phase.HELD]
+    replaceable_names = {m.name for m in replaceable}
+    unhealthy_first = [m for m in candidates if m.name in replaceable_names and m.unhealthy]
+    not_joined = [
+        m for m in candidates if m.name not in replaceable_names and m.phase is not Phase.READY
+    ]
+    outdated = order_for_scale_in(
+        spec.scale_in, [m for m in candidates if m.name in replaceable_names and not m.unhealthy]
+    )
+    excess_pool = order_for_scale_in(
+        spec.scale_in,
+        [m for m in candidates if m.name not in replaceable_names and m.phase is Phase.READY],
+    )
+
+    actions: list[Action] = []
+
+    def remove(m: Member, reason: str) -> None:
+        actions.append(_removal_action(spec, m, reason))
+        budget.serving -= 1
+        if m.phase is Phase.READY:
+            budget.available -= 1
+
+    for m in unhealthy_first:
+        # Launch first, then remove: only once a replacement exists, unless the
+        # budget allows no surge at all.
+        if budget.serving - 1 >= desired or surge == 0:
+            remove(m, f"unhealthy: {m.unhealthy}")
+    for m in not_joined:
+        if budget.serving > desired:
+            remove(m, f"scale down: {budget.serving} members, {desired} desired (not yet joined)")
+    for m in outdated:
+        if m.phase is not Phase.READY:
+            remove(m, "outdated: built from an older spec, not serving")
+        elif budget.available - 1 >= min_available and budget.serving - 1 >= min_available:
+            remove(m, f"outdated: template hash {m.template_hash} != {spec.template_hash}")
+    for m in excess_pool:
+        if budget.serving <= desired:
+            break
+        remove(m, f"scale down: {budget.serving} members, {desired} desired ({spec.scale_in})")
+    if budget.serving > desired and not replaceable:
+        notes.append(
+            f"{budget.serving - desired} more members are above desired but none can be "
+            f"removed now (scale_in {spec.scale_in}, protected or held members)"
+        )
+    return actions
+
+
+def _removal_action(spec: PoolSpec, m: Member, reason: str) -> Action:
+    node = m.node
+    if node is not None and node.status in (NodeStatus.READY, NodeStatus.INITIALIZING):
+        return Action(
+            ActionKind.DRAIN,
+            m.name,
+            reason,
+            node_id=node.id,
+            allocations=m.live_allocations,
+            deadline_s=spec.drain_deadline,
+        )
+    # No node to drain (never joined, or down): nothing can be migrated off it.
+    return _delete(m, reason)
+
+
+def drain_meta(spec: PoolSpec, reason: str) -> dict[str, str]:
+    """The Meta every drain we start carries: how we recognise it after a restart."""
+    return {
+        ownership.DRAIN_META_OWNER: ownership.DRAIN_META_OWNER_VALUE,
+        ownership.DRAIN_META_POOL: spec.pool,
+        ownership.DRAIN_META_REASON: reason[:200],
+    }
+
+
+def _dur(seconds: float) -> str:
+    s = int(seconds)
+    if s % 3600 == 0 and s:
+        return f"{s // 3600}h"
+    if s % 60 == 0 and s:
+        return f"{s // 60}m"
+    return f"{s}s"

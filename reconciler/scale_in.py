@@ -1,0 +1,53 @@
+"""Which members go first when a pool shrinks: one small pure function per strategy.
+
+The strategies and their names are the Nomad Autoscaler's node selectors, so a
+migrated policy keeps its meaning. Every ordering ends with the name as a tie
+breaker so the choice is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from reconciler.plan import Member
+
+ScaleIn = Literal["least_busy", "empty", "empty_ignore_system", "newest", "oldest"]
+STRATEGIES: tuple[str, ...] = ("least_busy", "empty", "empty_ignore_system", "newest", "oldest")
+
+
+def _least_busy(members: Sequence[Member]) -> list[Member]:
+    return sorted(members, key=lambda m: (m.load, m.live_allocations, m.name))
+
+
+def _empty(members: Sequence[Member]) -> list[Member]:
+    # Only members with nothing running qualify; a pool may shrink by less than asked.
+    return sorted((m for m in members if m.live_allocations == 0), key=lambda m: m.name)
+
+
+def _empty_ignore_system(members: Sequence[Member]) -> list[Member]:
+    return sorted((m for m in members if m.non_system_allocations == 0), key=lambda m: m.name)
+
+
+def _newest(members: Sequence[Member]) -> list[Member]:
+    # A member with no known creation time sorts as the oldest: never guessed to be new.
+    return sorted(members, key=lambda m: (-(m.created_at or 0.0), m.name))
+
+
+def _oldest(members: Sequence[Member]) -> list[Member]:
+    return sorted(members, key=lambda m: (m.created_at or 0.0, m.name))
+
+
+_ORDERINGS: dict[str, Callable[[Sequence[Member]], list[Member]]] = {
+    "least_busy": _least_busy,
+    "empty": _empty,
+    "empty_ignore_system": _empty_ignore_system,
+    "newest": _newest,
+    "oldest": _oldest,
+}
+
+
+def order_for_scale_in(strategy: str, members: Sequence[Member]) -> list[Member]:
+    """Members eligible under ``strategy``, first to remove first."""
+    return _ORDERINGS[strategy](members)
