@@ -67,3 +67,25 @@ class ManualClock:
         for _, fut in due:
             if not fut.done():
                 fut.set_result(None)
+
+
+class ScaledClock:
+    """Real time, sped up by ``speed``.
+
+    The demo and ``reconciler sim --speed`` use it so that realistic durations
+    (a 40 s boot, a 30 s heartbeat timeout) pass in a fraction of the time while
+    everything still runs on the real event loop over real sockets.
+    """
+
+    def __init__(self, speed: float = 1.0, start: float | None = None) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed: {speed} must be positive")
+        self.speed = speed
+        self._start = time.time() if start is None else start
+        self._t0 = time.monotonic()
+
+    def now(self) -> float:
+        return self._start + (time.monotonic() - self._t0) * self.speed
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)

@@ -48,7 +48,7 @@ def _paint(text: str, code: str, colour: bool) -> str:
 
 def _dur(seconds: float) -> str:
     s = int(seconds)
-    parts = []
+    parts: list[str] = []
     for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
         if s >= size or (unit == "s" and not parts):
             parts.append(f"{s // size}{unit}")

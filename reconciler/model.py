@@ -73,11 +73,11 @@ class Node:
     status: NodeStatus
     eligible: bool = True
     draining: bool = False
-    drain_meta: Mapping[str, str] = field(default=_EMPTY)
+    drain_meta: Mapping[str, str] = field(default_factory=dict)
     drain_started_at: float | None = None
     drain_deadline_at: float | None = None
     last_drain_status: str | None = None
-    meta: Mapping[str, str] = field(default=_EMPTY)
+    meta: Mapping[str, str] = field(default_factory=dict)
     node_class: str = ""
     datacenter: str = ""
     node_pool: str = "default"

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from reconciler import ownership
 from reconciler.model import BROKEN_STATES, Allocation, Instance, InstanceState, Node, NodeStatus
 from reconciler.model import Observed as Observed
-from reconciler.scale_in import order_for_scale_in
+from reconciler.scale_in import order_for_replacement, order_for_scale_in
 from reconciler.spec import PoolSpec
 
 
@@ -233,23 +233,23 @@ def join(
         parsed = ownership.parse_instance_name(name)
         assert parsed is not None  # both dicts only hold parseable names
         _, thash, ordinal = parsed
-        inst = instances.get(name)
-        node = nodes.get(name)
-        live = allocs_by_node.get(node.id, []) if node else []
-        phase, unhealthy = _phase(spec, inst, node, live, now, name in deleting)
+        inst_or_none = instances.get(name)
+        node_or_none = nodes.get(name)
+        live = allocs_by_node.get(node_or_none.id, []) if node_or_none else []
+        phase, unhealthy = _phase(spec, inst_or_none, node_or_none, live, now, name in deleting)
         members.append(
             Member(
                 name=name,
                 template_hash=thash,
                 ordinal=ordinal,
                 phase=phase,
-                instance=inst,
-                node=node,
+                instance=inst_or_none,
+                node=node_or_none,
                 outdated=thash != spec.template_hash,
-                protected=bool(node and node.meta.get(ownership.META_PROTECT, "") == "true"),
+                protected=_protected(node_or_none),
                 live_allocations=len(live),
                 non_system_allocations=sum(1 for a in live if a.job_type != "system"),
-                load=_load(node, live),
+                load=_load(node_or_none, live),
                 unhealthy=unhealthy,
             )
         )
@@ -320,6 +320,10 @@ def _phase(
         # the rule above takes over with its timeout.
         return Phase.READY, None
     return Phase.READY, None
+
+
+def _protected(node: Node | None) -> bool:
+    return node is not None and node.meta.get(ownership.META_PROTECT, "") == "true"
 
 
 def _blocking_allocs(spec: PoolSpec, live: list[Allocation]) -> bool:
@@ -416,7 +420,7 @@ def _converge(
     serving = [m for m in members if m.phase in SERVING_PHASES]
     unhealthy = [m for m in serving if m.unhealthy is not None]
     remediate = True
-    limit = spec.max_unhealthy.resolve(max(len(serving), desired), round_up=False)
+    limit = spec.max_unhealthy.resolve(max(len(serving), desired), round_up=True)
     if unhealthy and len(unhealthy) > limit:
         remediate = False
         notes.append(
@@ -498,7 +502,7 @@ def _removals(
     not_joined = [
         m for m in candidates if m.name not in replaceable_names and m.phase is not Phase.READY
     ]
-    outdated = order_for_scale_in(
+    outdated = order_for_replacement(
         spec.scale_in, [m for m in candidates if m.name in replaceable_names and not m.unhealthy]
     )
     excess_pool = order_for_scale_in(
@@ -507,20 +511,27 @@ def _removals(
     )
 
     actions: list[Action] = []
+    # Members that a replacement will take out anyway: they absorb any excess
+    # before a healthy, current member is scaled in.
+    to_replace = {m.name for m in unhealthy_first} | {m.name for m in outdated}
 
     def remove(m: Member, reason: str) -> None:
         actions.append(_removal_action(spec, m, reason))
         budget.serving -= 1
+        to_replace.discard(m.name)
         if m.phase is Phase.READY:
             budget.available -= 1
 
+    def excess() -> int:
+        return budget.serving - len(to_replace) - desired
+
     for m in unhealthy_first:
-        # Launch first, then remove: only once a replacement exists, unless the
-        # budget allows no surge at all.
-        if budget.serving - 1 >= desired or surge == 0:
+        # Launch first, then remove: only once a replacement exists (was launched
+        # in an earlier pass), unless the budget allows no surge at all.
+        if budget.serving - budget.launched - 1 >= desired or surge == 0:
             remove(m, f"unhealthy: {m.unhealthy}")
     for m in not_joined:
-        if budget.serving > desired:
+        if excess() > 0:
             remove(m, f"scale down: {budget.serving} members, {desired} desired (not yet joined)")
     for m in outdated:
         if m.phase is not Phase.READY:
@@ -528,8 +539,10 @@ def _removals(
         elif budget.available - 1 >= min_available and budget.serving - 1 >= min_available:
             remove(m, f"outdated: template hash {m.template_hash} != {spec.template_hash}")
     for m in excess_pool:
-        if budget.serving <= desired:
+        if excess() <= 0:
             break
+        if budget.available - 1 < min_available:
+            break  # never shrink the ready count below desired - max_unavailable
         remove(m, f"scale down: {budget.serving} members, {desired} desired ({spec.scale_in})")
     if budget.serving > desired and not replaceable:
         notes.append(

@@ -51,3 +51,14 @@ _ORDERINGS: dict[str, Callable[[Sequence[Member]], list[Member]]] = {
 def order_for_scale_in(strategy: str, members: Sequence[Member]) -> list[Member]:
     """Members eligible under ``strategy``, first to remove first."""
     return _ORDERINGS[strategy](members)
+
+
+def order_for_replacement(strategy: str, members: Sequence[Member]) -> list[Member]:
+    """All members, in the order a replacement takes them.
+
+    A replacement (outdated or unhealthy) must reach every member, so strategies
+    that only choose empty nodes order the rest after them, least busy first.
+    """
+    first = _ORDERINGS[strategy](members)
+    chosen = {m.name for m in first}
+    return first + _least_busy([m for m in members if m.name not in chosen])

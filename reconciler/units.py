@@ -1,0 +1,109 @@
+"""Parsing of the value types pool items use: durations, sizes, booleans, count-or-percent.
+
+Every error message says what was given and what is allowed, because it ends up
+in front of a person who typed it into `nomad var put`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """A Go duration ("90s", "5m", "1h30m", "500ms") in seconds. "0" is the only bare number."""
+    s = text.strip()
+    if s == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(s):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(s) or not s:
+        raise ValueError(f"{text!r} is not a duration like 90s, 5m or 1h30m")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    s = round(seconds)
+    if s == 0:
+        return "0s"
+    out = ""
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if s >= size:
+            out += f"{s // size}{unit}"
+            s %= size
+    return out
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)$", re.IGNORECASE)
+_SIZE_FACTORS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """A multipass size ("512M", "2G", "10GiB", "1024K", or bytes) in bytes; units are binary."""
+    match = _SIZE.match(text.strip())
+    if not match or (match.group(3) and not match.group(2) and match.group(3).lower() != "b"):
+        raise ValueError(f"{text!r} is not a size like 512M or 2G")
+    value = float(match.group(1)) * _SIZE_FACTORS[match.group(2).upper()]
+    if value != int(value):
+        raise ValueError(f"{text!r} is not a whole number of bytes")
+    return int(value)
+
+
+def format_size(size: int) -> str:
+    """The shortest exact multipass form: 2147483648 -> "2G"."""
+    for unit in ("T", "G", "M", "K"):
+        factor = _SIZE_FACTORS[unit]
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def parse_bool(text: str) -> bool:
+    """As Go's strconv.ParseBool, which is what Nomad users know."""
+    s = text.strip()
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not a boolean; use true or false")
+
+
+@dataclass(frozen=True, slots=True)
+class CountOrPercent:
+    """An absolute count or a percentage of a total, as Kubernetes' maxSurge/maxUnavailable."""
+
+    value: int
+    percent: bool = False
+
+    def resolve(self, total: int, *, round_up: bool) -> int:
+        if not self.percent:
+            return self.value
+        exact = total * self.value / 100
+        return math.ceil(exact) if round_up else math.floor(exact)
+
+    def __str__(self) -> str:
+        return f"{self.value}%" if self.percent else str(self.value)
+
+
+def parse_count_or_percent(text: str) -> CountOrPercent:
+    s = text.strip()
+    percent = s.endswith("%")
+    digits = s[:-1] if percent else s
+    if not digits.isdigit():
+        raise ValueError(f"{text!r} is not a count like 1 or a percentage like 25%")
+    value = int(digits)
+    if percent and value > 100:
+        raise ValueError(f"{text!r} is above 100%")
+    return CountOrPercent(value, percent)
