@@ -40,6 +40,10 @@ class FaultInjector:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
 
+    def reseed(self, seed: int) -> None:
+        self.seed = seed
+        self._rng = random.Random(seed)
+
     def set(self, endpoint: str, fault: Fault) -> None:
         self.faults[endpoint] = fault
 

@@ -1,0 +1,347 @@
+"""An asyncio client for multipassd's gRPC API (grpc.aio, mutual TLS).
+
+Almost every daemon method is a bidirectional stream: write one request, read
+replies until the stream ends; the final status carries the error. Each call
+here does exactly that, under a deadline, and maps the status to a typed error.
+
+Reads are retried on temporary errors. A launch is never blindly retried:
+``launch(..., exist_ok=True)`` turns "already exists" for that name into
+success, which is what makes retrying it (and relaunching after a crash) safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from reconciler.errors import TemporaryError
+from reconciler.model import Instance, InstanceState
+from reconciler.multipass import errors
+from reconciler.multipass._pb import multipass_pb2 as pb
+from reconciler.multipass._pb import multipass_pb2_grpc as pb_grpc
+from reconciler.multipass.settings import MultipassSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonInfo:
+    cpus: int
+    memory: int  # bytes
+    available_space: int  # bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchResult:
+    name: str
+    created: bool  # False when exist_ok turned "already exists" into success
+    messages: tuple[str, ...] = ()
+
+
+def _quoted_name(message: str) -> str:
+    start = message.find('"')
+    end = message.find('"', start + 1)
+    return message[start + 1 : end] if 0 <= start < end else ""
+
+
+def map_rpc_error(exc: grpc.aio.AioRpcError, what: str) -> errors.MultipassError:
+    """Translate a gRPC status into the typed error it means."""
+    code = exc.code()
+    message = exc.details() or ""
+    text = f"{what}: {message}"
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return errors.NotAuthenticated(text)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        if "Passphrase is not correct" in message:
+            return errors.WrongPassphrase(text)
+        if "already exists" in message:
+            return errors.AlreadyExists(_quoted_name(message), text)
+        if "is being prepared" in message:
+            return errors.BeingPrepared(_quoted_name(message), text)
+        return errors.InvalidRequest(text)
+    if code == grpc.StatusCode.NOT_FOUND:
+        return errors.DoesNotExist(_quoted_name(message), text)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        if "Passphrase is not set" in message:
+            return errors.PassphraseNotSet(text)
+        if "nsufficient" in message:
+            return errors.InsufficientCapacity(text)
+        return errors.InvalidRequest(text)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return errors.DeadlineExceeded(f"{what}: no answer from multipassd before the deadline")
+    if code == grpc.StatusCode.UNAVAILABLE:
+        lowered = message.lower()
+        if "ssl" in lowered or "handshake" in lowered or "certificate" in lowered:
+            return errors.TlsVerificationFailed(
+                f"{what}: TLS with multipassd failed ({message}); is MULTIPASS_SERVER_CERT the "
+                "daemon's current certificate?"
+            )
+        return errors.MultipassUnavailable(text)
+    return errors.MultipassError(f"{what}: {code.name}: {message}")
+
+
+def fetch_server_certificate(address: str, client_cert: bytes, client_key: bytes) -> bytes:
+    """Trust on first use: the PEM certificate the daemon presents, unverified."""
+    import os
+    import tempfile
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    # The daemon may ask for a client certificate at the handshake.
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_file, key_file = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+        with open(cert_file, "wb") as f:
+            f.write(client_cert)
+        with open(key_file, "wb") as f:
+            f.write(client_key)
+        ctx.load_cert_chain(cert_file, key_file)
+    if address.startswith("unix:"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        sock.connect(address.removeprefix("unix:").removeprefix("//"))
+    else:
+        host, _, port = address.rpartition(":")
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+    try:
+        with ctx.wrap_socket(sock) as tls:
+            der = tls.getpeercert(binary_form=True)
+    except OSError as exc:
+        raise errors.MultipassUnavailable(f"cannot reach multipassd at {address}: {exc}") from None
+    if der is None:
+        raise errors.TlsVerificationFailed(f"multipassd at {address} presented no certificate")
+    return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
+
+
+def _certificate_name(pem: bytes) -> str | None:
+    cert = x509.load_pem_x509_certificate(pem)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = san.get_values_for_type(x509.DNSName)
+        if names:
+            return names[0]
+    except x509.ExtensionNotFound:
+        pass
+    cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(cn[0].value) if cn else None
+
+
+class MultipassClient:
+    def __init__(
+        self,
+        settings: MultipassSettings,
+        *,
+        call_timeout: float = 30.0,
+        attempts: int = 4,
+        backoff_max: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self.call_timeout = call_timeout
+        self.attempts = attempts
+        self.backoff_max = backoff_max
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: pb_grpc.RpcStub | None = None
+
+    async def __aenter__(self) -> MultipassClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        s = self.settings
+        pin = s.server_cert
+        name = s.server_name
+        if pin is None:
+            log.warning(
+                "INSECURE: multipassd's certificate is not verified (MULTIPASS_SKIP_VERIFY); "
+                "trusting whatever %s presents. Pin MULTIPASS_SERVER_CERT instead.",
+                s.address,
+            )
+            pin = await asyncio.to_thread(
+                fetch_server_certificate, s.address, s.client_cert, s.client_key
+            )
+            name = _certificate_name(pin) or name
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=pin, private_key=s.client_key, certificate_chain=s.client_cert
+        )
+        options = [("grpc.ssl_target_name_override", name), ("grpc.default_authority", name)]
+        self._channel = grpc.aio.secure_channel(s.address, credentials, options=options)
+        self._stub = pb_grpc.RpcStub(self._channel)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    @property
+    def stub(self) -> pb_grpc.RpcStub:
+        if self._stub is None:
+            raise RuntimeError("MultipassClient used outside `async with`")
+        return self._stub
+
+    # ------------------------------------------------------------ plumbing
+
+    async def _stream(
+        self, method: str, request: Any, timeout: float | None = None
+    ) -> AsyncIterator[Any]:
+        """Write one request, yield every reply; map the final status."""
+        call = getattr(self.stub, method)(timeout=timeout or self.call_timeout)
+        try:
+            await call.write(request)
+            await call.done_writing()
+            async for reply in call:
+                yield reply
+        except grpc.aio.AioRpcError as exc:
+            raise map_rpc_error(exc, method) from None
+        finally:
+            call.cancel()
+
+    async def _collect(self, method: str, request: Any, timeout: float | None = None) -> list[Any]:
+        return [r async for r in self._stream(method, request, timeout)]
+
+    async def _read(self, fn: Callable[[], Any]) -> Any:
+        """Retry a read on temporary errors, with jittered exponential backoff."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TemporaryError),
+            wait=wait_random_exponential(multiplier=0.2, max=self.backoff_max),
+            stop=stop_after_attempt(self.attempts),
+            reraise=True,
+        ):
+            with attempt:
+                return await fn()
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------ calls
+
+    async def authenticate(self, passphrase: str) -> None:
+        await self._collect("authenticate", pb.AuthenticateRequest(passphrase=passphrase))
+
+    async def version(self) -> str:
+        replies = await self._read(lambda: self._collect("version", pb.VersionRequest()))
+        return next((r.version for r in replies if r.version), "")
+
+    async def daemon_info(self) -> DaemonInfo:
+        replies = await self._read(lambda: self._collect("daemon_info", pb.DaemonInfoRequest()))
+        last = replies[-1] if replies else pb.DaemonInfoReply()
+        return DaemonInfo(cpus=last.cpus, memory=last.memory, available_space=last.available_space)
+
+    async def list_instances(self) -> list[Instance]:
+        """Every instance with its creation time: one `info` call for all of them.
+
+        `list` replies carry no creation time, which join_timeout and the
+        newest/oldest strategies need; `info` with no names answers for all.
+        """
+        request = pb.InfoRequest(no_runtime_information=True)
+        replies = await self._read(lambda: self._collect("info", request))
+        out: list[Instance] = []
+        for reply in replies:
+            for item in reply.details:
+                out.append(_instance_from_info(item))
+        return out
+
+    async def info(self, names: list[str]) -> list[Instance]:
+        request = pb.InfoRequest(
+            instance_snapshot_pairs=[pb.InstanceSnapshotPair(instance_name=n) for n in names],
+            no_runtime_information=True,
+        )
+        replies = await self._read(lambda: self._collect("info", request))
+        return [_instance_from_info(i) for r in replies for i in r.details]
+
+    async def launch(
+        self,
+        name: str,
+        *,
+        image: str,
+        cpus: int,
+        memory: str,
+        disk: str,
+        user_data: str,
+        timeout: float = 600.0,
+        exist_ok: bool = True,
+    ) -> LaunchResult:
+        """Create and start an instance, reading the progress stream to its end."""
+        request = pb.LaunchRequest(
+            instance_name=name,
+            image=image,
+            num_cores=cpus,
+            mem_size=memory,
+            disk_space=disk,
+            cloud_init_user_data=user_data,
+            timeout=int(timeout),
+        )
+        messages: list[str] = []
+        try:
+            # The daemon waits up to `timeout` for the VM to boot; give the call a margin.
+            async for reply in self._stream("launch", request, timeout=timeout + 30):
+                which = reply.WhichOneof("create_oneof")
+                if which == "create_message":
+                    messages.append(reply.create_message)
+                elif reply.reply_message:
+                    messages.append(reply.reply_message)
+        except errors.AlreadyExists as exc:
+            if exist_ok and exc.name == name:
+                return LaunchResult(name, created=False)
+            raise
+        return LaunchResult(name, created=True, messages=tuple(messages))
+
+    async def delete(
+        self, names: list[str], *, purge: bool = True, missing_ok: bool = True
+    ) -> list[str]:
+        """Delete (and purge) instances; a missing one counts as deleted when ``missing_ok``."""
+        request = pb.DeleteRequest(
+            instance_snapshot_pairs=[pb.InstanceSnapshotPair(instance_name=n) for n in names],
+            purge=purge,
+        )
+
+        async def call() -> list[Any]:
+            return await self._collect("delet", request)
+
+        try:
+            replies = await self._read(call)
+        except errors.DoesNotExist:
+            if not missing_ok:
+                raise
+            present = {i.name for i in await self.list_instances()}
+            remaining = [n for n in names if n in present]
+            if not remaining:
+                return []
+            return await self.delete(remaining, purge=purge, missing_ok=False)
+        return [p for r in replies for p in r.purged_instances]
+
+    async def purge(self) -> list[str]:
+        replies = await self._collect("purge", pb.PurgeRequest())
+        return [p for r in replies for p in r.purged_instances]
+
+
+def _instance_from_info(item: Any) -> Instance:
+    details = item.instance_info
+    created: float | None = None
+    if details.HasField("creation_timestamp"):
+        ts = details.creation_timestamp
+        created = ts.seconds + ts.nanos / 1e9
+    state_name = pb.InstanceStatus.Status.Name(item.instance_status.status)
+    return Instance(
+        name=item.name,
+        state=InstanceState(state_name),
+        created_at=created,
+        image=details.image_release or details.current_release,
+        ipv4=tuple(details.ipv4),
+    )

@@ -1,0 +1,59 @@
+"""Typed errors for multipassd calls, mapped from gRPC status codes and the daemon's messages."""
+
+from __future__ import annotations
+
+from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
+
+
+class MultipassError(ReconcilerError):
+    """Base of every multipassd error."""
+
+
+class NotAuthenticated(MultipassError, PermanentError):
+    """The daemon does not trust this client certificate (UNAUTHENTICATED)."""
+
+
+class WrongPassphrase(MultipassError, PermanentError):
+    """`authenticate` with a passphrase the daemon rejects (INVALID_ARGUMENT)."""
+
+
+class PassphraseNotSet(MultipassError, PermanentError):
+    """`authenticate` while the daemon has no passphrase (FAILED_PRECONDITION)."""
+
+
+class AlreadyExists(MultipassError, PermanentError):
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class BeingPrepared(MultipassError, TemporaryError):
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class DoesNotExist(MultipassError, PermanentError):
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class InsufficientCapacity(MultipassError, PermanentError):
+    """The host has no room for the instance asked for."""
+
+
+class InvalidRequest(MultipassError, PermanentError):
+    """The daemon rejected the request's arguments."""
+
+
+class MultipassUnavailable(MultipassError, TemporaryError):
+    """The daemon cannot be reached, or answered UNAVAILABLE."""
+
+
+class DeadlineExceeded(MultipassError, TemporaryError):
+    """The call's deadline passed before the daemon answered."""
+
+
+class TlsVerificationFailed(MultipassError, PermanentError):
+    """The daemon's certificate is not the pinned one (or the TLS handshake failed)."""
