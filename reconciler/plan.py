@@ -180,11 +180,18 @@ def desired_count(spec: PoolSpec) -> tuple[int, str]:
 
 
 def is_our_node(spec: PoolSpec, node: Node) -> bool:
-    """Ours: the client meta names our pool and the name is one of our instance names."""
-    if node.meta.get(ownership.META_POOL) != spec.pool:
-        return False
+    """Ours: named as one of our instances, and no client meta saying otherwise.
+
+    Node list stubs carry no meta (Nomad's list endpoint leaves it out), so the
+    name is the mark: ``<pool>-<5-char hash>-<ordinal>``, the hash from an
+    alphabet people do not type. When the meta is known (a full node read), a
+    pool meta naming another pool vetoes.
+    """
     parsed = ownership.parse_instance_name(node.name)
-    return parsed is not None and parsed[0] == spec.pool
+    if parsed is None or parsed[0] != spec.pool:
+        return False
+    pool_meta = node.meta.get(ownership.META_POOL)
+    return pool_meta is None or pool_meta == spec.pool
 
 
 def is_our_drain(spec: PoolSpec, meta: Mapping[str, str]) -> bool:
@@ -299,7 +306,10 @@ def _phase(
     if node.draining:
         if not drain_ours:
             return Phase.HELD, None
-        past_deadline = node.drain_deadline_at is not None and now >= node.drain_deadline_at
+        deadline_at = node.drain_deadline_at
+        if deadline_at is None and node.drain_started_at is not None:
+            deadline_at = node.drain_started_at + spec.drain_deadline
+        past_deadline = deadline_at is not None and now >= deadline_at
         if past_deadline or not _blocking_allocs(spec, live):
             return Phase.DRAINED, None
         return Phase.DRAINING, None
@@ -314,6 +324,9 @@ def _phase(
             return Phase.DOWN, f"node {node.status} for over {_dur(spec.unhealthy_timeout)}"
         return Phase.DOWN, None
     if node.status is NodeStatus.INITIALIZING:
+        age = now - inst.created_at if inst.created_at is not None else 0.0
+        if age > spec.join_timeout:
+            return Phase.PENDING, f"node not ready within {_dur(spec.join_timeout)}"
         return Phase.PENDING, None
     if inst.state in BROKEN_STATES:
         # The node still answers; when the VM really is gone it goes down and

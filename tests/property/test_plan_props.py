@@ -109,7 +109,12 @@ def worlds(draw: st.DrawFn, s: PoolSpec) -> Observed:
             status=NodeStatus.DOWN,
             meta={ownership.META_POOL: "db"},
         ),
-        Node(id="lookalike", name=f"{s.pool}-{s.template_hash}-99", status=NodeStatus.DOWN),
+        Node(
+            id="lookalike",
+            name=f"{s.pool}-{s.template_hash}-99",
+            status=NodeStatus.DOWN,
+            meta={ownership.META_POOL: "someone-else"},
+        ),
     ]
     return Observed(tuple(instances), tuple(nodes), tuple(allocs), at=NOW)
 
