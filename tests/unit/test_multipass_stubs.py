@@ -1,4 +1,4 @@
-"""The committed gRPC stubs are exactly what multipass.proto generates, and match the daemon's API."""
+"""The committed gRPC stubs match multipass.proto, and the proto matches the daemon's API."""
 
 from __future__ import annotations
 
