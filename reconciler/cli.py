@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--multipass-port", type=int, default=0)
     sim.add_argument("--state-dir", help="where to write the certificates (default: a temp dir)")
     sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--boot-seconds", type=float, default=3.0)
+    sim.add_argument("--boot-seconds", type=float, default=40.0, help="simulated VM boot time")
+    sim.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per real second (e.g. 10)"
+    )
     sim.add_argument("--acl", action="store_true", help="enable ACLs; prints a management token")
     sim.add_argument(
         "--fault",

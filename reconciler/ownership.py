@@ -27,6 +27,10 @@ HASH_LENGTH = 5
 # Instance names are DNS labels: <pool>-<hash>-<ordinal>.
 POOL_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$|^[a-z]$")
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes: no vowels, no lookalikes
+# One regex for the whole name: the planner parses every name in the world.
+_INSTANCE_NAME_RE = re.compile(
+    rf"^([a-z](?:[a-z0-9-]{{0,40}}[a-z0-9])?)-([{_HASH_ALPHABET}]{{{HASH_LENGTH}}})-(0|[1-9][0-9]*)$"
+)
 
 
 def instance_name(pool: str, template_hash: str, ordinal: int) -> str:
@@ -35,19 +39,10 @@ def instance_name(pool: str, template_hash: str, ordinal: int) -> str:
 
 def parse_instance_name(name: str) -> tuple[str, str, int] | None:
     """Split ``<pool>-<hash>-<ordinal>``; None when the name is not of that shape."""
-    parts = name.rsplit("-", 2)
-    if len(parts) != 3:
+    match = _INSTANCE_NAME_RE.match(name)
+    if match is None:
         return None
-    pool, thash, ordinal = parts
-    if (
-        len(thash) != HASH_LENGTH
-        or any(c not in _HASH_ALPHABET for c in thash)
-        or not ordinal.isdigit()
-        or (len(ordinal) > 1 and ordinal.startswith("0"))
-        or not POOL_NAME_RE.match(pool)
-    ):
-        return None
-    return pool, thash, int(ordinal)
+    return match.group(1), match.group(2), int(match.group(3))
 
 
 def encode_hash(digest: bytes) -> str:

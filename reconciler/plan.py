@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import NamedTuple
 
 from reconciler import ownership
 from reconciler.model import BROKEN_STATES, Allocation, Instance, InstanceState, Node, NodeStatus
@@ -68,8 +69,10 @@ class Phase(StrEnum):
 SERVING_PHASES = frozenset({Phase.PENDING, Phase.READY, Phase.DOWN, Phase.HELD})
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(NamedTuple):
+    """One instance/node pair of the pool. A NamedTuple: the planner builds one per
+    member on every pass, and a tuple is the cheapest immutable record to build."""
+
     name: str
     template_hash: str
     ordinal: int
@@ -118,6 +121,33 @@ class _Budget:
 
 
 _EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(slots=True)
+class _Usage:
+    """What live allocations hold on one node, summed in a single pass."""
+
+    count: int = 0
+    non_system: int = 0
+    cpu_mhz: int = 0
+    memory_mb: int = 0
+
+    def add(self, alloc: Allocation) -> None:
+        self.count += 1
+        self.non_system += alloc.job_type != "system"
+        self.cpu_mhz += alloc.cpu_mhz
+        self.memory_mb += alloc.memory_mb
+
+    def load(self, node: Node | None) -> float:
+        """Allocated share of the node, CPU and memory averaged (least_busy's key)."""
+        if node is None or not self.count:
+            return 0.0
+        cpu = self.cpu_mhz / node.cpu_mhz if node.cpu_mhz else 0.0
+        mem = self.memory_mb / node.memory_mb if node.memory_mb else 0.0
+        return (cpu + mem) / 2
+
+
+_NO_USAGE = _Usage()
 
 
 def plan(
@@ -208,18 +238,27 @@ def join(
     inflight: frozenset[tuple[str, str]] = frozenset(),
 ) -> tuple[list[Member], list[Node]]:
     """Members of this pool, sorted by name, and stale duplicate nodes to purge."""
-    instances: dict[str, Instance] = {}
-    for inst in observed.instances:
-        parsed = ownership.parse_instance_name(inst.name)
-        if parsed is not None and parsed[0] == spec.pool:
-            instances[inst.name] = inst
+    prefix = spec.pool + "-"
+    names: dict[str, tuple[str, str, int]] = {}  # each name parsed once
+
+    def ours(name: str) -> bool:
+        if not name.startswith(prefix):  # cheap rejection of everything foreign
+            return False
+        if name not in names:
+            parsed = ownership.parse_instance_name(name)
+            if parsed is None or parsed[0] != spec.pool:
+                return False
+            names[name] = parsed
+        return True
+
+    instances = {inst.name: inst for inst in observed.instances if ours(inst.name)}
 
     # Nomad can hold several nodes of one name (a VM re-registered after a purge,
     # say): the newest is the member's node, older down ones are stale.
     nodes: dict[str, Node] = {}
     stale: list[Node] = []
     for node in observed.nodes:
-        if not is_our_node(spec, node):
+        if not ours(node.name) or node.meta.get(ownership.META_POOL, spec.pool) != spec.pool:
             continue
         other = nodes.get(node.name)
         if other is None:
@@ -229,20 +268,21 @@ def join(
         nodes[node.name] = newer
         stale.append(older)
 
-    allocs_by_node: dict[str, list[Allocation]] = {}
+    usage: dict[str, _Usage] = {}
     for alloc in observed.allocations:
         if alloc.is_live:
-            allocs_by_node.setdefault(alloc.node_id, []).append(alloc)
+            u = usage.get(alloc.node_id)
+            if u is None:
+                u = usage[alloc.node_id] = _Usage()
+            u.add(alloc)
 
     deleting = {name for kind, name in inflight if kind == ActionKind.DELETE.value}
     members: list[Member] = []
     for name in sorted(instances.keys() | nodes.keys()):
-        parsed = ownership.parse_instance_name(name)
-        assert parsed is not None  # both dicts only hold parseable names
-        _, thash, ordinal = parsed
+        _, thash, ordinal = names[name]
         inst_or_none = instances.get(name)
         node_or_none = nodes.get(name)
-        live = allocs_by_node.get(node_or_none.id, []) if node_or_none else []
+        live = usage.get(node_or_none.id, _NO_USAGE) if node_or_none else _NO_USAGE
         phase, unhealthy = _phase(spec, inst_or_none, node_or_none, live, now, name in deleting)
         members.append(
             Member(
@@ -254,9 +294,9 @@ def join(
                 node=node_or_none,
                 outdated=thash != spec.template_hash,
                 protected=_protected(node_or_none),
-                live_allocations=len(live),
-                non_system_allocations=sum(1 for a in live if a.job_type != "system"),
-                load=_load(node_or_none, live),
+                live_allocations=live.count,
+                non_system_allocations=live.non_system,
+                load=live.load(node_or_none),
                 unhealthy=unhealthy,
             )
         )
@@ -288,7 +328,7 @@ def _phase(
     spec: PoolSpec,
     inst: Instance | None,
     node: Node | None,
-    live: list[Allocation],
+    live: _Usage,
     now: float,
     delete_in_flight: bool,
 ) -> tuple[Phase, str | None]:
@@ -339,19 +379,9 @@ def _protected(node: Node | None) -> bool:
     return node is not None and node.meta.get(ownership.META_PROTECT, "") == "true"
 
 
-def _blocking_allocs(spec: PoolSpec, live: list[Allocation]) -> bool:
+def _blocking_allocs(spec: PoolSpec, live: _Usage) -> bool:
     """Does any allocation still keep the drain from being done?"""
-    if spec.drain_ignore_system_jobs:
-        return any(a.job_type != "system" for a in live)
-    return bool(live)
-
-
-def _load(node: Node | None, live: list[Allocation]) -> float:
-    if node is None or not live:
-        return 0.0
-    cpu = sum(a.cpu_mhz for a in live) / node.cpu_mhz if node.cpu_mhz else 0.0
-    mem = sum(a.memory_mb for a in live) / node.memory_mb if node.memory_mb else 0.0
-    return (cpu + mem) / 2
+    return bool(live.non_system if spec.drain_ignore_system_jobs else live.count)
 
 
 def count_phases(members: Iterable[Member]) -> dict[str, int]:

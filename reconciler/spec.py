@@ -36,7 +36,7 @@ from reconciler.units import (
     parse_size,
 )
 
-MAX_POOL_SIZE = 1000
+MAX_POOL_SIZE = 10_000
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,9 @@ class MultipassClient:
         options = [("grpc.ssl_target_name_override", name), ("grpc.default_authority", name)]
         self._channel = grpc.aio.secure_channel(s.address, credentials, options=options)
         self._stub = pb_grpc.RpcStub(self._channel)
+        if s.passphrase:
+            # Makes the daemon trust this certificate; harmless when it already does.
+            await self.authenticate(s.passphrase)
 
     async def close(self) -> None:
         if self._channel is not None:

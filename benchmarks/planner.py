@@ -1,0 +1,113 @@
+"""Planner time per plan and API reads per reconcile pass, by pool size.
+
+    python benchmarks/planner.py            # 10, 100, 1,000, 10,000 members
+    python benchmarks/planner.py 10 100     # chosen sizes
+
+Planner time is the median of repeated plan() calls on a converged pool of N
+ready members (2 allocations each) with a scale-down of 10% pending, so the
+plan has real work. Reads are counted on the simulators' servers during one
+`plan` pass (observe + read pool variables) of the real client stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+
+from reconciler import ownership
+from reconciler.model import Allocation, Instance, InstanceState, Node, NodeStatus, Observed
+from reconciler.plan import plan
+from reconciler.spec import PoolSpec, parse_pool_spec
+
+NOW = 1_700_000_000.0
+SIZES = (10, 100, 1_000, 10_000)
+
+
+def make_spec(n: int) -> PoolSpec:
+    desired = max(1, n - n // 10)
+    items = {"min": str(desired), "max": str(n), "cloud_init_vars": "servers: [10.0.0.2]"}
+    return parse_pool_spec("bench", items, index=1)
+
+
+def make_world(spec: PoolSpec, n: int) -> Observed:
+    instances, nodes, allocs = [], [], []
+    for i in range(n):
+        name = ownership.instance_name(spec.pool, spec.template_hash, i)
+        instances.append(Instance(name, InstanceState.RUNNING, created_at=NOW - 3600 - i))
+        node = Node(
+            id=f"node-{i}",
+            name=name,
+            status=NodeStatus.READY,
+            cpu_mhz=4000,
+            memory_mb=4096,
+            meta={ownership.META_POOL: spec.pool},
+        )
+        nodes.append(node)
+        for k in range(2):
+            allocs.append(
+                Allocation(f"a-{i}-{k}", node.id, f"job{k}", cpu_mhz=100 + i % 7, memory_mb=128)
+            )
+    return Observed(tuple(instances), tuple(nodes), tuple(allocs), at=NOW)
+
+
+def time_plan(n: int, repeats: int = 7) -> tuple[float, int]:
+    spec = make_spec(n)
+    world = make_world(spec, n)
+    samples = []
+    result = plan(spec, world, NOW)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = plan(spec, world, NOW)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples), len(result.actions)
+
+
+async def count_reads(n: int) -> int:
+    from reconciler.app import connect
+    from reconciler.clock import ManualClock
+    from reconciler.nomad.settings import NomadSettings
+    from reconciler.pools import DEFAULT_PREFIX, pool_path
+    from reconciler.settings import Settings
+    from reconciler.sim.multipass_state import GiB, HostCapacity
+    from reconciler.sim.world import SimConfig, Simulation
+
+    config = SimConfig(capacity=HostCapacity(cpus=10**6, memory=10**6 * GiB, disk=10**7 * GiB))
+    async with Simulation(config, ManualClock(NOW)) as sim:
+        spec = make_spec(n)
+        for i in range(n):
+            name = ownership.instance_name(spec.pool, spec.template_hash, i)
+            sim.multipass_state.begin_launch(name, GiB, GiB)
+            sim.multipass_state.create(name, "24.04", 1, GiB, GiB, "")
+            sim.nomad_state.register_node(name, meta={ownership.META_POOL: spec.pool})
+        settings = Settings(
+            prefix=DEFAULT_PREFIX,
+            nomad=NomadSettings(address=sim.nomad.address),
+            env=sim.environment(),
+        )
+        async with connect(settings) as c:
+            await c.nomad.put_var(
+                pool_path(DEFAULT_PREFIX, spec.pool),
+                {
+                    "min": str(spec.min),
+                    "max": str(spec.max),
+                    "cloud_init_vars": "servers: [10.0.0.2]",
+                },
+            )
+            before = sum(sim.nomad.requests.values()) + sum(sim.multipassd.calls.values())
+            await c.controller.plan_all()
+            after = sum(sim.nomad.requests.values()) + sum(sim.multipassd.calls.values())
+    return after - before
+
+
+def main(sizes: tuple[int, ...]) -> None:
+    print(f"{'members':>8} {'plan median':>12} {'actions':>8} {'API reads/pass':>15}")
+    for n in sizes:
+        seconds, actions = time_plan(n)
+        reads = asyncio.run(count_reads(n))
+        print(f"{n:>8} {seconds * 1000:>10.2f}ms {actions:>8} {reads:>15}")
+
+
+if __name__ == "__main__":
+    main(tuple(int(a) for a in sys.argv[1:]) or SIZES)

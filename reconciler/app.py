@@ -1,0 +1,190 @@
+"""What each CLI command does, given parsed arguments. Output goes to stdout/stderr here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.clock import Clock, SystemClock
+from reconciler.controller import Controller, PoolPlan
+from reconciler.diff import invalid_to_json, plan_to_json, render_text, use_colour
+from reconciler.errors import ConfigError
+from reconciler.execute import Executor, ExecutorLimits
+from reconciler.multipass.client import MultipassClient
+from reconciler.nomad.client import NomadClient
+from reconciler.observe import Observer
+from reconciler.pools import PoolSource
+from reconciler.render import render_cloud_init
+from reconciler.settings import Settings, settings_from_args
+from reconciler.spec import SpecError, parse_pool_spec
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+@dataclass
+class Connected:
+    settings: Settings
+    nomad: NomadClient
+    multipass: MultipassClient
+    pools: PoolSource
+    controller: Controller
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    settings: Settings, clock: Clock | None = None, limits: ExecutorLimits | None = None
+) -> AsyncIterator[Connected]:
+    clock = clock or SystemClock()
+    async with NomadClient(settings.nomad) as nomad:
+        multipass_settings = await settings.resolve_multipass(nomad)
+        async with MultipassClient(multipass_settings) as multipass:
+            pools = PoolSource(nomad, settings.prefix)
+            executor = Executor(multipass, nomad, render_cloud_init, limits or ExecutorLimits())
+            controller = Controller(
+                pools, Observer(nomad, multipass, clock), executor, clock, resync=settings.resync
+            )
+            yield Connected(settings, nomad, multipass, pools, controller)
+
+
+def print_plans(plans: list[PoolPlan], output: str, stream: Any = None) -> None:
+    stream = stream or sys.stdout
+    if output == "json":
+        docs = [
+            invalid_to_json(pp.pool, pp.variable.path, pp.variable.index, pp.problems)
+            if pp.plan is None or pp.spec is None
+            else plan_to_json(pp.plan, pp.spec, pp.variable.path)
+            for pp in plans
+        ]
+        json.dump({"pools": docs}, stream, indent=2, sort_keys=False)
+        stream.write("\n")
+        return
+    colour = use_colour(stream)
+    if not plans:
+        stream.write("No pools found.\n")
+    for pp in plans:
+        if pp.plan is None or pp.spec is None:
+            stream.write(f"Pool {pp.pool}  ({pp.variable.path} @ index {pp.variable.index})\n")
+            stream.write("  invalid spec, no action planned:\n")
+            for problem in pp.problems:
+                stream.write(f"    - {problem}\n")
+            stream.write("\n")
+            continue
+        stream.write(render_text(pp.plan, pp.spec, pp.variable.path, colour=colour))
+        stream.write("\n")
+
+
+async def plan_command(args: argparse.Namespace) -> int:
+    async with connect(settings_from_args(args)) as c:
+        plans, _ = await c.controller.plan_all(args.pool)
+    print_plans(plans, args.output)
+    if any(pp.problems for pp in plans):
+        return EXIT_ERROR
+    return EXIT_CHANGES if any(pp.plan and pp.plan.has_changes for pp in plans) else EXIT_OK
+
+
+async def apply_command(args: argparse.Namespace) -> int:
+    async with connect(settings_from_args(args)) as c:
+        if args.wait:
+            report = await c.controller.reconcile_until_converged(args.pool, timeout=args.timeout)
+        else:
+            report = await c.controller.reconcile_once(args.pool)
+    print_plans(report.plans, "text")
+    for r in report.results:
+        mark = "ok" if r.ok else f"FAILED: {r.error}"
+        print(f"  {r.action.kind.value:<10} {r.action.instance}: {mark} ({r.duration:.1f}s)")
+    if report.error:
+        print(f"error: {report.error}", file=sys.stderr)
+        return EXIT_ERROR
+    failed = any(pp.problems for pp in report.plans) or any(not r.ok for r in report.results)
+    if args.wait and not report.converged:
+        print("error: not converged before --timeout", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+async def run_command(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    limits = ExecutorLimits(launch_concurrency=args.launch_concurrency)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with connect(settings, limits=limits) as c:
+        await c.controller.run(stop)
+    return EXIT_OK
+
+
+async def status_command(args: argparse.Namespace) -> int:
+    raise ConfigError("status: written by the status issue; no status variables are written yet")
+
+
+async def render_command(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    async with NomadClient(settings.nomad) as nomad:
+        [variable] = await PoolSource(nomad, settings.prefix).load(args.pool)
+    spec = parse_pool_spec(variable.pool, variable.items, variable.index)
+    name = args.instance or f"{spec.pool}-{spec.template_hash}-0"
+    sys.stdout.write(render_cloud_init(spec, name))
+    return EXIT_OK
+
+
+async def spec_command(args: argparse.Namespace) -> int:
+    if args.file:
+        pool, items = _items_from_file(Path(args.file))
+        index = 0
+    else:
+        settings = settings_from_args(args)
+        async with NomadClient(settings.nomad) as nomad:
+            [variable] = await PoolSource(nomad, settings.prefix).load(args.pool)
+        pool, items, index = variable.pool, dict(variable.items), variable.index
+    try:
+        spec = parse_pool_spec(pool, items, index)
+    except SpecError as exc:
+        print(f"pool {pool}: invalid spec:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"pool {spec.pool}: valid (template hash {spec.template_hash})")
+    return EXIT_OK
+
+
+def _items_from_file(path: Path) -> tuple[str, dict[str, str]]:
+    """Items from a YAML/JSON mapping, or from `nomad var get -out json` output."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not YAML or JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping of items (min: 1, max: 3, ...)")
+    pool = path.stem.split(".")[0]
+    if "Items" in doc and isinstance(doc["Items"], dict):
+        pool = str(doc.get("Path", pool)).rsplit("/", 1)[-1]
+        doc = doc["Items"]
+    # Nomad stores every item as a string; accept YAML scalars the same way.
+    items = {
+        str(k): v
+        if isinstance(v, str)
+        else json.dumps(v)
+        if isinstance(v, (dict, list))
+        else str(v).lower()
+        if isinstance(v, bool)
+        else str(v)
+        for k, v in doc.items()
+    }
+    return pool, items
+
+
+async def secrets_command(args: argparse.Namespace) -> int:
+    raise ConfigError("secrets import: not available yet")

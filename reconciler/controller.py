@@ -1,0 +1,233 @@
+"""The loop: level-triggered reconciliation of every pool.
+
+One pass = read the pool variables, observe both inventories once, plan each
+pool, execute. The loop wakes on a pool variable change (blocking query), a node
+change (blocking query), the resync timer (Multipass has no watch API) and an
+action finishing; it always re-observes before planning and never trusts its
+memory of what it did over what the world says.
+
+Failures are contained: a pool whose spec is invalid plans nothing but the
+others go on; a failed read plans nothing at all this pass (a failed instance
+list is not "zero instances"); errors back off exponentially per pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from reconciler.clock import Clock
+from reconciler.errors import ReconcilerError
+from reconciler.execute import ActionResult, Executor
+from reconciler.model import Observed
+from reconciler.observe import Observer
+from reconciler.plan import Plan, plan
+from reconciler.pools import PoolSource, PoolVariable
+from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """One pool's outcome of planning: a plan, or why there is none."""
+
+    variable: PoolVariable
+    spec: PoolSpec | None
+    plan: Plan | None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def pool(self) -> str:
+        return self.variable.pool
+
+
+@dataclass
+class PassReport:
+    plans: list[PoolPlan] = field(default_factory=list)
+    results: list[ActionResult] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def converged(self) -> bool:
+        """Nothing to do, nothing failed, nothing on the way for every valid, unpaused pool."""
+        if self.error or any(not r.ok for r in self.results):
+            return False
+        for pp in self.plans:
+            p = pp.plan
+            if p is None or p.paused:
+                continue
+            if p.has_changes:
+                return False
+            if any(p.counts[k] for k in ("pending", "draining", "drained", "deleting")):
+                return False
+        return True
+
+
+@dataclass
+class _Backoff:
+    failures: int = 0
+    not_before: float = 0.0
+
+
+class Controller:
+    def __init__(
+        self,
+        pools: PoolSource,
+        observer: Observer,
+        executor: Executor,
+        clock: Clock,
+        *,
+        resync: float = 30.0,
+        backoff_base: float = 2.0,
+        backoff_max: float = 300.0,
+    ) -> None:
+        self.pools = pools
+        self.observer = observer
+        self.executor = executor
+        self.clock = clock
+        self.resync = resync
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._backoff: dict[str, _Backoff] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[ActionResult]] = set()
+        self.on_pass: Callable[[PassReport], None] | None = None
+
+    # ------------------------------------------------------------ one pass
+
+    async def plan_all(self, only: str | None = None) -> tuple[list[PoolPlan], Observed]:
+        """Read specs and the world, plan every pool. Changes nothing.
+
+        Raises a ReconcilerError when a read fails: no partial view is ever planned on.
+        """
+        variables = await self.pools.load(only)
+        observed = await self.observer.observe()
+        now = self.clock.now()
+        inflight = frozenset(self.executor.inflight)
+        return [self._plan_one(v, observed, now, inflight) for v in variables], observed
+
+    def _plan_one(
+        self,
+        variable: PoolVariable,
+        observed: Observed,
+        now: float,
+        inflight: frozenset[tuple[str, str]],
+    ) -> PoolPlan:
+        try:
+            spec = parse_pool_spec(variable.pool, variable.items, variable.index)
+        except SpecError as exc:
+            return PoolPlan(variable, None, None, tuple(exc.problems))
+        return PoolPlan(variable, spec, plan(spec, observed, now, inflight))
+
+    async def reconcile_once(
+        self, only: str | None = None, *, wait_actions: bool = True
+    ) -> PassReport:
+        """One level-triggered pass. With ``wait_actions`` false, actions run in the background."""
+        report = PassReport()
+        try:
+            report.plans, _ = await self.plan_all(only)
+        except ReconcilerError as exc:
+            report.error = str(exc)
+            log.warning("pass skipped: %s", exc)
+            return report
+        now = self.clock.now()
+        work: list[asyncio.Task[ActionResult]] = []
+        for pp in report.plans:
+            if pp.problems:
+                log.error("pool %s: invalid spec: %s", pp.pool, "; ".join(pp.problems))
+                continue
+            assert pp.spec is not None and pp.plan is not None
+            backoff = self._backoff.get(pp.pool)
+            if backoff and now < backoff.not_before and not wait_actions:
+                continue
+            for action in pp.plan.actions:
+                task = asyncio.create_task(self.executor.run_action(pp.spec, action))
+                task.add_done_callback(self._action_done(pp.pool))
+                self._tasks.add(task)
+                work.append(task)
+        if wait_actions and work:
+            report.results = list(await asyncio.gather(*work))
+        if self.on_pass:
+            self.on_pass(report)
+        return report
+
+    def _action_done(self, pool: str) -> Callable[[asyncio.Task[ActionResult]], None]:
+        def done(task: asyncio.Task[ActionResult]) -> None:
+            self._tasks.discard(task)
+            if task.cancelled():
+                return
+            result = task.result()
+            backoff = self._backoff.setdefault(pool, _Backoff())
+            if result.ok:
+                backoff.failures = 0
+                backoff.not_before = 0.0
+            else:
+                backoff.failures += 1
+                delay = min(self.backoff_max, self.backoff_base * 2 ** (backoff.failures - 1))
+                backoff.not_before = self.clock.now() + delay
+            self._wake.set()  # an action finished: look at the world again
+
+        return done
+
+    async def reconcile_until_converged(
+        self, only: str | None = None, *, timeout: float, poll: float = 2.0
+    ) -> PassReport:
+        deadline = self.clock.now() + timeout
+        while True:
+            report = await self.reconcile_once(only)
+            if report.converged:
+                return report
+            if self.clock.now() >= deadline:
+                return report
+            await self.clock.sleep(poll)
+
+    # ------------------------------------------------------------ the loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile until ``stop`` is set; then let in-flight actions finish."""
+        watchers = [
+            asyncio.create_task(self._watch(self.pools.wait_for_change, "pool variables")),
+            asyncio.create_task(self._watch(self.observer.wait_for_node_change, "nodes")),
+            asyncio.create_task(self._resync_timer()),
+        ]
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                await self.reconcile_once(wait_actions=False)
+                waker = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waker.cancel()
+                self._wake.clear()
+        finally:
+            for w in watchers:
+                w.cancel()
+            stopper.cancel()
+            for w in watchers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await w
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _watch(self, wait_for_change: Callable[[], object], what: str) -> None:
+        failures = 0
+        while True:
+            try:
+                await wait_for_change()  # type: ignore[misc]
+                failures = 0
+                self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except ReconcilerError as exc:
+                failures += 1
+                delay = min(self.backoff_max, self.backoff_base * 2 ** min(failures, 10))
+                log.warning("watching %s failed (%s); retrying in %.0fs", what, exc, delay)
+                await self.clock.sleep(delay)
+
+    async def _resync_timer(self) -> None:
+        while True:
+            await self.clock.sleep(self.resync)
+            self._wake.set()

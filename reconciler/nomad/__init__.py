@@ -1,0 +1,45 @@
+"""Client for Nomad's HTTP API: settings, typed errors, typed models, the async client."""
+
+from reconciler.nomad.client import NomadClient
+from reconciler.nomad.errors import (
+    BadRequest,
+    CasConflict,
+    LockHeld,
+    LockLost,
+    NomadError,
+    NomadUnavailable,
+    NotFound,
+    PermissionDenied,
+    ProtocolError,
+)
+from reconciler.nomad.models import (
+    Allocation,
+    Evaluation,
+    Node,
+    NodeStub,
+    QueryResult,
+    Variable,
+    VariableMeta,
+)
+from reconciler.nomad.settings import NomadSettings
+
+__all__ = [
+    "Allocation",
+    "BadRequest",
+    "CasConflict",
+    "Evaluation",
+    "LockHeld",
+    "LockLost",
+    "Node",
+    "NodeStub",
+    "NomadClient",
+    "NomadError",
+    "NomadSettings",
+    "NomadUnavailable",
+    "NotFound",
+    "PermissionDenied",
+    "ProtocolError",
+    "QueryResult",
+    "Variable",
+    "VariableMeta",
+]

@@ -1,0 +1,624 @@
+"""An asyncio client for Nomad's HTTP API (httpx).
+
+* Every call has a timeout. A blocking query (``index`` + ``wait``) may be held
+  by the server for ``wait`` plus up to wait/16 of jitter, so its timeout is
+  that plus a margin.
+* Only ``NomadUnavailable`` (connection errors, timeouts, 5xx, 429) is retried,
+  with jittered exponential backoff (tenacity); 4xx answers are final.
+  A retried write may have landed the first time; the calls that would then
+  fail spuriously recognise that case (a CAS put that finds exactly its own
+  items, a CAS delete that finds the variable gone). ``lock_acquire`` cannot
+  (it would not know the lock ID it got), so it is retried only when the
+  request certainly was not processed.
+* The ACL token travels in ``X-Nomad-Token`` and never appears in reprs, logs
+  or error messages.
+
+Nomad answers some "not found" conditions with a plain 500 (drain, eligibility
+and purge of an unknown node; releasing a lock that already lapsed). Those are
+recognised by their text and raised as the permanent errors they are, instead
+of being retried as an outage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from reconciler.nomad import models
+from reconciler.nomad.errors import (
+    BadRequest,
+    CasConflict,
+    LockHeld,
+    LockLost,
+    NomadError,
+    NomadUnavailable,
+    NotFound,
+    PermissionDenied,
+    ProtocolError,
+)
+from reconciler.nomad.models import (
+    Allocation,
+    Evaluation,
+    NodeStub,
+    QueryResult,
+    Variable,
+    VariableMeta,
+)
+from reconciler.nomad.settings import NomadSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WAIT = 300.0  # Nomad's default for a blocking query without ?wait
+MAX_WAIT = 600.0  # Nomad caps ?wait at 10 minutes
+BLOCKING_MARGIN = 5.0  # seconds on top of wait + jitter before giving up on an answer
+
+# 500 answers whose text says the condition is permanent (see the module doc).
+_PERMANENT_500: tuple[tuple[str, type[NomadError]], ...] = (
+    ("node not found", NotFound),
+    ("while it is draining", BadRequest),
+    ("variable doesn't hold a lock", LockLost),
+    ("variable doesn't exist", NotFound),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    where: str
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    attempts: int
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace").strip()
+
+
+def blocking_timeout(wait: float) -> float:
+    """How long to wait for a blocking query's answer: wait + Nomad's jitter + a margin."""
+    return wait + wait / 16 + BLOCKING_MARGIN
+
+
+class NomadClient:
+    """``async with NomadClient(settings) as nomad: ...``"""
+
+    def __init__(
+        self,
+        settings: NomadSettings,
+        *,
+        timeout: float | None = None,
+        attempts: int | None = None,
+        backoff_max: float | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.timeout = timeout if timeout is not None else settings.timeout
+        self.attempts = attempts if attempts is not None else settings.attempts
+        self.backoff_max = backoff_max if backoff_max is not None else settings.backoff_max
+        self._token = settings.token
+        headers = {"X-Nomad-Token": settings.token} if settings.token else {}
+        self._extensions = (
+            {"sni_hostname": settings.tls_server_name} if settings.tls_server_name else {}
+        )
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            headers=headers,
+            timeout=self.timeout,
+            verify=settings.ssl_context(),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"NomadClient({self.settings!r})"
+
+    async def __aenter__(self) -> NomadClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _redact(self, text: str) -> str:
+        if self._token and self._token in text:
+            text = text.replace(self._token, "<redacted>")
+        return text
+
+    def _params(
+        self,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        namespaced: bool = True,
+    ) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if namespaced and self.settings.namespace:
+            params["namespace"] = self.settings.namespace
+        if self.settings.region:
+            params["region"] = self.settings.region
+        for key, value in (extra or {}).items():
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            params[key] = str(value)
+        return params
+
+    @staticmethod
+    def _blocking(index: int | None, wait: float | None) -> tuple[dict[str, str], float | None]:
+        """Query parameters and timeout for a (possibly) blocking read."""
+        if index is None and wait is None:
+            return {}, None
+        wait = min(MAX_WAIT, DEFAULT_WAIT if wait is None else max(0.0, wait))
+        params = {"wait": models.format_go_duration(wait)}
+        if index is not None:
+            params["index"] = str(index)
+        return params, blocking_timeout(wait)
+
+    def _unavailable(self, where: str, status: int, text: str) -> NomadError:
+        for needle, kind in _PERMANENT_500:
+            if status == 500 and needle in text:
+                return kind(f"{where}: {text}", endpoint=where, status=status)
+        return NomadUnavailable(
+            f"{where}: Nomad answered {status}: {text[:300] or '(no body)'}",
+            endpoint=where,
+            status=status,
+        )
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Any,
+        timeout: float,
+    ) -> _Reply:
+        where = f"{method} {path}"
+        try:
+            response = await self._http.request(
+                method,
+                path,
+                params=params,
+                json=body,
+                timeout=timeout,
+                extensions=self._extensions or None,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # The request never reached Nomad: safe to retry any call.
+            raise NomadUnavailable(
+                self._redact(f"{where}: cannot reach Nomad at {self.settings.address}: {exc}"),
+                endpoint=where,
+                sent=False,
+            ) from None
+        except httpx.TimeoutException:
+            raise NomadUnavailable(
+                f"{where}: no answer from Nomad within {timeout:g}s", endpoint=where
+            ) from None
+        except httpx.TransportError as exc:
+            raise NomadUnavailable(
+                self._redact(f"{where}: connection to Nomad failed: {exc!r}"), endpoint=where
+            ) from None
+        content = response.content
+        log.debug("nomad %s -> %s", where, response.status_code)
+        if response.status_code == 429 or response.status_code >= 500:
+            error = self._unavailable(
+                where, response.status_code, self._redact(content.decode("utf-8", "replace"))
+            )
+            raise error
+        return _Reply(where, response.status_code, response.headers, content, 0)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str],
+        body: Any = None,
+        timeout: float | None = None,
+        idempotent: bool = True,
+    ) -> _Reply:
+        """One exchange with retries; returns the reply for any status below 500 but 429."""
+
+        def retryable(exc: BaseException) -> bool:
+            if not isinstance(exc, NomadUnavailable):
+                return False
+            # A non-idempotent call is retried only if Nomad certainly did not act on it.
+            return idempotent or not exc.sent or exc.status in (429, 503)
+
+        attempts = 0
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(retryable),
+            wait=wait_random_exponential(multiplier=0.2, max=self.backoff_max),
+            stop=stop_after_attempt(self.attempts),
+            reraise=True,
+        ):
+            with attempt:
+                attempts += 1
+                reply = await self._send(method, path, params, body, timeout or self.timeout)
+                return _Reply(reply.where, reply.status, reply.headers, reply.content, attempts)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _fail(self, reply: _Reply) -> NomadError:
+        """The typed error for a non-2xx answer no caller handled."""
+        where, status, text = reply.where, reply.status, self._redact(reply.text[:500])
+        if status == 403:
+            return PermissionDenied(
+                f"{where}: {text or 'Permission denied'}", endpoint=where, status=status
+            )
+        if status == 404:
+            return NotFound(f"{where}: {text or 'not found'}", endpoint=where, status=status)
+        if 300 <= status < 400:
+            return ProtocolError(
+                f"{where}: unexpected redirect {status} to {reply.headers.get('Location', '?')}",
+                endpoint=where,
+                status=status,
+            )
+        if status >= 400:
+            return BadRequest(
+                f"{where}: Nomad answered {status}: {text}", endpoint=where, status=status
+            )
+        return ProtocolError(f"{where}: unexpected status {status}", endpoint=where, status=status)
+
+    def _check(self, reply: _Reply, *ok: int) -> _Reply:
+        if reply.status in (ok or (200,)):
+            return reply
+        raise self._fail(reply)
+
+    @staticmethod
+    def _json(reply: _Reply) -> Any:
+        if not reply.content:
+            raise ProtocolError(f"{reply.where}: empty answer where JSON was expected")
+        try:
+            return json.loads(reply.content)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            snippet = reply.content[:60].decode("utf-8", "replace")
+            raise ProtocolError(
+                f"{reply.where}: answer is not JSON ({exc.msg if hasattr(exc, 'msg') else exc}): "
+                f"{snippet!r}",
+                endpoint=reply.where,
+                status=reply.status,
+            ) from None
+
+    @staticmethod
+    def _index(reply: _Reply) -> int:
+        raw = reply.headers.get("X-Nomad-Index")
+        if raw is None:
+            raise ProtocolError(f"{reply.where}: answer has no X-Nomad-Index header")
+        try:
+            return int(raw)
+        except ValueError:
+            raise ProtocolError(
+                f"{reply.where}: X-Nomad-Index {raw[:40]!r} is not a number"
+            ) from None
+
+    def _list(self, reply: _Reply, parse: Callable[[str, Any], Any]) -> QueryResult[list[Any]]:
+        reply = self._check(reply)
+        index = self._index(reply)
+        data = models.list_of(reply.where, self._json(reply))
+        return QueryResult([parse(reply.where, item) for item in data], index)
+
+    # ------------------------------------------------------------ variables
+
+    @staticmethod
+    def _var_path(path: str) -> str:
+        return "/v1/var/" + quote(path.strip(" /"), safe="/-_~")
+
+    def _var_body(self, path: str, **fields: Any) -> dict[str, Any]:
+        return {"Namespace": self.settings.namespace or "default", "Path": path.strip(" /")} | {
+            k: v for k, v in fields.items() if v is not None
+        }
+
+    def _conflict_var(self, reply: _Reply) -> Variable | None:
+        """The variable in a 409 answer; None for Nomad's zero-valued placeholder."""
+        data = self._json(reply)
+        current = models.parse_variable(reply.where, data)
+        if current.modify_index == 0 and current.create_index == 0:
+            return None
+        return current
+
+    async def get_var(self, path: str) -> Variable:
+        """The variable at ``path``; NotFound when there is none."""
+        url = self._var_path(path)
+        reply = self._check(await self._request("GET", url, params=self._params()))
+        return models.parse_variable(reply.where, self._json(reply))
+
+    async def list_vars(
+        self, prefix: str = "", *, index: int | None = None, wait: float | None = None
+    ) -> QueryResult[list[VariableMeta]]:
+        """Metadata (no items) of the variables under ``prefix``.
+
+        The index is Nomad's variables-table index: it moves on a write to any
+        variable, while a blocking query wakes only for changes under the prefix.
+        """
+        extra, timeout = self._blocking(index, wait)
+        reply = await self._request(
+            "GET", "/v1/vars", params=self._params({"prefix": prefix, **extra}), timeout=timeout
+        )
+        return self._list(reply, models.parse_variable_meta)
+
+    async def put_var(
+        self, path: str, items: Mapping[str, str], *, cas: int | None = None
+    ) -> Variable:
+        """Create or replace the variable's items.
+
+        ``cas``: only if its ModifyIndex is this (0: only if it does not exist);
+        a lost race raises CasConflict carrying the current variable. A write
+        to a variable locked by someone else raises LockHeld.
+        """
+        for key, value in items.items():
+            if not isinstance(value, str):
+                raise BadRequest(f"{path}: item {key!r} is not a string (Nomad stores strings)")
+        url = self._var_path(path)
+        reply = await self._request(
+            "PUT",
+            url,
+            params=self._params({"cas": cas}),
+            body=self._var_body(path, Items=dict(items)),
+        )
+        if reply.status == 409:
+            current = self._conflict_var(reply)
+            if cas is None:
+                raise LockHeld(
+                    f"{reply.where}: the variable is locked by another holder",
+                    endpoint=reply.where,
+                    status=409,
+                )
+            if reply.attempts > 1 and current is not None and dict(current.items) == dict(items):
+                # An earlier attempt landed; its answer was lost.
+                return current
+            found = current.modify_index if current else "none (absent or locked)"
+            raise CasConflict(
+                f"{reply.where}: check-and-set failed: expected index {cas}, found {found}",
+                current=current,
+                endpoint=reply.where,
+            )
+        reply = self._check(reply)
+        return models.parse_variable(reply.where, self._json(reply))
+
+    async def delete_var(self, path: str, *, cas: int | None = None) -> int:
+        """Delete the variable (a missing one is fine); returns the write's index."""
+        url = self._var_path(path)
+        reply = await self._request("DELETE", url, params=self._params({"cas": cas}))
+        if reply.status == 409:
+            current = self._conflict_var(reply)
+            if cas is not None and reply.attempts > 1 and current is None:
+                return 0  # an earlier attempt deleted it
+            if cas is None:
+                raise LockHeld(
+                    f"{reply.where}: the variable is locked by another holder",
+                    endpoint=reply.where,
+                    status=409,
+                )
+            found = current.modify_index if current else "none"
+            raise CasConflict(
+                f"{reply.where}: check-and-set delete failed: expected index {cas}, found {found}",
+                current=current,
+                endpoint=reply.where,
+            )
+        reply = self._check(reply, 200, 204)
+        return int(reply.headers.get("X-Nomad-Index", "0") or 0)
+
+    async def lock_acquire(
+        self,
+        path: str,
+        *,
+        ttl: float = 15.0,
+        lock_delay: float = 15.0,
+        items: Mapping[str, str] | None = None,
+    ) -> tuple[Variable, str]:
+        """Take the lock on ``path`` (creating the variable if needed): (variable, lock ID).
+
+        Nomad lets a lock lapse if it is not renewed within about 2 x TTL, then
+        keeps it unavailable for ``lock_delay``. LockHeld while anyone holds it.
+        """
+        url = self._var_path(path)
+        lock = {
+            "TTL": models.format_go_duration(ttl),
+            "LockDelay": models.format_go_duration(lock_delay),
+        }
+        reply = await self._request(
+            "PUT",
+            url,
+            params=self._params({"lock-acquire": ""}),
+            body=self._var_body(path, Items=dict(items) if items else None, Lock=lock),
+            idempotent=False,
+        )
+        if reply.status == 409:
+            raise LockHeld(
+                f"{reply.where}: the lock is held (or in its lock-delay)",
+                endpoint=reply.where,
+                status=409,
+            )
+        reply = self._check(reply)
+        var = models.parse_variable(reply.where, self._json(reply))
+        if not var.lock_id:
+            raise ProtocolError(f"{reply.where}: lock-acquire answer has no Lock.ID")
+        return var, var.lock_id
+
+    async def _lock_op(self, op: str, path: str, lock_id: str) -> VariableMeta:
+        url = self._var_path(path)
+        reply = await self._request(
+            "PUT",
+            url,
+            params=self._params({op: ""}),
+            body=self._var_body(path, Lock={"ID": lock_id}),
+        )
+        if reply.status == 409:
+            raise LockLost(
+                f"{reply.where}: this lock is no longer held ({reply.text[:120] or 'conflict'})",
+                endpoint=reply.where,
+                status=409,
+            )
+        reply = self._check(reply)
+        return models.parse_variable_meta(reply.where, self._json(reply))
+
+    async def lock_renew(self, path: str, lock_id: str) -> VariableMeta:
+        """Extend the lock's TTL; LockLost if it lapsed or someone else holds it now."""
+        return await self._lock_op("lock-renew", path, lock_id)
+
+    async def lock_release(self, path: str, lock_id: str) -> VariableMeta:
+        """Give the lock up now (no lock-delay follows a release); LockLost if not ours."""
+        return await self._lock_op("lock-release", path, lock_id)
+
+    # ------------------------------------------------------------ nodes
+
+    @staticmethod
+    def _node_path(node_id: str, suffix: str = "") -> str:
+        return f"/v1/node/{quote(node_id, safe='')}{suffix}"
+
+    async def list_nodes(
+        self,
+        *,
+        resources: bool = True,
+        prefix: str | None = None,
+        index: int | None = None,
+        wait: float | None = None,
+    ) -> QueryResult[list[NodeStub]]:
+        """Every client node (stubs: no Meta, no DrainStrategy)."""
+        extra, timeout = self._blocking(index, wait)
+        params = self._params(
+            {"resources": True if resources else None, "prefix": prefix, **extra},
+            namespaced=False,
+        )
+        reply = await self._request("GET", "/v1/nodes", params=params, timeout=timeout)
+        return self._list(reply, models.parse_node)
+
+    async def get_node(self, node_id: str) -> NodeStub:
+        """One node in full (Meta, DrainStrategy, StatusUpdatedAt); NotFound if unknown."""
+        url = self._node_path(node_id)
+        reply = self._check(await self._request("GET", url, params=self._params(namespaced=False)))
+        return models.parse_node(reply.where, self._json(reply))
+
+    async def _drain(self, node_id: str, body: dict[str, Any]) -> int:
+        url = self._node_path(node_id, "/drain")
+        reply = self._check(
+            await self._request("POST", url, params=self._params(namespaced=False), body=body)
+        )
+        data = models._Reader(reply.where, self._json(reply))
+        return data.int_("NodeModifyIndex")
+
+    async def drain_node(
+        self,
+        node_id: str,
+        *,
+        deadline_s: float,
+        ignore_system_jobs: bool = False,
+        meta: Mapping[str, str] | None = None,
+    ) -> int:
+        """Start (or replace) a drain; returns the node's new ModifyIndex.
+
+        ``deadline_s``: seconds after which remaining allocations are stopped;
+        0 means no deadline, a negative value forces the drain at once.
+        ``meta`` lands in the node's LastDrain.Meta, which is how a drain is
+        later recognised as the reconciler's own.
+        """
+        body = {
+            "NodeID": node_id,
+            "DrainSpec": {
+                "Deadline": round(deadline_s * 1e9) if deadline_s >= 0 else -1,
+                "IgnoreSystemJobs": ignore_system_jobs,
+            },
+            "MarkEligible": False,
+            "Meta": dict(meta) if meta else None,
+        }
+        return await self._drain(node_id, body)
+
+    async def cancel_drain(
+        self,
+        node_id: str,
+        *,
+        mark_eligible: bool = False,
+        meta: Mapping[str, str] | None = None,
+    ) -> int:
+        """Stop a drain (DrainSpec null); optionally make the node eligible again."""
+        body = {
+            "NodeID": node_id,
+            "DrainSpec": None,
+            "MarkEligible": mark_eligible,
+            "Meta": dict(meta) if meta else None,
+        }
+        return await self._drain(node_id, body)
+
+    async def set_eligibility(self, node_id: str, eligible: bool) -> int:
+        """Mark the node (in)eligible for new placements; returns its new ModifyIndex.
+
+        Nomad refuses "eligible" while the node drains (BadRequest here).
+        """
+        url = self._node_path(node_id, "/eligibility")
+        body = {"NodeID": node_id, "Eligibility": "eligible" if eligible else "ineligible"}
+        reply = self._check(
+            await self._request("POST", url, params=self._params(namespaced=False), body=body)
+        )
+        data = models._Reader(reply.where, self._json(reply))
+        return data.int_("NodeModifyIndex")
+
+    async def purge_node(self, node_id: str) -> int:
+        """Remove the node from Nomad's state (NotFound if already gone); returns the index."""
+        url = self._node_path(node_id, "/purge")
+        reply = self._check(await self._request("PUT", url, params=self._params(namespaced=False)))
+        data = models._Reader(reply.where, self._json(reply))
+        return data.int_("Index") or self._index(reply)
+
+    async def node_allocations(
+        self, node_id: str, *, index: int | None = None, wait: float | None = None
+    ) -> QueryResult[list[Allocation]]:
+        extra, timeout = self._blocking(index, wait)
+        url = self._node_path(node_id, "/allocations")
+        reply = await self._request(
+            "GET", url, params=self._params(extra, namespaced=False), timeout=timeout
+        )
+        return self._list(reply, models.parse_allocation)
+
+    # ------------------------------------------------------------ allocations, evaluations
+
+    async def list_allocations(
+        self,
+        *,
+        resources: bool = True,
+        namespace: str = "*",
+        index: int | None = None,
+        wait: float | None = None,
+    ) -> QueryResult[list[Allocation]]:
+        """Allocations (stubs with resources), in every namespace by default.
+
+        A node's load is everything placed on it, whoever's job it is.
+        """
+        extra, timeout = self._blocking(index, wait)
+        params = self._params(
+            {"namespace": namespace, "resources": True if resources else None, **extra},
+            namespaced=False,
+        )
+        reply = await self._request("GET", "/v1/allocations", params=params, timeout=timeout)
+        return self._list(reply, models.parse_allocation)
+
+    async def list_evaluations(
+        self,
+        *,
+        status: str | None = "blocked",
+        job: str | None = None,
+        namespace: str = "*",
+        index: int | None = None,
+        wait: float | None = None,
+    ) -> QueryResult[list[Evaluation]]:
+        """Evaluations, by default the blocked ones: demand the cluster cannot place."""
+        extra, timeout = self._blocking(index, wait)
+        params = self._params(
+            {"namespace": namespace, "status": status, "job": job, **extra}, namespaced=False
+        )
+        reply = await self._request("GET", "/v1/evaluations", params=params, timeout=timeout)
+        return self._list(reply, models.parse_evaluation)

@@ -1,0 +1,81 @@
+"""Pool specs as Nomad Variables: ``<prefix>/pools/<pool>``, one per pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from reconciler.errors import ConfigError
+from reconciler.nomad.client import NomadClient
+from reconciler.nomad.errors import NotFound
+
+DEFAULT_PREFIX = "nomad/jobs/multipass-reconciler"
+WATCH_WAIT = 300.0  # seconds a blocking query is held: Nomad's default is 5m
+
+
+def pools_prefix(prefix: str) -> str:
+    return f"{prefix.rstrip('/')}/pools/"
+
+
+def pool_path(prefix: str, pool: str) -> str:
+    return pools_prefix(prefix) + pool
+
+
+def status_path(prefix: str, pool: str) -> str:
+    # Outside pools/, so writing status never wakes the watch on pool variables.
+    return f"{prefix.rstrip('/')}/status/{pool}"
+
+
+@dataclass(frozen=True)
+class PoolVariable:
+    pool: str
+    path: str
+    items: Mapping[str, str]
+    index: int  # ModifyIndex: the spec's generation
+
+
+class PoolSource:
+    """Reads pool variables and waits for them to change."""
+
+    def __init__(self, nomad: NomadClient, prefix: str = DEFAULT_PREFIX) -> None:
+        self.nomad = nomad
+        self.prefix = prefix
+        self._index = 0
+
+    def path(self, pool: str) -> str:
+        return pool_path(self.prefix, pool)
+
+    async def load(self, only: str | None = None) -> list[PoolVariable]:
+        """Every pool's variable (or just ``only``'s), sorted by pool name."""
+        if only is not None:
+            try:
+                var = await self.nomad.get_var(self.path(only))
+            except NotFound:
+                raise ConfigError(
+                    f"pool {only!r}: no variable at {self.path(only)}; create it with "
+                    f"`nomad var put {self.path(only)} min=1 max=3`"
+                ) from None
+            return [PoolVariable(only, var.path, dict(var.items), var.modify_index)]
+        listing = await self.nomad.list_vars(pools_prefix(self.prefix))
+        self._index = max(self._index, listing.index)
+        paths = sorted(
+            m.path for m in listing.value if "/" not in m.path[len(pools_prefix(self.prefix)) :]
+        )
+        variables = await asyncio.gather(*(self.nomad.get_var(p) for p in paths))
+        return [
+            PoolVariable(
+                v.path[len(pools_prefix(self.prefix)) :], v.path, dict(v.items), v.modify_index
+            )
+            for v in variables
+        ]
+
+    async def wait_for_change(self) -> None:
+        """Return once any pool variable changed (a blocking query on the prefix)."""
+        while True:
+            result = await self.nomad.list_vars(
+                pools_prefix(self.prefix), index=self._index, wait=WATCH_WAIT
+            )
+            if result.index != self._index:
+                self._index = result.index
+                return

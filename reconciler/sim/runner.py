@@ -1,0 +1,55 @@
+"""`reconciler sim`: both simulators on loopback until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from reconciler.clock import ScaledClock
+from reconciler.errors import ConfigError
+from reconciler.sim.faults import parse_fault_flag
+from reconciler.sim.nomad_state import Policy
+from reconciler.sim.world import SimConfig, Simulation
+
+
+def shell_exports(env: dict[str, str]) -> str:
+    return "\n".join(f"export {key}={value!r}" for key, value in env.items())
+
+
+async def run_sim_command(args: argparse.Namespace) -> int:
+    faults = []
+    for text in args.fault:
+        try:
+            faults.append(parse_fault_flag(text))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    config = SimConfig(
+        seed=args.seed,
+        boot_seconds=args.boot_seconds,
+        acl=args.acl,
+        nomad_port=args.nomad_port,
+        multipass_port=args.multipass_port,
+        never_join=args.never_join,
+    )
+    clock = ScaledClock(speed=args.speed)
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    async with Simulation(config, clock, state_dir=state_dir) as sim:
+        for endpoint, fault in faults:
+            sim.faults.set(endpoint, fault)
+        sim.run_ticker()
+        env = sim.environment()
+        if args.acl:
+            env["NOMAD_TOKEN"] = sim.nomad_state.add_token(Policy(management=True))
+        print("# multipass-reconciler simulators are running; paste these into a shell:")
+        print(shell_exports(env))
+        print("# Ctrl-C stops them.", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    print("simulators stopped", file=sys.stderr)
+    return 0
