@@ -148,6 +148,7 @@ class _Usage:
 
 
 _NO_USAGE = _Usage()
+_LIVE_CLIENT = frozenset({"pending", "running"})  # Allocation.is_live, inlined
 
 
 def plan(
@@ -270,7 +271,7 @@ def join(
 
     usage: dict[str, _Usage] = {}
     for alloc in observed.allocations:
-        if alloc.is_live:
+        if alloc.desired_status == "run" and alloc.client_status in _LIVE_CLIENT:
             u = usage.get(alloc.node_id)
             if u is None:
                 u = usage[alloc.node_id] = _Usage()
@@ -548,9 +549,12 @@ def _removals(
     outdated = order_for_replacement(
         spec.scale_in, [m for m in candidates if m.name in replaceable_names and not m.unhealthy]
     )
+    # Scale-in never removes more than the excess, so only that many need ordering.
+    most = max(0, budget.serving - desired)
     excess_pool = order_for_scale_in(
         spec.scale_in,
         [m for m in candidates if m.name not in replaceable_names and m.phase is Phase.READY],
+        limit=most,
     )
 
     actions: list[Action] = []

@@ -123,8 +123,8 @@ def render_cloud_init(spec: PoolSpec, instance: str) -> str:
         raise RenderError(
             f"{where}: rendered user-data is {size} bytes; the limit is {MAX_USER_DATA}"
         )
-    if not out.startswith("#cloud-config"):
-        raise RenderError(f"{where}: rendered user-data must start with '#cloud-config'")
+    if out.split("\n", 1)[0].rstrip() != "#cloud-config":
+        raise RenderError(f"{where}: rendered user-data must start with a '#cloud-config' line")
     try:
         doc = yaml.safe_load(out)
     except yaml.YAMLError as exc:

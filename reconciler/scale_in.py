@@ -7,6 +7,7 @@ breaker so the choice is deterministic.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -48,9 +49,30 @@ _ORDERINGS: dict[str, Callable[[Sequence[Member]], list[Member]]] = {
 }
 
 
-def order_for_scale_in(strategy: str, members: Sequence[Member]) -> list[Member]:
-    """Members eligible under ``strategy``, first to remove first."""
-    return _ORDERINGS[strategy](members)
+_KEYS: dict[str, Callable[[Member], tuple[object, ...]]] = {
+    "least_busy": lambda m: (m.load, m.live_allocations, m.name),
+    "empty": lambda m: (m.name,),
+    "empty_ignore_system": lambda m: (m.name,),
+    "newest": lambda m: (-(m.created_at or 0.0), m.name),
+    "oldest": lambda m: (m.created_at or 0.0, m.name),
+}
+
+
+def order_for_scale_in(
+    strategy: str, members: Sequence[Member], limit: int | None = None
+) -> list[Member]:
+    """Members eligible under ``strategy``, first to remove first.
+
+    With ``limit``, only the first ``limit`` (a partial sort: a pool of 10,000
+    shrinking by 3 need not sort 10,000).
+    """
+    if limit is None or limit >= len(members):
+        return _ORDERINGS[strategy](members)
+    if strategy == "empty":
+        members = [m for m in members if m.live_allocations == 0]
+    elif strategy == "empty_ignore_system":
+        members = [m for m in members if m.non_system_allocations == 0]
+    return heapq.nsmallest(limit, members, key=_KEYS[strategy])
 
 
 def order_for_replacement(strategy: str, members: Sequence[Member]) -> list[Member]:

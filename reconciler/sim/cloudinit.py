@@ -35,8 +35,9 @@ class CloudInitRejected(Exception):
 
 def interpret(user_data: str, hostname: str) -> NodeRegistration:
     """The Nomad node this user-data produces on a VM called ``hostname``."""
-    if not user_data.lstrip().startswith("#cloud-config"):
-        raise CloudInitRejected("user-data is not #cloud-config")
+    # cloud-init only treats user-data as cloud-config when this is its first line.
+    if user_data.split("\n", 1)[0].rstrip() != "#cloud-config":
+        raise CloudInitRejected("user-data is not #cloud-config (first line)")
     try:
         doc = yaml.safe_load(user_data)
     except yaml.YAMLError as exc:

@@ -1,0 +1,127 @@
+"""The whole reconciler (controller, clients, executor) against both simulators, over the wire."""
+
+from __future__ import annotations
+
+import random
+
+from reconciler import ownership
+from reconciler.sim.faults import Fault
+from tests.integration.sim_harness import harness
+
+
+async def test_a_new_pool_converges_to_min_and_its_vms_join_nomad() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "3", "max": "5", "node_class": "batch"})
+        await h.converge()
+        assert len(h.instances()) == 3
+        assert h.ready_nodes() == h.instances()
+        node = next(iter(h.sim.nomad_state.nodes.values()))
+        # What registered is what the rendered cloud-init configured.
+        assert node.node_class == "batch"
+        assert node.meta[ownership.META_POOL] == "web"
+
+
+async def test_scale_down_drains_then_deletes_then_purges() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "3", "max": "5"})
+        await h.converge()
+        h.sim.nomad_state.run_job("api", count=3, cpu_mhz=200, memory_mb=128)
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.converge()
+        assert len(h.instances()) == 1
+        assert len(h.sim.nomad_state.nodes) == 1  # purged, not left down
+        live = [a for a in h.sim.nomad_state.allocs.values() if a.live]
+        assert len(live) == 3  # the work moved to the survivor
+        drained = [n for n in h.sim.nomad_state.nodes.values()]
+        assert all(n.eligibility == "eligible" for n in drained)
+
+
+async def test_an_invalid_spec_changes_nothing_and_other_pools_go_on() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "2", "max": "3"})
+        await h.converge()
+        before = h.instances()
+        await h.put_pool("web", {"min": "2", "mxa": "1"})  # a typo
+        await h.put_pool("db", {"min": "1", "max": "1"})
+        report = await h.step()
+        web = next(p for p in report.plans if p.pool == "web")
+        assert web.plan is None
+        assert any("mxa: unknown item" in problem for problem in web.problems)
+        await h.converge()
+        assert h.instances() == before
+        assert len(h.instances("db")) == 1
+
+
+async def test_a_failed_instance_list_is_not_an_empty_inventory() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "2", "max": "2"})
+        await h.converge()
+        before = h.instances()
+        h.sim.faults.set("info", Fault(error_rate=1.0))
+        await h.put_pool("web", {"min": "3", "max": "3"})
+        report = await h.step()
+        assert report.error is not None
+        assert report.plans == []
+        assert h.instances() == before
+        h.sim.faults.clear()
+        await h.converge()
+        assert len(h.instances()) == 3
+
+
+async def test_foreign_vms_and_nodes_are_never_touched() -> None:
+    async with harness() as h:
+        mp = h.sim.multipass_state
+        mp.begin_launch("primary", 2**30, 2**30)
+        mp.create("primary", "24.04", 1, 2**30, 2**30, "")
+        h.sim.nomad_state.register_node("nomad-server-1")
+        await h.put_pool("web", {"min": "0", "max": "2"})
+        await h.converge()
+        assert "primary" in mp.instances
+        assert any(n.name == "nomad-server-1" for n in h.sim.nomad_state.nodes.values())
+
+
+async def test_a_restart_mid_launch_reuses_names_and_never_duplicates() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "3", "max": "3"})
+        await h.c.controller.reconcile_once(wait_actions=False)
+        # A second controller (as after a crash) plans with no memory of the first.
+        from reconciler.controller import Controller
+        from reconciler.execute import Executor, ExecutorLimits
+        from reconciler.render import render_cloud_init
+
+        first = h.c.controller
+        second = Controller(
+            first.pools,
+            first.observer,
+            Executor(h.c.multipass, h.c.nomad, render_cloud_init, ExecutorLimits(attempts=2)),
+            first.clock,
+        )
+        await second.reconcile_once(wait_actions=False)
+        h.c.controller = second
+        await h.converge()
+        first_names = [n for n in h.instances()]
+        assert len(first_names) == 3
+        assert len({n.rsplit("-", 1)[0] for n in first_names}) == 1
+
+
+async def test_a_vm_that_never_joins_is_replaced() -> None:
+    async with harness() as h:
+        h.sim.join_failure = Fault(error_rate=1.0)
+        await h.put_pool("web", {"min": "1", "max": "2", "join_timeout": "60s"})
+        for _ in range(6):
+            await h.step(5)
+        stuck = h.instances()
+        assert len(stuck) == 1 and h.ready_nodes() == []
+        h.sim.join_failure = Fault()
+        await h.converge()
+        assert stuck[0] not in h.instances()
+        assert len(h.ready_nodes()) == 1
+
+
+async def test_random_launch_failures_still_converge() -> None:
+    async with harness() as h:
+        h.sim.faults.reseed(random.Random(9).randrange(1000))
+        h.sim.multipassd.launch_failure = Fault(error_rate=0.4)
+        await h.put_pool("web", {"min": "4", "max": "4"})
+        await h.converge(max_passes=120)
+        assert len(h.ready_nodes()) == 4
