@@ -541,13 +541,14 @@ class NomadState:
                 node.status, node.status_updated_at = "ready", now
                 self._touch(node)
                 changed = True
-            if node.heartbeat_lost_at is not None and node.status != "down":
-                if now >= node.heartbeat_lost_at + self.heartbeat_timeout:
-                    node.status, node.status_updated_at = "down", now
-                    for alloc in self._live_on(node.id):
-                        self._stop_alloc(alloc, "lost")
-                    self._touch(node)
-                    changed = True
+            lost_at = node.heartbeat_lost_at
+            heartbeat_expired = lost_at is not None and now >= lost_at + self.heartbeat_timeout
+            if heartbeat_expired and node.status != "down":
+                node.status, node.status_updated_at = "down", now
+                for alloc in self._live_on(node.id):
+                    self._stop_alloc(alloc, "lost")
+                self._touch(node)
+                changed = True
             if node.drain is not None:
                 changed |= self._advance_drain(node, now)
         for var in self.variables.values():
