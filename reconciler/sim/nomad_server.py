@@ -1,379 +1,952 @@
-"""A Nomad HTTP API simulator: a real aiohttp server on loopback.
+"""A real HTTP server (aiohttp) speaking Nomad's API over a ``NomadState``.
 
-Same paths, JSON shapes (PascalCase), status codes and X-Nomad-Index headers
-as Nomad for the endpoints the reconciler uses; blocking queries hold the
-request until the table's index passes the one asked for or the wait elapses.
+Same paths, methods, PascalCase JSON shapes, status codes and headers as Nomad
+(command/agent/*_endpoint.go): errors are plain text ("Permission denied",
+"variable not found", Nomad's 500 "node not found"), list and read answers
+carry X-Nomad-Index, and ``?index=N&wait=5m`` really blocks until the watched
+data changes past N or the wait (plus up to wait/16 of jitter, as Nomad adds)
+runs out. Tokens come from X-Nomad-Token or ``Authorization: Bearer``.
+
+Faults (``reconciler.sim.faults``) are looked up by ``"METHOD /v1/concrete/path"``
+and also ``"* /v1/concrete/path"``; keys may use ``*`` as a glob, e.g.
+``"GET /v1/nodes"``, ``"PUT /v1/var/*"``, ``"* /v1/node/*/drain"``, ``"*"``.
+The most specific (longest) matching key wins. error_rate answers 500,
+latency sleeps (real seconds), hang never answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fnmatch
 import json
+import logging
+import random
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from reconciler.sim.faults import FaultInjector
-from reconciler.sim.nomad_state import NomadState, SimAlloc, SimError, SimEval, SimNode
+from reconciler.sim.faults import Fault, FaultInjector
+from reconciler.sim.nomad_state import (
+    DEFAULT_LOCK_DELAY,
+    DEFAULT_LOCK_TTL,
+    Change,
+    NomadState,
+    Policy,
+    SimAlloc,
+    SimConflict,
+    SimError,
+    SimEval,
+    SimMetric,
+    SimNode,
+    SimVariable,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WAIT = 300.0  # Nomad's blocking-query default
+MAX_WAIT = 600.0  # and its cap
+NOMAD_VERSION = "1.9.3"
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-MAX_WAIT = 600.0  # Nomad caps a blocking query's wait at 10 minutes
 
 
-def _rfc3339(ts: float | None) -> str:
+# ---------------------------------------------------------------- wire formats
+
+
+def parse_duration(text: str) -> float:
+    """A Go duration ("5m", "30s", "1m30s", "250ms") in seconds; ValueError otherwise."""
+    s = text.strip()
+    if s == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or not s:
+        raise ValueError(f"invalid duration {text!r}")
+    return total
+
+
+def go_duration(seconds: float) -> str:
+    """Go's time.Duration.String(): 15s, 1m0s, 1h30m0s, 1.5s, 250ms."""
+    ns = round(seconds * 1e9)
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return f"{sign}{_trim(ns / size)}{unit}"
+    h, rem = divmod(ns, 3_600_000_000_000)
+    m, rem = divmod(rem, 60_000_000_000)
+    secs = _trim(rem / 1e9)
+    if h:
+        return f"{sign}{h}h{m}m{secs}s"
+    if m:
+        return f"{sign}{m}m{secs}s"
+    return f"{sign}{secs}s"
+
+
+def _trim(value: float) -> str:
+    text = f"{value:.9f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def rfc3339(ts: float | None, *, whole_seconds: bool = False) -> str:
+    """Go's time.Time in JSON (RFC 3339, nanoseconds trimmed); None is Go's zero time."""
     if ts is None:
         return "0001-01-01T00:00:00Z"
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    dt = datetime.fromtimestamp(int(ts) if whole_seconds else ts, UTC)
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if dt.microsecond and not whole_seconds:
+        text += "." + f"{dt.microsecond:06d}".rstrip("0")
+    return text + "Z"
 
 
-def node_stub_json(n: SimNode) -> dict[str, Any]:
-    last = None
-    if n.last_drain is not None:
-        last = n.last_drain | {
-            "StartedAt": _rfc3339(n.last_drain["StartedAt"]),
-            "UpdatedAt": _rfc3339(n.last_drain["UpdatedAt"]),
+def _nanos(ts: float) -> int:
+    return round(ts * 1e9)
+
+
+def variable_json(
+    v: SimVariable, *, items: bool = True, lock: bool = False, zero: bool = False
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "Namespace": v.namespace,
+        "Path": v.path,
+        "CreateIndex": v.create_index,
+        "ModifyIndex": v.modify_index,
+        "CreateTime": _nanos(v.create_time),
+        "ModifyTime": _nanos(v.modify_time),
+    }
+    if zero:
+        # Nomad's placeholder for "absent, or not yours to see".
+        out["Items"] = None
+        out["Lock"] = {"ID": "", "TTL": "", "LockDelay": ""} if v.lock is not None else None
+        return out
+    if items and v.items:
+        out["Items"] = dict(v.items)
+    if lock and v.lock is not None:
+        out["Lock"] = {
+            "ID": v.lock.id,
+            "TTL": go_duration(v.lock.ttl),
+            "LockDelay": go_duration(v.lock.lock_delay),
         }
+    return out
+
+
+def _last_drain_json(n: SimNode) -> dict[str, Any] | None:
+    d = n.last_drain
+    if d is None:
+        return None
     return {
+        "StartedAt": rfc3339(d.started_at, whole_seconds=True),
+        "UpdatedAt": rfc3339(d.updated_at, whole_seconds=True),
+        "Status": d.status,
+        "AccessorID": d.accessor_id,
+        "Meta": dict(d.meta) or None,
+    }
+
+
+def _resources_json(n: SimNode) -> tuple[dict[str, Any], dict[str, Any]]:
+    node_resources = {
+        "Cpu": {
+            "CpuShares": n.cpu_mhz,
+            "TotalCpuCores": max(1, n.cpu_mhz // 2000),
+            "ReservableCpuCores": list(range(max(1, n.cpu_mhz // 2000))),
+        },
+        "Memory": {"MemoryMB": n.memory_mb},
+        "Disk": {"DiskMB": n.disk_mb},
+        "Devices": None,
+        "NodeNetworks": [],
+        "Networks": [],
+        "MinDynamicPort": 20000,
+        "MaxDynamicPort": 32000,
+    }
+    reserved = {
+        "Cpu": {"CpuShares": n.reserved_cpu_mhz, "ReservedCpuCores": None},
+        "Memory": {"MemoryMB": n.reserved_memory_mb},
+        "Disk": {"DiskMB": 0},
+        "Networks": {"ReservedHostPorts": ""},
+    }
+    return node_resources, reserved
+
+
+def node_stub_json(n: SimNode, *, resources: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "Address": n.address,
         "ID": n.id,
-        "Name": n.name,
-        "Address": "10.73.0.1",
         "Datacenter": n.datacenter,
-        "NodeClass": n.node_class,
+        "Name": n.name,
         "NodePool": n.node_pool,
-        "Version": "1.9.3",
+        "NodeClass": n.node_class,
+        "Version": NOMAD_VERSION,
         "Drain": n.drain is not None,
         "SchedulingEligibility": n.eligibility,
         "Status": n.status,
-        "StatusDescription": "",
-        "LastDrain": last,
+        "StatusDescription": n.status_description,
+        "Drivers": {"exec": {"Detected": True, "Healthy": True}},
+        "HostVolumes": None,
+        "LastDrain": _last_drain_json(n),
+        "CreateIndex": n.create_index,
+        "ModifyIndex": n.modify_index,
+    }
+    if resources:
+        out["NodeResources"], out["ReservedResources"] = _resources_json(n)
+    return out
+
+
+def node_json(n: SimNode) -> dict[str, Any]:
+    node_resources, reserved = _resources_json(n)
+    drain = None
+    if n.drain is not None:
+        drain = {
+            "Deadline": round(n.drain.deadline * 1e9) if n.drain.deadline >= 0 else -1,
+            "IgnoreSystemJobs": n.drain.ignore_system_jobs,
+            "ForceDeadline": rfc3339(n.drain.force_at if n.drain.deadline > 0 else None),
+            "StartedAt": rfc3339(n.drain.started_at),
+        }
+    return {
+        "ID": n.id,
+        "SecretID": "",
+        "Datacenter": n.datacenter,
+        "Name": n.name,
+        "HTTPAddr": f"{n.address}:4646",
+        "TLSEnabled": False,
+        "Attributes": {
+            "unique.hostname": n.name,
+            "nomad.version": NOMAD_VERSION,
+            "cpu.totalcompute": str(n.cpu_mhz),
+            "memory.totalbytes": str(n.memory_mb * 1024 * 1024),
+            "kernel.name": "linux",
+            "os.name": "ubuntu",
+        },
+        "NodeResources": node_resources,
+        "ReservedResources": reserved,
+        "Links": {},
+        "Meta": dict(n.meta),
+        "NodeClass": n.node_class,
+        "NodePool": n.node_pool,
+        "ComputedClass": f"v1:{abs(hash((n.node_class, n.datacenter, n.node_pool))) % 10**18}",
+        "DrainStrategy": drain,
+        "SchedulingEligibility": n.eligibility,
+        "Status": n.status,
+        "StatusDescription": n.status_description,
+        "StatusUpdatedAt": int(n.status_updated_at),
+        "Events": [],
+        "Drivers": {"exec": {"Detected": True, "Healthy": True}},
+        "HostVolumes": None,
+        "LastDrain": _last_drain_json(n),
         "CreateIndex": n.create_index,
         "ModifyIndex": n.modify_index,
     }
 
 
-def node_resources_json(n: SimNode) -> dict[str, Any]:
+def _allocated_json(a: SimAlloc) -> dict[str, Any]:
     return {
-        "NodeResources": {"Cpu": {"CpuShares": n.cpu_mhz}, "Memory": {"MemoryMB": n.memory_mb}},
-        "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0}},
+        "Tasks": {
+            a.task: {
+                "Cpu": {"CpuShares": a.cpu_mhz, "ReservedCores": None},
+                "Memory": {"MemoryMB": a.memory_mb, "MemoryMaxMB": 0},
+                "Networks": None,
+                "Devices": None,
+            }
+        },
+        "TaskLifecycles": {a.task: None},
+        "Shared": {"Networks": None, "DiskMB": 300, "Ports": None},
     }
 
 
-def node_json(n: SimNode) -> dict[str, Any]:
-    """A full node: the stub's fields plus Meta, DrainStrategy and StatusUpdatedAt."""
-    strategy = None
-    if n.drain is not None:
-        strategy = {
-            "DrainSpec": {
-                "Deadline": int(n.drain.deadline * 1e9),
-                "IgnoreSystemJobs": n.drain.ignore_system_jobs,
-            },
-            "ForceDeadline": _rfc3339(n.drain.force_at),
-            "StartedAt": _rfc3339(n.drain.started_at),
-        }
-    return (
-        node_stub_json(n)
-        | node_resources_json(n)
-        | {
-            "Meta": dict(n.meta),
-            "DrainStrategy": strategy,
-            "StatusUpdatedAt": int(n.status_updated_at),
-        }
-    )
-
-
-def alloc_json(a: SimAlloc, node_name: str) -> dict[str, Any]:
+def _alloc_common(a: SimAlloc) -> dict[str, Any]:
     return {
         "ID": a.id,
-        "Namespace": "default",
+        "EvalID": a.eval_id,
+        "Name": a.name,
+        "Namespace": a.namespace,
         "NodeID": a.node_id,
-        "NodeName": node_name,
+        "NodeName": a.node_name,
         "JobID": a.job_id,
-        "JobType": a.job_type,
         "TaskGroup": a.task_group,
         "DesiredStatus": a.desired_status,
+        "DesiredDescription": a.desired_description,
         "ClientStatus": a.client_status,
-        "AllocatedResources": {
-            "Tasks": {
-                "task": {"Cpu": {"CpuShares": a.cpu_mhz}, "Memory": {"MemoryMB": a.memory_mb}}
-            }
+        "ClientDescription": a.client_description,
+        "DesiredTransition": {
+            "Migrate": True if a.desired_description.endswith("migrated") else None
         },
+        "TaskStates": None,
+        "DeploymentStatus": None,
+        "FollowupEvalID": "",
+        "NextAllocation": "",
+        "RescheduleTracker": None,
+        "PreemptedAllocations": None,
+        "PreemptedByAllocation": "",
         "CreateIndex": a.create_index,
         "ModifyIndex": a.modify_index,
+        "CreateTime": _nanos(a.create_time),
+        "ModifyTime": _nanos(a.modify_time),
+    }
+
+
+def alloc_stub_json(a: SimAlloc, *, resources: bool) -> dict[str, Any]:
+    out = _alloc_common(a) | {"JobType": a.job_type, "JobVersion": 0}
+    if resources:
+        out["AllocatedResources"] = _allocated_json(a)
+    return out
+
+
+def alloc_json(a: SimAlloc) -> dict[str, Any]:
+    """A full allocation (GET /v1/node/:id/allocations): the Job rides along, JobType does not."""
+    return _alloc_common(a) | {
+        "Job": {
+            "ID": a.job_id,
+            "Name": a.job_id,
+            "Namespace": a.namespace,
+            "Type": a.job_type,
+            "TaskGroups": [
+                {
+                    "Name": a.task_group,
+                    "Tasks": [
+                        {
+                            "Name": a.task,
+                            "Resources": {"CPU": a.cpu_mhz, "MemoryMB": a.memory_mb},
+                        }
+                    ],
+                }
+            ],
+        },
+        "AllocatedResources": _allocated_json(a),
+        "AllocModifyIndex": a.modify_index,
+    }
+
+
+def _metric_json(m: SimMetric) -> dict[str, Any]:
+    return {
+        "NodesEvaluated": m.nodes_evaluated,
+        "NodesFiltered": m.nodes_filtered,
+        "NodesInPool": m.nodes_in_pool,
+        "NodePool": m.node_pool,
+        "NodesAvailable": dict(m.nodes_available),
+        "ClassFiltered": dict(m.class_filtered) or None,
+        "ConstraintFiltered": dict(m.constraint_filtered) or None,
+        "NodesExhausted": m.nodes_exhausted,
+        "ClassExhausted": dict(m.class_exhausted) or None,
+        "DimensionExhausted": dict(m.dimension_exhausted) or None,
+        "QuotaExhausted": None,
+        "ResourcesExhausted": {
+            task: {"CPU": r.get("CPU", 0), "MemoryMB": r.get("MemoryMB", 0), "DiskMB": 0}
+            for task, r in m.resources_exhausted.items()
+        }
+        or None,
+        "Scores": None,
+        "ScoreMetaData": None,
+        "AllocationTime": 12000,
+        "CoalescedFailures": m.coalesced_failures,
     }
 
 
 def eval_json(e: SimEval) -> dict[str, Any]:
     return {
         "ID": e.id,
+        "Namespace": e.namespace,
+        "Priority": e.priority,
+        "Type": e.type,
+        "TriggeredBy": e.triggered_by,
         "JobID": e.job_id,
-        "Namespace": "default",
+        "JobModifyIndex": 0,
+        "NodeID": "",
+        "NodeModifyIndex": 0,
+        "DeploymentID": "",
         "Status": e.status,
-        "Type": "service",
-        "TriggeredBy": "job-register",
-        "NodePool": e.node_pool,
-        "QueuedAllocations": {"group": e.queued},
+        "StatusDescription": e.status_description,
+        "Wait": 0,
+        "WaitUntil": rfc3339(None),
+        "NextEval": "",
+        "PreviousEval": "",
+        "BlockedEval": "",
+        "RelatedEvals": None,
+        "FailedTGAllocs": {tg: _metric_json(m) for tg, m in e.failed_tg_allocs.items()} or None,
+        "ClassEligibility": dict(e.class_eligibility) or None,
+        "QuotaLimitReached": "",
+        "EscapedComputedClass": False,
+        "AnnotatePlan": False,
+        "QueuedAllocations": dict(e.queued_allocations) or None,
+        "LeaderACL": "",
+        "SnapshotIndex": 0,
         "CreateIndex": e.create_index,
         "ModifyIndex": e.modify_index,
+        "CreateTime": _nanos(e.create_time),
+        "ModifyTime": _nanos(e.modify_time),
     }
 
 
-def parse_wait(text: str | None) -> float:
-    if not text:
-        return 300.0
-    m = _DURATION.match(text)
-    if not m:
-        raise SimError(400, f"invalid wait time {text!r}")
-    return min(MAX_WAIT, int(m.group(1)) * _UNITS[m.group(2)])
+# ---------------------------------------------------------------- the server
+
+
+def _text(status: int, message: str, index: int | None = None) -> web.Response:
+    headers = {"X-Nomad-Index": str(index)} if index is not None else None
+    return web.Response(status=status, text=message, content_type="text/plain", headers=headers)
+
+
+def _json(body: Any, index: int | None = None, status: int = 200) -> web.Response:
+    headers = {"X-Nomad-Index": str(index)} if index is not None else {}
+    headers["X-Nomad-KnownLeader"] = "true"
+    headers["X-Nomad-LastContact"] = "0"
+    return web.Response(
+        status=status,
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 class NomadSimServer:
+    """``await NomadSimServer(state).start()``; then ``.address`` is its http://127.0.0.1:PORT."""
+
     def __init__(
         self,
         state: NomadState,
         *,
         faults: FaultInjector | None = None,
-        port: int = 0,
         host: str = "127.0.0.1",
+        port: int = 0,
+        rng: random.Random | None = None,
+        tick_interval: float | None = None,
     ) -> None:
         self.state = state
-        self.faults = faults or FaultInjector()
+        self.faults = faults if faults is not None else FaultInjector()
         self.host = host
         self.port = port
-        self.requests: dict[str, int] = {}
-        self._changed = asyncio.Event()
+        self.tick_interval = tick_interval
+        self.requests: Counter[str] = Counter()  # "METHOD /v1/path" -> requests received
+        self._rng = rng or random.Random(0)
         self._runner: web.AppRunner | None = None
-        state.listeners.append(self._on_change)
+        self._closing = asyncio.Event()
+        self._ticker: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def _on_change(self) -> None:
-        # Wake every blocking query; each re-checks its own table's index.
-        self._changed.set()
-        self._changed = asyncio.Event()
+    # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         app = web.Application(middlewares=[self._middleware])
         r = app.router
         r.add_get("/v1/vars", self.list_vars)
-        r.add_get("/v1/var/{path:.+}", self.get_var)
-        r.add_put("/v1/var/{path:.+}", self.put_var)
-        r.add_delete("/v1/var/{path:.+}", self.delete_var)
+        r.add_route("GET", "/v1/var/{path:.+}", self.get_var)
+        r.add_route("PUT", "/v1/var/{path:.+}", self.put_var)
+        r.add_route("POST", "/v1/var/{path:.+}", self.put_var)
+        r.add_route("DELETE", "/v1/var/{path:.+}", self.delete_var)
         r.add_get("/v1/nodes", self.list_nodes)
-        r.add_post("/v1/node/{id}/drain", self.drain)
-        r.add_post("/v1/node/{id}/eligibility", self.eligibility)
-        r.add_route("*", "/v1/node/{id}/purge", self.purge)
-        r.add_get("/v1/node/{id}/allocations", self.node_allocations)
         r.add_get("/v1/node/{id}", self.get_node)
+        r.add_get("/v1/node/{id}/allocations", self.node_allocations)
+        for method in ("PUT", "POST"):
+            r.add_route(method, "/v1/node/{id}/drain", self.drain)
+            r.add_route(method, "/v1/node/{id}/eligibility", self.eligibility)
+            r.add_route(method, "/v1/node/{id}/purge", self.purge)
         r.add_get("/v1/allocations", self.list_allocations)
         r.add_get("/v1/evaluations", self.list_evaluations)
-        self._runner = web.AppRunner(app, access_log=None)
+        r.add_get("/v1/status/leader", self.leader)
+        self._closing.clear()
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        if self.tick_interval:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
 
     async def stop(self) -> None:
+        self._closing.set()  # wakes blocking queries and hung requests
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
+    async def __aenter__(self) -> NomadSimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _tick_forever(self) -> None:
+        assert self.tick_interval
+        while True:
+            self.state.tick()
+            await asyncio.sleep(self.tick_interval)
+
     # ------------------------------------------------------------ middleware
+
+    def fault_for(self, method: str, path: str) -> Fault | None:
+        """The most specific fault whose key matches this request (see the module doc)."""
+        names = (f"{method} {path}", f"* {path}")
+        faults = self.faults.faults
+        for name in names:
+            if name in faults:
+                return faults[name]
+        best: tuple[int, Fault] | None = None
+        for key, fault in faults.items():
+            matches = "*" in key and any(fnmatch.fnmatchcase(n, key) for n in names)
+            if matches and (best is None or len(key) > best[0]):
+                best = (len(key), fault)
+        return best[1] if best else None
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = request.match_info.route.resource
-        pattern = route.canonical if route is not None else request.path
-        key = f"{request.method} {pattern}"
-        self.requests[key] = self.requests.get(key, 0) + 1
-        fault = self.faults.lookup(f"{request.method} {request.path}") or self.faults.lookup(key)
+        self.requests[f"{request.method} {request.path}"] += 1
+        fault = self.fault_for(request.method, request.path)
         if fault is not None:
             if fault.hang:
-                await asyncio.Event().wait()
+                await self._closing.wait()
+                raise web.HTTPServiceUnavailable(text="simulator stopping")
             if fault.latency:
                 await asyncio.sleep(fault.latency)
             if self.faults.should_fail(fault):
-                return web.Response(status=500, text="simulated fault")
+                return _text(500, "simulated failure (fault injection)")
+        self.state.tick()
         try:
             return await handler(request)
+        except SimConflict as exc:
+            policy = self._policy_or_none(request)
+            readable = policy is not None and policy.can_var(exc.variable.path, "read")
+            body = variable_json(
+                exc.variable,
+                items=readable,
+                lock=False,
+                zero=exc.variable.is_zero,
+            )
+            return _json(body, index=exc.variable.modify_index, status=409)
         except SimError as exc:
-            if exc.body is not None:
-                return web.json_response(exc.body, status=exc.status)
-            return web.Response(status=exc.status, text=exc.message)
+            return _text(exc.status, exc.message)
 
-    # ------------------------------------------------------------ helpers
+    # ------------------------------------------------------------ request parsing
 
-    def _token(self, request: web.Request) -> str | None:
-        token = request.headers.get("X-Nomad-Token")
+    @staticmethod
+    def _token(request: web.Request) -> str | None:
+        token = request.headers.get("X-Nomad-Token", "").strip()
+        if token:
+            return token
         auth = request.headers.get("Authorization", "")
-        if not token and auth.startswith("Bearer "):
-            token = auth.removeprefix("Bearer ")
-        return token
+        parts = auth.split(" ", 1)
+        if len(parts) == 2 and parts[0].lower() == "bearer":
+            value = parts[1].strip().split(" ")[0]
+            return value or None
+        return None
 
-    def _ns(self, request: web.Request) -> str:
-        return request.query.get("namespace") or "default"
+    def _policy(self, request: web.Request) -> Policy:
+        return self.state.authorize(self._token(request))
 
-    def _reply(self, body: Any, table: str) -> web.Response:
-        return web.json_response(
-            body, headers={"X-Nomad-Index": str(self.state.table_index[table])}, dumps=json.dumps
-        )
-
-    async def _block(self, request: web.Request, table: str) -> None:
-        """Hold a blocking query until the table's index passes `index` or `wait` elapses."""
-        if "index" not in request.query:
-            return
+    def _policy_or_none(self, request: web.Request) -> Policy | None:
         try:
-            index = int(request.query["index"])
-        except ValueError:
-            raise SimError(400, "index must be a number") from None
-        deadline = asyncio.get_running_loop().time() + parse_wait(request.query.get("wait"))
-        while self.state.table_index[table] <= index:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return
+            return self._policy(request)
+        except SimError:
+            return None
+
+    @staticmethod
+    def _ns(request: web.Request, body_ns: Any = None) -> str:
+        ns = request.query.get("namespace") or (body_ns if isinstance(body_ns, str) else "")
+        return ns or "default"
+
+    @staticmethod
+    def _flag(request: web.Request, name: str) -> bool:
+        value = request.query.get(name, "")
+        if not value:
+            return False
+        if value.lower() in ("1", "t", "true"):
+            return True
+        if value.lower() in ("0", "f", "false"):
+            return False
+        raise SimError(400, f'Failed to parse value of "{name}" ({value}) as a bool')
+
+    @staticmethod
+    async def _body(request: web.Request, *, required: bool = True) -> Any:
+        raw = await request.read()
+        if not raw.strip():
+            if required:
+                raise SimError(400, "EOF")
+            return {}
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SimError(400, f"invalid character in request body: {exc.msg}") from None
+
+    def _wait_params(self, request: web.Request) -> tuple[int, float]:
+        wait = DEFAULT_WAIT
+        if "wait" in request.query:
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                return
+                wait = parse_duration(request.query["wait"])
+            except ValueError:
+                raise SimError(400, "Invalid wait time") from None
+        index = 0
+        if "index" in request.query:
+            try:
+                index = int(request.query["index"])
+                if index < 0:
+                    raise ValueError
+            except ValueError:
+                raise SimError(400, "Invalid index") from None
+        return index, min(wait, MAX_WAIT)
 
-    async def _json(self, request: web.Request) -> Any:
-        try:
-            return await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise SimError(400, "failed to parse request body as JSON") from None
+    async def _blocking(
+        self,
+        request: web.Request,
+        watch: Callable[[Change], bool],
+        answer: Callable[[], tuple[Any, int]],
+    ) -> web.Response:
+        """Answer now, or once a watched change moves the index past ?index (or at the wait)."""
+        min_index, wait = self._wait_params(request)
+        body, index = answer()
+        if min_index == 0 or index > min_index:
+            return _json(body, index)
+        loop = asyncio.get_running_loop()
+        # Nomad adds up to wait/16 so that many watchers do not all wake together.
+        deadline = loop.time() + wait + self._rng.uniform(0, wait / 16)
+        while not self._closing.is_set():
+            changed = asyncio.Event()
+
+            def listener(change: Change, changed: asyncio.Event = changed) -> None:
+                if watch(change):
+                    changed.set()
+
+            unsubscribe = self.state.subscribe(listener)
+            try:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                waiters = [
+                    asyncio.ensure_future(changed.wait()),
+                    asyncio.ensure_future(self._closing.wait()),
+                ]
+                try:
+                    await asyncio.wait(
+                        waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    for w in waiters:
+                        w.cancel()
+            finally:
+                unsubscribe()
+            if not changed.is_set():
+                break
+            body, index = answer()
+            if index > min_index:
+                return _json(body, index)
+        body, index = answer()
+        return _json(body, index)
 
     # ------------------------------------------------------------ variables
 
     async def list_vars(self, request: web.Request) -> web.Response:
-        policy = self.state.authorize(self._token(request))
+        policy = self._policy(request)
+        ns = self._ns(request)
         prefix = request.query.get("prefix", "")
-        await self._block(request, "vars")
-        found = [
-            v.meta_json()
-            for v in self.state.list_vars(self._ns(request), prefix)
-            if policy.can_var(v.path, "list")
-        ]
-        return self._reply(found, "vars")
+
+        def watch(c: Change) -> bool:
+            return c.table == "variables" and c.key.startswith(prefix) and ns in ("*", c.namespace)
+
+        def answer() -> tuple[Any, int]:
+            visible = [
+                variable_json(v, items=False, lock=policy.management)
+                for v in self.state.list_vars(ns, prefix)
+                if policy.can_var(v.path, "list")
+            ]
+            return visible, max(1, self.state.table_index["variables"])
+
+        return await self._blocking(request, watch, answer)
 
     async def get_var(self, request: web.Request) -> web.Response:
+        policy = self._policy(request)
         path = request.match_info["path"]
-        if not self.state.authorize(self._token(request)).can_var(path, "read"):
+        ns = self._ns(request)
+        if not policy.can_var(path, "read"):
             raise SimError(403, "Permission denied")
-        return self._reply(self.state.get_var(self._ns(request), path).to_json(), "vars")
+
+        def watch(c: Change) -> bool:
+            return c.table == "variables" and c.key == path and c.namespace == ns
+
+        def answer() -> tuple[Any, int]:
+            var = self.state.variables.get((ns, path))
+            if var is None:
+                return None, max(1, self.state.table_index["variables"])
+            return variable_json(var, lock=policy.management), var.modify_index
+
+        response = await self._blocking(request, watch, answer)
+        if (ns, path) not in self.state.variables:
+            return _text(404, "variable not found", index=int(response.headers["X-Nomad-Index"]))
+        return response
+
+    @staticmethod
+    def _lock_spec(body: dict[str, Any]) -> dict[str, Any] | None:
+        lock = body.get("Lock")
+        if lock is None:
+            return None
+        if not isinstance(lock, dict):
+            raise SimError(
+                400, "json: cannot unmarshal Lock into Go struct field of type VariableLock"
+            )
+        return lock
+
+    @staticmethod
+    def _lock_duration(lock: dict[str, Any], key: str, default: float) -> float:
+        value = lock.get(key)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            raise SimError(400, f"invalid {key}")
+        if isinstance(value, (int, float)):
+            return value / 1e9 if value else default
+        if isinstance(value, str):
+            try:
+                return parse_duration(value) or default
+            except ValueError:
+                raise SimError(400, f'time: invalid duration "{value}"') from None
+        raise SimError(400, f"invalid {key}")
 
     async def put_var(self, request: web.Request) -> web.Response:
-        path = request.match_info["path"]
-        if not self.state.authorize(self._token(request)).can_var(path, "write"):
-            raise SimError(403, "Permission denied")
-        body = await self._json(request)
+        policy = self._policy(request)
+        path = request.match_info["path"].strip("/")
+        ops = [op for op in ("lock-acquire", "lock-renew", "lock-release") if op in request.query]
+        if len(ops) > 1:
+            raise SimError(400, "multiple lock operations")
+        if ops and request.query.get("cas", ""):
+            raise SimError(400, "CAS can't be used with lock operations")
+        body = await self._body(request)
         if not isinstance(body, dict):
-            raise SimError(400, "request body must be a variable object")
-        ns = self._ns(request)
-        q = request.query
-        lock = body.get("Lock") or {}
-        if "lock-acquire" in q:
+            raise SimError(
+                400, "json: cannot unmarshal array into Go value of type VariableDecrypted"
+            )
+        ns = self._ns(request, body.get("Namespace"))
+        if not policy.can_var(path, "write"):
+            raise SimError(403, "Permission denied")
+        items = body.get("Items")
+        if items is not None and (
+            not isinstance(items, dict) or not all(isinstance(v, str) for v in items.values())
+        ):
+            raise SimError(
+                400,
+                "json: cannot unmarshal value into Go struct field VariableDecrypted.Items "
+                "of type string",
+            )
+        lock = self._lock_spec(body)
+        op = ops[0] if ops else ""
+        if op == "lock-acquire":
             var = self.state.lock_acquire(
                 ns,
                 path,
-                parse_wait(lock.get("TTL") or "15s"),
-                parse_wait(lock.get("LockDelay") or "15s"),
+                ttl=self._lock_duration(lock or {}, "TTL", DEFAULT_LOCK_TTL),
+                lock_delay=self._lock_duration(lock or {}, "LockDelay", DEFAULT_LOCK_DELAY),
+                items=items,
             )
-        elif "lock-renew" in q:
-            var = self.state.lock_renew(ns, path, str(lock.get("ID", "")))
-        elif "lock-release" in q:
-            var = self.state.lock_release(ns, path, str(lock.get("ID", "")))
-        else:
-            items = body.get("Items")
-            if not isinstance(items, dict) or not all(isinstance(v, str) for v in items.values()):
-                raise SimError(400, "variable items must be a map of strings")
-            cas = int(q["cas"]) if "cas" in q else None
-            var = self.state.put_var(ns, path, items, cas)
-        return self._reply(var.to_json(), "vars")
+            return _json(variable_json(var, lock=True), index=var.modify_index)
+        if op == "lock-renew":
+            lock_id = (lock or {}).get("ID") or ""
+            if not lock_id:
+                raise SimError(400, "missing lock ID")
+            var = self.state.lock_renew(ns, path, lock_id)
+            return _json(variable_json(var, items=False, lock=True))
+        if op == "lock-release":
+            if items:
+                raise SimError(400, "lock release operation doesn't take variable items")
+            var = self.state.lock_release(ns, path, (lock or {}).get("ID") or "")
+            return _json(variable_json(var, items=False), index=var.modify_index)
+        if not items:
+            raise SimError(400, "variable missing required Items object")
+        if lock is not None and (lock.get("TTL") or lock.get("LockDelay")):
+            raise SimError(400, "variable should not contain lock definition")
+        cas_text = request.query.get("cas", "")
+        cas: int | None = None
+        if cas_text:
+            try:
+                cas = int(cas_text)
+                if cas < 0:
+                    raise ValueError
+            except ValueError:
+                raise SimError(400, f'can not parse cas: invalid syntax "{cas_text}"') from None
+        lock_id = (lock or {}).get("ID") or None
+        var = self.state.put_var(ns, path, items, cas=cas, lock_id=lock_id)
+        owner = lock_id is not None and var.lock is not None and var.lock.id == lock_id
+        return _json(variable_json(var, lock=owner or policy.management), index=var.modify_index)
 
     async def delete_var(self, request: web.Request) -> web.Response:
-        path = request.match_info["path"]
-        if not self.state.authorize(self._token(request)).can_var(path, "destroy"):
+        policy = self._policy(request)
+        path = request.match_info["path"].strip("/")
+        ns = self._ns(request)
+        if not policy.can_var(path, "destroy"):
             raise SimError(403, "Permission denied")
-        cas = int(request.query["cas"]) if "cas" in request.query else None
-        self.state.delete_var(self._ns(request), path, cas)
-        return web.Response(
-            status=204, headers={"X-Nomad-Index": str(self.state.table_index["vars"])}
-        )
+        cas_text = request.query.get("cas", "")
+        cas: int | None = None
+        if cas_text:
+            try:
+                cas = int(cas_text)
+            except ValueError:
+                raise SimError(400, f'can not parse cas: invalid syntax "{cas_text}"') from None
+        index = self.state.delete_var(ns, path, cas=cas)
+        return web.Response(status=204, headers={"X-Nomad-Index": str(index)})
 
     # ------------------------------------------------------------ nodes
 
-    def _node_access(self, request: web.Request, write: bool) -> None:
-        if not self.state.authorize(self._token(request)).can_node(write):
+    def _node_access(self, request: web.Request, *, write: bool) -> Policy:
+        policy = self._policy(request)
+        if not policy.can_node(write):
             raise SimError(403, "Permission denied")
+        return policy
 
     async def list_nodes(self, request: web.Request) -> web.Response:
         self._node_access(request, write=False)
-        await self._block(request, "nodes")
-        with_resources = request.query.get("resources") == "true"
-        nodes = sorted(self.state.nodes.values(), key=lambda n: n.id)
-        body = [
-            node_stub_json(n) | (node_resources_json(n) if with_resources else {}) for n in nodes
-        ]
-        return self._reply(body, "nodes")
+        resources = self._flag(request, "resources")
+        prefix = request.query.get("prefix", "")
+
+        def answer() -> tuple[Any, int]:
+            stubs = [node_stub_json(n, resources=resources) for n in self.state.list_nodes(prefix)]
+            return stubs, max(1, self.state.table_index["nodes"])
+
+        return await self._blocking(request, lambda c: c.table == "nodes", answer)
 
     async def get_node(self, request: web.Request) -> web.Response:
         self._node_access(request, write=False)
-        return self._reply(node_json(self.state.get_node(request.match_info["id"])), "nodes")
+        node_id = request.match_info["id"]
+
+        def answer() -> tuple[Any, int]:
+            node = self.state.nodes.get(node_id)
+            if node is None:
+                return None, max(1, self.state.table_index["nodes"])
+            return node_json(node), node.modify_index
+
+        response = await self._blocking(
+            request, lambda c: c.table == "nodes" and c.key == node_id, answer
+        )
+        if node_id not in self.state.nodes:
+            return _text(404, "node not found")
+        return response
+
+    async def node_allocations(self, request: web.Request) -> web.Response:
+        policy = self._node_access(request, write=False)
+        if not policy.can_read_job():
+            raise SimError(403, "Permission denied")
+        node_id = request.match_info["id"]
+
+        def answer() -> tuple[Any, int]:
+            allocs = self.state.list_allocations("*", node_id=node_id)
+            index = max((a.modify_index for a in allocs), default=0)
+            return [alloc_json(a) for a in allocs], index or max(
+                1, self.state.table_index["allocs"]
+            )
+
+        return await self._blocking(
+            request, lambda c: c.table == "allocs" and c.node_id == node_id, answer
+        )
+
+    @staticmethod
+    def _write_response(index: int) -> web.Response:
+        body = {"NodeModifyIndex": index, "EvalIDs": None, "EvalCreateIndex": 0, "Index": index}
+        return _json(body, index=index)
 
     async def drain(self, request: web.Request) -> web.Response:
         self._node_access(request, write=True)
-        body = await self._json(request)
+        node_id = request.match_info["id"]
+        body = await self._body(request)
         if not isinstance(body, dict):
-            raise SimError(400, "request body must be a drain request object")
-        self.state.drain(
-            request.match_info["id"],
-            body.get("DrainSpec"),
-            bool(body.get("MarkEligible")),
-            body.get("Meta"),
+            raise SimError(400, "json: cannot unmarshal into NodeUpdateDrainRequest")
+        spec = body.get("DrainSpec")
+        meta = body.get("Meta") or {}
+        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+            raise SimError(400, "json: cannot unmarshal Meta into map[string]string")
+        deadline: float | None = None
+        ignore = False
+        if spec is not None:
+            if not isinstance(spec, dict):
+                raise SimError(
+                    400, "json: cannot unmarshal DrainSpec into Go value of type DrainSpec"
+                )
+            raw = spec.get("Deadline", 0)
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise SimError(400, "json: cannot unmarshal DrainSpec.Deadline into time.Duration")
+            deadline = raw / 1e9 if raw >= 0 else -1.0
+            ignore = bool(spec.get("IgnoreSystemJobs", False))
+        index = self.state.update_drain(
+            node_id,
+            deadline,
+            ignore_system_jobs=ignore,
+            mark_eligible=bool(body.get("MarkEligible", False)),
+            meta=meta,
         )
-        return self._reply(
-            {"EvalIDs": [], "EvalCreateIndex": 0, "NodeModifyIndex": self.state.index}, "nodes"
-        )
+        return self._write_response(index)
 
     async def eligibility(self, request: web.Request) -> web.Response:
         self._node_access(request, write=True)
-        body = await self._json(request)
-        value = body.get("Eligibility") if isinstance(body, dict) else None
-        if value not in ("eligible", "ineligible"):
-            raise SimError(400, 'Eligibility must be "eligible" or "ineligible"')
-        self.state.set_eligibility(request.match_info["id"], value == "eligible")
-        return self._reply({"EvalIDs": [], "NodeModifyIndex": self.state.index}, "nodes")
+        node_id = request.match_info["id"]
+        body = await self._body(request)
+        wanted = body.get("Eligibility") if isinstance(body, dict) else None
+        if wanted not in ("eligible", "ineligible"):
+            raise SimError(500, f'invalid scheduling eligibility "{wanted or ""}"')
+        index = self.state.set_eligibility(node_id, wanted == "eligible")
+        return self._write_response(index)
 
     async def purge(self, request: web.Request) -> web.Response:
-        if request.method not in ("PUT", "POST"):
-            raise web.HTTPMethodNotAllowed(request.method, ["PUT", "POST"])
         self._node_access(request, write=True)
-        self.state.purge_node(request.match_info["id"])
-        return self._reply({"EvalIDs": [], "NodeModifyIndex": self.state.index}, "nodes")
+        index = self.state.purge_node(request.match_info["id"])
+        body = {
+            "HeartbeatTTL": 0,
+            "EvalIDs": None,
+            "EvalCreateIndex": 0,
+            "NodeModifyIndex": index,
+            "LeaderRPCAddr": "",
+            "NumNodes": 0,
+            "Servers": None,
+            "Index": index,
+        }
+        return _json(body, index=index)
 
-    async def node_allocations(self, request: web.Request) -> web.Response:
-        self._node_access(request, write=False)
-        node = self.state.get_node(request.match_info["id"])
-        allocs = [
-            alloc_json(a, node.name) for a in self.state.allocs.values() if a.node_id == node.id
-        ]
-        return self._reply(allocs, "allocs")
+    # ------------------------------------------------------------ allocations, evaluations
 
     async def list_allocations(self, request: web.Request) -> web.Response:
-        self._node_access(request, write=False)
-        await self._block(request, "allocs")
-        names = {n.id: n.name for n in self.state.nodes.values()}
-        allocs = sorted(self.state.allocs.values(), key=lambda a: a.id)
-        return self._reply([alloc_json(a, names.get(a.node_id, "")) for a in allocs], "allocs")
+        policy = self._policy(request)
+        if not policy.can_read_job():
+            raise SimError(403, "Permission denied")
+        ns = self._ns(request)
+        resources = self._flag(request, "resources")
+        prefix = request.query.get("prefix", "")
+
+        def answer() -> tuple[Any, int]:
+            allocs = [
+                alloc_stub_json(a, resources=resources)
+                for a in self.state.list_allocations(ns)
+                if a.id.startswith(prefix)
+            ]
+            return allocs, max(1, self.state.table_index["allocs"])
+
+        return await self._blocking(request, lambda c: c.table == "allocs", answer)
 
     async def list_evaluations(self, request: web.Request) -> web.Response:
-        self._node_access(request, write=False)
-        status = request.query.get("status")
-        evals = [eval_json(e) for e in self.state.evals.values() if status in (None, e.status)]
-        return self._reply(evals, "evals")
+        policy = self._policy(request)
+        if not policy.can_read_job():
+            raise SimError(403, "Permission denied")
+        ns = self._ns(request)
+        status = request.query.get("status") or None
+        job = request.query.get("job") or None
+
+        def answer() -> tuple[Any, int]:
+            evals = [eval_json(e) for e in self.state.list_evaluations(ns, status, job)]
+            return evals, max(1, self.state.table_index["evals"])
+
+        return await self._blocking(request, lambda c: c.table == "evals", answer)
+
+    async def leader(self, request: web.Request) -> web.Response:
+        return _json(f"{self.host}:4647")
