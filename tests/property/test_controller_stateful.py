@@ -1,0 +1,131 @@
+"""The real controller against the simulators, driven by Hypothesis through random histories.
+
+Spec edits, injected faults, time passing and reconciler crashes (a new
+controller with no memory, in-flight calls abandoned) come in any order. After
+every step: no VM beyond max + surge of the specs in play, nothing foreign
+touched. At the end, with faults gone, the pool converges to its spec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from reconciler.controller import Controller
+from reconciler.execute import Executor, ExecutorLimits
+from reconciler.render import render_cloud_init
+from reconciler.sim.faults import Fault
+from reconciler.sim.world import SimConfig
+from tests.integration.sim_harness import Harness, harness
+
+SURGE = 1
+FOREIGN_VM = "primary"
+FOREIGN_NODE = "nomad-server-1"
+
+
+class ControllerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.stack = contextlib.AsyncExitStack()
+        self.h: Harness | None = None
+        self.maxes: list[int] = []
+        self.spec: tuple[int, int] = (0, 0)
+
+    def run(self, coro):  # type: ignore[no-untyped-def]
+        return self.loop.run_until_complete(coro)
+
+    @initialize(seed=st.integers(0, 1000))
+    def start(self, seed: int) -> None:
+        config = SimConfig(seed=seed, boot_seconds=20, heartbeat_timeout=15, migrate_seconds=10)
+        self.h = self.run(self.stack.enter_async_context(harness(config)))
+        mp = self.h.sim.multipass_state
+        mp.begin_launch(FOREIGN_VM, 2**30, 2**30)
+        mp.create(FOREIGN_VM, "24.04", 1, 2**30, 2**30, "")
+        self.h.sim.nomad_state.register_node(FOREIGN_NODE)
+        self.edit(1, 3, "24.04")
+
+    @rule(
+        lo=st.integers(0, 3),
+        extra=st.integers(0, 2),
+        image=st.sampled_from(["24.04", "22.04"]),
+    )
+    def edit(self, lo: int, extra: int, image: str) -> None:
+        assert self.h is not None
+        hi = max(1, lo + extra)
+        self.spec = (lo, hi)
+        self.maxes = [*self.maxes[-1:], hi]
+        items = {"min": str(lo), "max": str(hi), "image": image, "max_surge": str(SURGE)}
+        self.run(self.h.put_pool("web", items))
+
+    @rule(
+        where=st.sampled_from(["launch", "info", "delet", "GET /v1/nodes", "POST /v1/node/*"]),
+        rate=st.sampled_from([0.3, 1.0]),
+    )
+    def fault(self, where: str, rate: float) -> None:
+        assert self.h is not None
+        if where == "launch":
+            self.h.sim.multipassd.launch_failure = Fault(error_rate=rate)
+        else:
+            self.h.sim.faults.set(where, Fault(error_rate=rate))
+
+    @rule()
+    def heal(self) -> None:
+        assert self.h is not None
+        self.h.sim.faults.clear()
+        self.h.sim.multipassd.launch_failure = Fault()
+
+    @rule(seconds=st.sampled_from([1.0, 5.0, 20.0]))
+    def time_passes(self, seconds: float) -> None:
+        assert self.h is not None
+        self.run(self.h.step(seconds))
+
+    @precondition(lambda self: self.h is not None)
+    @rule()
+    def crash_and_restart(self) -> None:
+        assert self.h is not None
+        old = self.h.c.controller
+        for task in list(old._tasks):
+            task.cancel()  # a crash abandons in-flight calls wherever they are
+        executor = Executor(
+            self.h.c.multipass,
+            self.h.c.nomad,
+            render_cloud_init,
+            ExecutorLimits(attempts=2, backoff_max=0.05),
+        )
+        self.h.c.controller = Controller(old.pools, old.observer, executor, old.clock)
+
+    @invariant()
+    def never_beyond_max_plus_surge(self) -> None:
+        if self.h is None:
+            return
+        assert len(self.h.instances()) <= max(self.maxes) + SURGE, (self.h.instances(), self.maxes)
+
+    @invariant()
+    def nothing_foreign_touched(self) -> None:
+        if self.h is None:
+            return
+        assert FOREIGN_VM in self.h.sim.multipass_state.instances
+        assert any(n.name == FOREIGN_NODE for n in self.h.sim.nomad_state.nodes.values())
+
+    def teardown(self) -> None:
+        try:
+            if self.h is not None:
+                self.heal()
+                self.run(self.h.converge(max_passes=80))
+                lo, _ = self.spec
+                assert len(self.h.ready_nodes()) == lo
+                assert len(self.h.instances()) == lo
+        finally:
+            self.run(self.stack.aclose())
+            self.loop.close()
+
+
+ControllerMachine.TestCase.settings = settings(
+    max_examples=6, stateful_step_count=12, deadline=None
+)
+TestControllerStateful = ControllerMachine.TestCase
