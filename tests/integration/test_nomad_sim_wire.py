@@ -1,0 +1,130 @@
+"""The Nomad simulator on the wire, seen with a plain HTTP client: Nomad's shapes and codes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from reconciler.clock import ManualClock
+from reconciler.sim.faults import Fault
+from reconciler.sim.nomad_server import NomadSimServer, go_duration, parse_duration, rfc3339
+from reconciler.sim.nomad_state import NomadState
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[tuple[NomadSimServer, httpx.AsyncClient]]:
+    clock = ManualClock()
+    state = NomadState(clock, random.Random(5), init_seconds=0, alloc_start_seconds=0)
+    async with NomadSimServer(state) as srv, httpx.AsyncClient(base_url=srv.address) as http:
+        yield srv, http
+
+
+async def test_variable_write_read_delete_shapes(
+    sim: tuple[NomadSimServer, httpx.AsyncClient],
+) -> None:
+    _, http = sim
+    put = await http.put(
+        "/v1/var/app/x", json={"Namespace": "default", "Path": "app/x", "Items": {"a": "b"}}
+    )
+    assert put.status_code == 200 and put.headers["content-type"].startswith("application/json")
+    body = put.json()
+    assert set(body) >= {"Namespace", "Path", "CreateIndex", "ModifyIndex", "CreateTime", "Items"}
+    assert int(put.headers["X-Nomad-Index"]) == body["ModifyIndex"]
+    assert isinstance(body["CreateTime"], int) and body["CreateTime"] > 10**18  # nanoseconds
+    listing = await http.get("/v1/vars", params={"prefix": "app/"})
+    assert "Items" not in listing.json()[0]
+    conflict = await http.put("/v1/var/app/x?cas=0", json={"Items": {"a": "c"}})
+    assert conflict.status_code == 409 and conflict.json()["Items"] == {"a": "b"}
+    deleted = await http.delete("/v1/var/app/x")
+    assert deleted.status_code == 204 and int(deleted.headers["X-Nomad-Index"]) > 0
+    missing = await http.get("/v1/var/app/x")
+    assert missing.status_code == 404 and missing.text == "variable not found"
+    assert missing.headers["content-type"].startswith("text/plain")
+
+
+async def test_lock_shapes(sim: tuple[NomadSimServer, httpx.AsyncClient]) -> None:
+    _, http = sim
+    acquired = await http.put(
+        "/v1/var/locks/l?lock-acquire", json={"Lock": {"TTL": "15s", "LockDelay": "1m"}}
+    )
+    lock = acquired.json()["Lock"]
+    assert lock["TTL"] == "15s" and lock["LockDelay"] == "1m0s" and lock["ID"]
+    held = await http.put("/v1/var/locks/l?lock-acquire", json={"Lock": {}})
+    assert held.status_code == 409 and held.json()["ModifyIndex"] == 0  # a placeholder
+    both = await http.put("/v1/var/locks/l?lock-acquire&cas=1", json={})
+    assert both.status_code == 400 and "CAS" in both.text
+    renew = await http.put("/v1/var/locks/l?lock-renew", json={"Lock": {"ID": lock["ID"]}})
+    assert renew.status_code == 200 and "Items" not in renew.json()
+    wrong = await http.put("/v1/var/locks/l?lock-release", json={"Lock": {"ID": "other"}})
+    assert wrong.status_code == 409
+    release = await http.put("/v1/var/locks/l?lock-release", json={"Lock": {"ID": lock["ID"]}})
+    assert release.status_code == 200 and "Lock" not in release.json()
+
+
+async def test_node_shapes_and_nomads_500_for_unknown_nodes(
+    sim: tuple[NomadSimServer, httpx.AsyncClient],
+) -> None:
+    srv, http = sim
+    node_id = srv.state.register_node("n1", cpu_mhz=3000, memory_mb=2048, meta={"k": "v"})
+    stubs = (await http.get("/v1/nodes")).json()
+    assert "NodeResources" not in stubs[0] and "Meta" not in stubs[0]
+    with_res = (await http.get("/v1/nodes?resources=true")).json()
+    assert with_res[0]["NodeResources"]["Cpu"]["CpuShares"] == 3000
+    full = (await http.get(f"/v1/node/{node_id}")).json()
+    assert full["Meta"] == {"k": "v"} and full["DrainStrategy"] is None
+    assert isinstance(full["StatusUpdatedAt"], int)
+    drain = await http.post(
+        f"/v1/node/{node_id}/drain",
+        json={"DrainSpec": {"Deadline": 60_000_000_000, "IgnoreSystemJobs": False}},
+    )
+    assert drain.status_code == 200 and drain.json()["NodeModifyIndex"] > 0
+    unknown = await http.post("/v1/node/nope/drain", json={"DrainSpec": None})
+    assert unknown.status_code == 500 and unknown.text == "node not found"
+    assert (await http.get("/v1/node/nope")).status_code == 404
+    bad = await http.post(f"/v1/node/{node_id}/eligibility", json={"Eligibility": "maybe"})
+    assert bad.status_code == 500 and "invalid scheduling eligibility" in bad.text
+
+
+async def test_bad_blocking_parameters(sim: tuple[NomadSimServer, httpx.AsyncClient]) -> None:
+    _, http = sim
+    wait = await http.get("/v1/nodes", params={"index": "1", "wait": "forever"})
+    assert wait.status_code == 400 and wait.text == "Invalid wait time"
+    index = await http.get("/v1/nodes", params={"index": "x"})
+    assert index.status_code == 400 and index.text == "Invalid index"
+
+
+async def test_fault_keys_match_by_method_path_and_glob(
+    sim: tuple[NomadSimServer, httpx.AsyncClient],
+) -> None:
+    srv, http = sim
+    srv.faults.set("* /v1/node/*/drain", Fault(error_rate=1.0))
+    srv.faults.set("GET /v1/nodes", Fault(error_rate=1.0))
+    failed = await http.post("/v1/node/x/drain", json={})
+    assert failed.status_code == 500 and "fault" in failed.text
+    assert (await http.get("/v1/nodes")).status_code == 500
+    assert (await http.get("/v1/allocations")).status_code == 200
+    srv.faults.set("*", Fault(error_rate=1.0))
+    assert (await http.get("/v1/evaluations")).status_code == 500
+    srv.faults.set("GET /v1/evaluations", Fault())  # the exact key wins over "*"
+    assert (await http.get("/v1/evaluations")).status_code == 200
+    assert srv.requests["GET /v1/nodes"] == 1
+
+
+def test_go_formats() -> None:
+    assert [go_duration(s) for s in (15, 60, 90, 5400, 1.5, 0.25)] == [
+        "15s",
+        "1m0s",
+        "1m30s",
+        "1h30m0s",
+        "1.5s",
+        "250ms",
+    ]
+    assert parse_duration("1h30m") == 5400 and parse_duration("250ms") == 0.25
+    with pytest.raises(ValueError):
+        parse_duration("5 min")
+    assert rfc3339(None) == "0001-01-01T00:00:00Z"
+    assert rfc3339(1617192740.5) == "2021-03-31T12:12:20.5Z"
+    assert rfc3339(1617192740.5, whole_seconds=True) == "2021-03-31T12:12:20Z"
