@@ -11,6 +11,7 @@ from reconciler.nomad.errors import (
     NotFound,
     PermissionDenied,
     ProtocolError,
+    TlsVerificationFailed,
 )
 from reconciler.nomad.models import (
     Allocation,
@@ -40,6 +41,7 @@ __all__ = [
     "PermissionDenied",
     "ProtocolError",
     "QueryResult",
+    "TlsVerificationFailed",
     "Variable",
     "VariableMeta",
 ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ from reconciler.nomad.errors import (
     NotFound,
     PermissionDenied,
     ProtocolError,
+    TlsVerificationFailed,
 )
 from reconciler.nomad.models import (
     Allocation,
@@ -84,6 +86,18 @@ class _Reply:
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", "replace").strip()
+
+
+def _cert_verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate-verification failure somewhere in an exception's cause chain."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def blocking_timeout(wait: float) -> float:
@@ -199,6 +213,13 @@ class NomadClient:
                 extensions=self._extensions or None,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            verify = _cert_verification_error(exc)
+            if verify is not None:
+                raise TlsVerificationFailed(
+                    f"{where}: Nomad's TLS certificate at {self.settings.address} did not verify "
+                    f"({verify.verify_message}); check NOMAD_CACERT and NOMAD_TLS_SERVER_NAME",
+                    endpoint=where,
+                ) from None
             # The request never reached Nomad: safe to retry any call.
             raise NomadUnavailable(
                 self._redact(f"{where}: cannot reach Nomad at {self.settings.address}: {exc}"),

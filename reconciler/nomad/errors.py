@@ -85,5 +85,9 @@ class NomadUnavailable(NomadError, TemporaryError):
         self.sent = sent
 
 
+class TlsVerificationFailed(NomadError, PermanentError):
+    """Nomad's certificate did not verify (wrong CA, wrong name): a setting to fix, not retry."""
+
+
 class ProtocolError(NomadError, PermanentError):
     """The server answered with something that is not what the API promises."""

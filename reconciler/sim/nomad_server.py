@@ -23,6 +23,7 @@ import json
 import logging
 import random
 import re
+import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -421,8 +422,10 @@ class NomadSimServer:
         port: int = 0,
         rng: random.Random | None = None,
         tick_interval: float | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.state = state
+        self.ssl_context = ssl_context  # serve https (and require client certs if it says so)
         self.faults = faults if faults is not None else FaultInjector()
         self.host = host
         self.port = port
@@ -435,7 +438,8 @@ class NomadSimServer:
 
     @property
     def address(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     # ------------------------------------------------------------ lifecycle
 
@@ -460,7 +464,7 @@ class NomadSimServer:
         self._closing.clear()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -24,7 +26,9 @@ from reconciler.nomad import (
     NotFound,
     PermissionDenied,
     ProtocolError,
+    TlsVerificationFailed,
 )
+from reconciler.sim.certs import generate
 from reconciler.sim.faults import Fault
 from reconciler.sim.nomad_server import NomadSimServer
 from reconciler.sim.nomad_state import NomadState, Policy
@@ -398,3 +402,45 @@ async def test_malformed_answers_are_protocol_errors(garbage: str) -> None:
             await c.get_var("a/b")
         with pytest.raises(ProtocolError, match=r"X-Nomad-Index 'soon'"):
             await c.list_evaluations()
+
+
+# ---------------------------------------------------------------- TLS
+
+
+async def test_mutual_tls_with_a_pinned_ca_and_a_server_name(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    certs = generate(tmp_path, server_name="server.global.nomad")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(certs.ca_cert))
+    server_tls.load_cert_chain(str(certs.server_cert), str(certs.server_key))
+    server_tls.verify_mode = ssl.CERT_REQUIRED
+    state = NomadState(clock, random.Random(1))
+    async with NomadSimServer(state, ssl_context=server_tls) as srv:
+        port = srv.port
+        tls = {
+            "ca_cert": str(certs.server_cert),
+            "client_cert": str(certs.client_cert),
+            "client_key": str(certs.client_key),
+        }
+
+        def settings(**kw: Any) -> NomadSettings:
+            return NomadSettings(address=f"https://localhost:{port}", **(tls | kw))
+
+        opts: dict[str, Any] = {"attempts": 1, "timeout": 5.0}
+        # The certificate names server.global.nomad, not localhost: verified against that name.
+        async with NomadClient(settings(tls_server_name="server.global.nomad"), **opts) as c:
+            assert (await c.list_nodes()).value == []
+        async with NomadClient(settings(), attempts=3, timeout=5.0) as c:
+            with pytest.raises(TlsVerificationFailed, match="NOMAD_TLS_SERVER_NAME"):
+                await c.list_nodes()  # a setting to fix: not retried
+        assert srv.requests["GET /v1/nodes"] == 1
+        async with NomadClient(settings(skip_verify=True), **opts) as c:
+            assert (await c.list_nodes()).value == []
+        no_client_cert = NomadSettings(
+            address=f"https://localhost:{port}",
+            ca_cert=str(certs.server_cert),
+            tls_server_name="server.global.nomad",
+        )
+        async with NomadClient(no_client_cert, **opts) as c:
+            with pytest.raises(NomadUnavailable):
+                await c.list_nodes()
