@@ -1,6 +1,6 @@
 """Client for Nomad's HTTP API: settings, typed errors, typed models, the async client."""
 
-from reconciler.nomad.client import NomadClient
+from reconciler.nomad.client import NodeDetails, NomadClient
 from reconciler.nomad.errors import (
     BadRequest,
     CasConflict,
@@ -32,6 +32,7 @@ __all__ = [
     "LockHeld",
     "LockLost",
     "Node",
+    "NodeDetails",
     "NodeStub",
     "NomadClient",
     "NomadError",

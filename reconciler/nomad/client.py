@@ -21,6 +21,7 @@ of being retried as an outage.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -643,3 +644,41 @@ class NomadClient:
         )
         reply = await self._request("GET", "/v1/evaluations", params=params, timeout=timeout)
         return self._list(reply, models.parse_evaluation)
+
+
+class NodeDetails:
+    """Full node reads for the nodes a list returned, re-read only when a node changed.
+
+    Nomad's node list (``GET /v1/nodes``) leaves out Meta, DrainStrategy and
+    StatusUpdatedAt; only ``GET /v1/node/:id`` has them. Every node write bumps
+    the node's ModifyIndex, which the stubs do carry, so a full read is needed
+    only for nodes whose ModifyIndex moved since the last one: after the first
+    pass, a steady cluster costs no extra reads.
+    """
+
+    def __init__(self, client: NomadClient, concurrency: int = 8) -> None:
+        self.client = client
+        self._slots = asyncio.Semaphore(concurrency)
+        self._cache: dict[str, NodeStub] = {}
+        self.reads = 0  # full reads made, for tests and benchmarks
+
+    async def refresh(self, stubs: list[NodeStub]) -> list[NodeStub]:
+        """The full nodes for ``stubs``, in the same order; unknown-by-now nodes are dropped."""
+
+        async def one(stub: NodeStub) -> NodeStub | None:
+            cached = self._cache.get(stub.id)
+            if cached is not None and cached.modify_index >= stub.modify_index:
+                return cached
+            async with self._slots:
+                self.reads += 1
+                try:
+                    full = await self.client.get_node(stub.id)
+                except NotFound:
+                    return None  # purged between the list and this read
+            self._cache[stub.id] = full
+            return full
+
+        nodes = await asyncio.gather(*(one(s) for s in stubs))
+        live = {s.id for s in stubs}
+        self._cache = {k: v for k, v in self._cache.items() if k in live}
+        return [n for n in nodes if n is not None]

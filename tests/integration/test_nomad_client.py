@@ -20,6 +20,7 @@ from reconciler.nomad import (
     CasConflict,
     LockHeld,
     LockLost,
+    NodeDetails,
     NomadClient,
     NomadSettings,
     NomadUnavailable,
@@ -444,3 +445,25 @@ async def test_mutual_tls_with_a_pinned_ca_and_a_server_name(
         async with NomadClient(no_client_cert, **opts) as c:
             with pytest.raises(NomadUnavailable):
                 await c.list_nodes()
+
+
+async def test_node_details_read_a_node_again_only_when_it_changed(
+    server: NomadSimServer, clock: ManualClock, nomad: NomadClient
+) -> None:
+    a = ready_node(server, clock, "a", meta={"multipass-reconciler.protect": "true"})
+    b = ready_node(server, clock, "b")
+    details = NodeDetails(nomad)
+    stubs = (await nomad.list_nodes()).value
+    full = {n.id: n for n in await details.refresh(stubs)}
+    assert full[a].meta["multipass-reconciler.protect"] == "true"
+    assert full[b].status_updated_at is not None
+    assert details.reads == 2
+    await details.refresh((await nomad.list_nodes()).value)
+    assert details.reads == 2  # nothing changed: no reads
+    await nomad.drain_node(b, deadline_s=60)
+    again = {n.id: n for n in await details.refresh((await nomad.list_nodes()).value)}
+    assert details.reads == 3  # only b changed
+    last = again[b].last_drain
+    assert last is not None and last.status == "complete"  # an empty node drains at once
+    server.state.purge_node(a)
+    assert [n.id for n in await details.refresh(stubs)] == [b]  # a stale list: a is gone
