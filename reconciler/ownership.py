@@ -9,6 +9,7 @@ reads both. Changing any of them orphans every running pool.
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Nomad client meta written by the rendered cloud-init on every instance.
@@ -37,6 +38,7 @@ def instance_name(pool: str, template_hash: str, ordinal: int) -> str:
     return f"{pool}-{template_hash}-{ordinal}"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the same names come back every pass
 def parse_instance_name(name: str) -> tuple[str, str, int] | None:
     """Split ``<pool>-<hash>-<ordinal>``; None when the name is not of that shape."""
     match = _INSTANCE_NAME_RE.match(name)

@@ -16,14 +16,14 @@ Nothing that is not provably ours becomes a member, so nothing else is touched.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from types import MappingProxyType
 from typing import NamedTuple
 
 from reconciler import ownership
-from reconciler.model import BROKEN_STATES, Allocation, Instance, InstanceState, Node, NodeStatus
+from reconciler.model import BROKEN_STATES, Instance, InstanceState, Node, NodeStatus
 from reconciler.model import Observed as Observed
 from reconciler.scale_in import order_for_replacement, order_for_scale_in
 from reconciler.spec import PoolSpec
@@ -117,10 +117,6 @@ class _Budget:
     available: int
     total: int
     launched: int = 0
-    removed: list[str] = field(default_factory=list)
-
-
-_EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -132,12 +128,6 @@ class _Usage:
     cpu_mhz: int = 0
     memory_mb: int = 0
 
-    def add(self, alloc: Allocation) -> None:
-        self.count += 1
-        self.non_system += alloc.job_type != "system"
-        self.cpu_mhz += alloc.cpu_mhz
-        self.memory_mb += alloc.memory_mb
-
     def load(self, node: Node | None) -> float:
         """Allocated share of the node, CPU and memory averaged (least_busy's key)."""
         if node is None or not self.count:
@@ -148,6 +138,11 @@ class _Usage:
 
 
 _NO_USAGE = _Usage()
+# Hoisted: enum member lookups in the per-member loop add up at 10,000 members.
+_READY = NodeStatus.READY
+_RUNNING = InstanceState.RUNNING
+_PHASE_READY = Phase.READY
+_PROTECT = ownership.META_PROTECT
 _LIVE_CLIENT = frozenset({"pending", "running"})  # Allocation.is_live, inlined
 
 
@@ -239,18 +234,13 @@ def join(
     inflight: frozenset[tuple[str, str]] = frozenset(),
 ) -> tuple[list[Member], list[Node]]:
     """Members of this pool, sorted by name, and stale duplicate nodes to purge."""
-    prefix = spec.pool + "-"
-    names: dict[str, tuple[str, str, int]] = {}  # each name parsed once
+    pool = spec.pool
+    prefix = pool + "-"
+    parse = ownership.parse_instance_name  # memoized: the same names come back every pass
 
     def ours(name: str) -> bool:
-        if not name.startswith(prefix):  # cheap rejection of everything foreign
-            return False
-        if name not in names:
-            parsed = ownership.parse_instance_name(name)
-            if parsed is None or parsed[0] != spec.pool:
-                return False
-            names[name] = parsed
-        return True
+        # startswith first: a cheap rejection of everything foreign.
+        return name.startswith(prefix) and (parsed := parse(name)) is not None and parsed[0] == pool
 
     instances = {inst.name: inst for inst in observed.instances if ours(inst.name)}
 
@@ -259,7 +249,7 @@ def join(
     nodes: dict[str, Node] = {}
     stale: list[Node] = []
     for node in observed.nodes:
-        if not ours(node.name) or node.meta.get(ownership.META_POOL, spec.pool) != spec.pool:
+        if not ours(node.name) or node.meta.get(ownership.META_POOL, pool) != pool:
             continue
         other = nodes.get(node.name)
         if other is None:
@@ -275,30 +265,47 @@ def join(
             u = usage.get(alloc.node_id)
             if u is None:
                 u = usage[alloc.node_id] = _Usage()
-            u.add(alloc)
+            # Inlined, not a method: this loop sees every allocation in the cluster.
+            u.count += 1
+            u.non_system += alloc.job_type != "system"
+            u.cpu_mhz += alloc.cpu_mhz
+            u.memory_mb += alloc.memory_mb
 
     deleting = {name for kind, name in inflight if kind == ActionKind.DELETE.value}
+    current_hash = spec.template_hash
     members: list[Member] = []
     for name in sorted(instances.keys() | nodes.keys()):
-        _, thash, ordinal = names[name]
+        _, thash, ordinal = parse(name)  # type: ignore[misc]  # every name here parsed
         inst_or_none = instances.get(name)
         node_or_none = nodes.get(name)
         live = usage.get(node_or_none.id, _NO_USAGE) if node_or_none else _NO_USAGE
-        phase, unhealthy = _phase(spec, inst_or_none, node_or_none, live, now, name in deleting)
+        if (
+            # The common case, decided without the full walk of _phase.
+            node_or_none is not None
+            and inst_or_none is not None
+            and node_or_none.status is _READY
+            and node_or_none.eligible
+            and not node_or_none.draining
+            and inst_or_none.state is _RUNNING
+            and not deleting
+        ):
+            phase, unhealthy = _PHASE_READY, None
+        else:
+            phase, unhealthy = _phase(spec, inst_or_none, node_or_none, live, now, name in deleting)
         members.append(
             Member(
-                name=name,
-                template_hash=thash,
-                ordinal=ordinal,
-                phase=phase,
-                instance=inst_or_none,
-                node=node_or_none,
-                outdated=thash != spec.template_hash,
-                protected=_protected(node_or_none),
-                live_allocations=live.count,
-                non_system_allocations=live.non_system,
-                load=live.load(node_or_none),
-                unhealthy=unhealthy,
+                name,
+                thash,
+                ordinal,
+                phase,
+                inst_or_none,
+                node_or_none,
+                thash != current_hash,
+                node_or_none is not None and node_or_none.meta.get(_PROTECT) == "true",
+                live.count,
+                live.non_system,
+                live.load(node_or_none) if live.count else 0.0,  # least_busy's key
+                unhealthy,
             )
         )
     # Launches in flight are members too: a relaunch must not pick their names
@@ -386,14 +393,13 @@ def _blocking_allocs(spec: PoolSpec, live: _Usage) -> bool:
 
 
 def count_phases(members: Iterable[Member]) -> dict[str, int]:
-    counts = {p.value: 0 for p in Phase}
-    counts.update(outdated=0, unhealthy=0, protected=0, instances=0)
-    for m in members:
-        counts[m.phase.value] += 1
-        counts["outdated"] += m.outdated and m.phase in SERVING_PHASES
-        counts["unhealthy"] += m.unhealthy is not None
-        counts["protected"] += m.protected
-        counts["instances"] += m.phase is not Phase.NODE_ONLY
+    members = list(members)
+    by_phase = Counter(m.phase for m in members)
+    counts = {p.value: by_phase.get(p, 0) for p in Phase}
+    counts["outdated"] = sum(1 for m in members if m.outdated and m.phase in SERVING_PHASES)
+    counts["unhealthy"] = sum(1 for m in members if m.unhealthy is not None)
+    counts["protected"] = sum(1 for m in members if m.protected)
+    counts["instances"] = len(members) - by_phase.get(Phase.NODE_ONLY, 0)
     return counts
 
 
@@ -542,18 +548,22 @@ def _removals(
     min_available = max(0, desired - unavailable)
     candidates = [m for m in serving if not m.protected and m.phase is not Phase.HELD]
     replaceable_names = {m.name for m in replaceable}
-    unhealthy_first = [m for m in candidates if m.name in replaceable_names and m.unhealthy]
+    if replaceable_names:
+        unhealthy_first = [m for m in candidates if m.name in replaceable_names and m.unhealthy]
+        outdated = order_for_replacement(
+            spec.scale_in,
+            [m for m in candidates if m.name in replaceable_names and not m.unhealthy],
+        )
+    else:  # the steady state: nothing to replace, skip the set lookups
+        unhealthy_first, outdated = [], []
     not_joined = [
-        m for m in candidates if m.name not in replaceable_names and m.phase is not Phase.READY
+        m for m in candidates if m.phase is not Phase.READY and m.name not in replaceable_names
     ]
-    outdated = order_for_replacement(
-        spec.scale_in, [m for m in candidates if m.name in replaceable_names and not m.unhealthy]
-    )
     # Scale-in never removes more than the excess, so only that many need ordering.
     most = max(0, budget.serving - desired)
     excess_pool = order_for_scale_in(
         spec.scale_in,
-        [m for m in candidates if m.name not in replaceable_names and m.phase is Phase.READY],
+        [m for m in candidates if m.phase is Phase.READY and m.name not in replaceable_names],
         limit=most,
     )
 
