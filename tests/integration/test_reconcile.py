@@ -125,3 +125,24 @@ async def test_random_launch_failures_still_converge() -> None:
         await h.put_pool("web", {"min": "4", "max": "4"})
         await h.converge(max_passes=120)
         assert len(h.ready_nodes()) == 4
+
+
+async def test_the_loop_reacts_to_a_spec_edit_without_waiting_for_resync() -> None:
+    import asyncio
+
+    async with harness() as h:
+        controller = h.c.controller
+        controller.resync = 10**9  # only the watches can wake it
+        stop = asyncio.Event()
+        loop_task = asyncio.create_task(controller.run(stop))
+        await asyncio.sleep(0.2)
+        await h.put_pool("web", {"min": "2", "max": "2"})  # the variable watch wakes the loop
+        for _ in range(100):
+            h.sim.advance(2, step=2)
+            await asyncio.sleep(0.05)
+            if len(h.ready_nodes()) == 2:
+                break
+        assert len(h.ready_nodes()) == 2
+        stop.set()  # what SIGTERM does: finish in-flight calls, then return
+        await asyncio.wait_for(loop_task, 10)
+        assert not controller.executor.inflight

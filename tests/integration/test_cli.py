@@ -1,0 +1,104 @@
+"""The `reconciler` command as a user runs it: `sim` in one process, the others against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.pools import DEFAULT_PREFIX
+
+CLI = [sys.executable, "-m", "reconciler"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def sim_env() -> Iterator[dict[str, str]]:
+    proc = subprocess.Popen(
+        [*CLI, "sim", "--speed", "20", "--boot-seconds", "10"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    env = dict(os.environ)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        m = re.match(r"export (\w+)='(.*)'$", line.strip())
+        if m:
+            env[m.group(1)] = m.group(2)
+        if line.startswith("# Ctrl-C"):
+            break
+    try:
+        assert {"NOMAD_ADDR", "MULTIPASS_SERVER_ADDRESS", "MULTIPASS_CLIENT_CERT"} <= env.keys()
+        yield env
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+
+
+def run(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT, input=stdin
+    )
+
+
+def put_pool(env: dict[str, str], pool: str, items: dict[str, str]) -> None:
+    import httpx
+
+    body = {"Path": f"{DEFAULT_PREFIX}/pools/{pool}", "Items": items}
+    r = httpx.put(f"{env['NOMAD_ADDR']}/v1/var/{DEFAULT_PREFIX}/pools/{pool}", json=body)
+    r.raise_for_status()
+
+
+def test_plan_apply_and_exit_codes(sim_env: dict[str, str]) -> None:
+    empty = run(sim_env, "plan")
+    assert empty.returncode == 0, empty.stderr
+    put_pool(sim_env, "cli", {"min": "1", "max": "2", "cloud_init_vars": "servers: [10.0.0.2]"})
+    changes = run(sim_env, "plan", "--pool", "cli")
+    assert changes.returncode == 2, changes.stderr
+    assert "+ launch" in changes.stdout and "Plan: 1 to launch" in changes.stdout
+    as_json = json.loads(run(sim_env, "plan", "--pool", "cli", "-o", "json").stdout)
+    [pool] = as_json["pools"]
+    assert pool["schema"] == "multipass-reconciler/plan/v1"
+    assert [a["kind"] for a in pool["actions"]] == ["launch"]
+    applied = run(sim_env, "apply", "--pool", "cli", "--wait", "--timeout", "600")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert run(sim_env, "plan", "--pool", "cli").returncode == 0  # nothing left to do
+
+
+def test_an_invalid_spec_is_an_error_everywhere(sim_env: dict[str, str], tmp_path: Path) -> None:
+    put_pool(sim_env, "bad", {"min": "3", "max": "1"})
+    planned = run(sim_env, "plan", "--pool", "bad")
+    assert planned.returncode == 1
+    assert "max: 1 is below min (3)" in planned.stdout
+    validated = run(sim_env, "spec", "validate", "--pool", "bad")
+    assert validated.returncode == 1 and "max: 1 is below min (3)" in validated.stderr
+    spec_file = tmp_path / "web.yaml"
+    spec_file.write_text("min: 1\nmax: 3\ncloud_init_vars: {servers: [10.0.0.2]}\n")
+    assert run(sim_env, "spec", "validate", str(spec_file)).returncode == 0
+    spec_file.write_text("min: 1\nmxa: 3\n")
+    bad_file = run(sim_env, "spec", "validate", str(spec_file))
+    assert bad_file.returncode == 1 and "mxa: unknown item" in bad_file.stderr
+
+
+def test_render_prints_cloud_config(sim_env: dict[str, str]) -> None:
+    put_pool(sim_env, "rnd", {"min": "0", "max": "1", "cloud_init_vars": "servers: [10.0.0.2]"})
+    out = run(sim_env, "render", "--pool", "rnd", "--instance", "rnd-bcdfg-0")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("#cloud-config\n") and 'name       = "rnd-bcdfg-0"' in out.stdout
+
+
+def test_unreachable_nomad_is_a_clear_error(sim_env: dict[str, str]) -> None:
+    env = {**sim_env, "NOMAD_ADDR": "http://127.0.0.1:1"}
+    out = run(env, "plan")
+    assert out.returncode == 1
+    assert "cannot reach Nomad" in out.stderr
