@@ -8,7 +8,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from reconciler.clock import Clock, SystemClock
-from reconciler.controller import Controller, PoolPlan
+from reconciler.controller import Controller, PassReport, PoolPlan
 from reconciler.diff import invalid_to_json, plan_to_json, render_text, use_colour
 from reconciler.errors import ConfigError
 from reconciler.execute import Executor, ExecutorLimits
@@ -95,7 +95,9 @@ async def plan_command(args: argparse.Namespace) -> int:
 async def apply_command(args: argparse.Namespace) -> int:
     async with connect(settings_from_args(args)) as c:
         if args.wait:
-            report = await c.controller.reconcile_until_converged(args.pool, timeout=args.timeout)
+            report = await c.controller.reconcile_until_converged(
+                args.pool, timeout=args.timeout, progress=_progress_line(sys.stderr)
+            )
         else:
             report = await c.controller.reconcile_once(args.pool)
     print_plans(report.plans, "text")
@@ -110,6 +112,31 @@ async def apply_command(args: argparse.Namespace) -> int:
         print("error: not converged before --timeout", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _progress_line(stream: Any) -> Callable[[PassReport], None] | None:
+    """On a terminal, one overwritten line per pass: what is ready, what is under way."""
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    passes = 0
+
+    def show(report: PassReport) -> None:
+        nonlocal passes
+        passes += 1
+        parts = []
+        for pp in report.plans:
+            if pp.plan is not None:
+                c = pp.plan.counts
+                parts.append(
+                    f"{pp.pool}: {c['ready']}/{pp.plan.desired} ready, {c['pending']} pending, "
+                    f"{c['draining'] + c['drained']} draining, {len(pp.plan.actions)} actions"
+                )
+        stream.write(f"\r\x1b[K pass {passes}: " + "; ".join(parts or ["waiting"]))
+        stream.flush()
+        if report.converged:
+            stream.write("\n")
+
+    return show
 
 
 async def run_command(args: argparse.Namespace) -> int:

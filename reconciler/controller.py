@@ -174,11 +174,18 @@ class Controller:
         return done
 
     async def reconcile_until_converged(
-        self, only: str | None = None, *, timeout: float, poll: float = 2.0
+        self,
+        only: str | None = None,
+        *,
+        timeout: float,
+        poll: float = 2.0,
+        progress: Callable[[PassReport], None] | None = None,
     ) -> PassReport:
         deadline = self.clock.now() + timeout
         while True:
             report = await self.reconcile_once(only)
+            if progress is not None:
+                progress(report)
             if report.converged:
                 return report
             if self.clock.now() >= deadline:
