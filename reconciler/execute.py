@@ -15,6 +15,7 @@ permanent ones are reported at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ from tenacity import (
 )
 
 from reconciler.errors import ReconcilerError, TemporaryError
+from reconciler.nomad.errors import NotFound
 from reconciler.plan import Action, ActionKind, drain_meta
 from reconciler.spec import PoolSpec
 
@@ -67,6 +69,10 @@ class NodeApi(Protocol):
     ) -> object: ...
 
     async def purge_node(self, node_id: str) -> object: ...
+
+
+class ActionTimeout(TemporaryError):
+    """An action's call did not answer within its deadline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +131,16 @@ class Executor:
                     reraise=True,
                 ):
                     with attempt:
-                        await self._dispatch(spec, action)
-        except ReconcilerError as exc:
+                        try:
+                            await self._dispatch(spec, action)
+                        except TimeoutError:
+                            raise ActionTimeout(
+                                f"{action.kind.value} {action.instance}: no answer within "
+                                f"{self.limits.call_timeout:.0f}s"
+                            ) from None
+        except Exception as exc:  # a bug must fail this action, not the loop
+            if not isinstance(exc, ReconcilerError):
+                log.exception("action %s %s crashed", action.kind.value, action.instance)
             duration = time.monotonic() - start
             log.warning(
                 "action failed",
@@ -176,6 +190,8 @@ class Executor:
             )
         elif action.kind is ActionKind.DRAIN:
             assert action.node_id is not None
+            # A node purged meanwhile answers NotFound: surfaced, and the next pass
+            # (which no longer sees the node) deletes the instance without a drain.
             await asyncio.wait_for(
                 self._nodes.drain_node(
                     action.node_id,
@@ -194,4 +210,7 @@ class Executor:
             )
         elif action.kind is ActionKind.PURGE_NODE:
             assert action.node_id is not None
-            await asyncio.wait_for(self._nodes.purge_node(action.node_id), self.limits.call_timeout)
+            with contextlib.suppress(NotFound):  # already gone: what purging wanted
+                await asyncio.wait_for(
+                    self._nodes.purge_node(action.node_id), self.limits.call_timeout
+                )

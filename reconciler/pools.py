@@ -42,6 +42,7 @@ class PoolSource:
         self.nomad = nomad
         self.prefix = prefix
         self._index = 0
+        self._seen: dict[str, int] | None = None  # path -> ModifyIndex at the last look
 
     def path(self, pool: str) -> str:
         return pool_path(self.prefix, pool)
@@ -71,11 +72,21 @@ class PoolSource:
         ]
 
     async def wait_for_change(self) -> None:
-        """Return once any pool variable changed (a blocking query on the prefix)."""
+        """Return once a pool variable was created, changed or deleted.
+
+        Nomad's variables index is the whole table's: any write anywhere (our own
+        status variables included) moves it, so a moved index alone is no change.
+        What counts is the set of pool paths and their ModifyIndex.
+        """
         while True:
             result = await self.nomad.list_vars(
                 pools_prefix(self.prefix), index=self._index, wait=WATCH_WAIT
             )
-            if result.index != self._index:
-                self._index = result.index
+            self._index = max(self._index, result.index)
+            seen = {m.path: m.modify_index for m in result.value}
+            if self._seen is None:
+                self._seen = seen
+                continue
+            if seen != self._seen:
+                self._seen = seen
                 return

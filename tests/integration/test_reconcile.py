@@ -146,3 +146,22 @@ async def test_the_loop_reacts_to_a_spec_edit_without_waiting_for_resync() -> No
         stop.set()  # what SIGTERM does: finish in-flight calls, then return
         await asyncio.wait_for(loop_task, 10)
         assert not controller.executor.inflight
+
+
+async def test_the_pool_watch_ignores_writes_outside_the_pools() -> None:
+    import asyncio
+
+    from reconciler.pools import DEFAULT_PREFIX, status_path
+
+    async with harness() as h:
+        await h.put_pool("web", {"min": "0", "max": "1"})
+        pools = h.c.pools
+        waiter = asyncio.create_task(pools.wait_for_change())
+        await asyncio.sleep(0.2)
+        # Status writes move Nomad's variables index but are not a spec change.
+        await h.c.nomad.put_var(status_path(DEFAULT_PREFIX, "web"), {"ready": "0"})
+        await h.c.nomad.put_var(status_path(DEFAULT_PREFIX, "web"), {"ready": "1"})
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        await asyncio.wait_for(waiter, 5)
