@@ -157,26 +157,15 @@ def plan(
     members, stale_nodes = join(spec, observed, now, inflight_keys)
     desired, desired_reason = desired_count(spec)
     counts = count_phases(members)
-    if spec.paused:
-        return Plan(
-            pool=spec.pool,
-            index=spec.index,
-            template_hash=spec.template_hash,
-            desired=desired,
-            desired_reason=desired_reason,
-            actions=(),
-            members=tuple(members),
-            counts=counts,
-            notes=("paused: the pool's `paused` item is true; no action is planned",),
-            paused=True,
-        )
-
     actions: list[Action] = []
     notes: list[str] = []
-    actions += _finish_removals(spec, members, stale_nodes, notes)
-    actions += _converge(spec, members, desired, inflight_keys, notes)
-    # An action already running must not be issued twice; the next pass sees its effect.
-    actions = [a for a in actions if a.key not in inflight_keys]
+    if spec.paused:
+        notes.append("paused: the pool's `paused` item is true; no action is planned")
+    else:
+        actions += _finish_removals(spec, members, stale_nodes, notes)
+        actions += _converge(spec, members, desired, inflight_keys, notes)
+        # An action already running must not be issued twice; the next pass sees its effect.
+        actions = [a for a in actions if a.key not in inflight_keys]
     return Plan(
         pool=spec.pool,
         index=spec.index,
@@ -187,6 +176,7 @@ def plan(
         members=tuple(members),
         counts=counts,
         notes=tuple(notes),
+        paused=spec.paused,
     )
 
 
@@ -304,7 +294,7 @@ def join(
                 node_or_none is not None and node_or_none.meta.get(_PROTECT) == "true",
                 live.count,
                 live.non_system,
-                live.load(node_or_none) if live.count else 0.0,  # least_busy's key
+                live.load(node_or_none) if live.count else 0.0,
                 unhealthy,
             )
         )

@@ -22,7 +22,6 @@ import fnmatch
 import json
 import logging
 import random
-import re
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -46,35 +45,18 @@ from reconciler.sim.nomad_state import (
     SimNode,
     SimVariable,
 )
+from reconciler.units import parse_duration  # Go durations, as Nomad parses `wait` and lock TTLs
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT = 300.0  # Nomad's blocking-query default
 MAX_WAIT = 600.0  # and its cap
 NOMAD_VERSION = "1.9.3"
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 # ---------------------------------------------------------------- wire formats
-
-
-def parse_duration(text: str) -> float:
-    """A Go duration ("5m", "30s", "1m30s", "250ms") in seconds; ValueError otherwise."""
-    s = text.strip()
-    if s == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _DURATION_PART.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or not s:
-        raise ValueError(f"invalid duration {text!r}")
-    return total
 
 
 def go_duration(seconds: float) -> str:
