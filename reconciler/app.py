@@ -22,11 +22,13 @@ from reconciler.errors import ConfigError
 from reconciler.execute import Executor, ExecutorLimits
 from reconciler.multipass.client import MultipassClient
 from reconciler.nomad.client import NomadClient
+from reconciler.nomad.errors import NotFound
 from reconciler.observe import Observer
 from reconciler.pools import PoolSource
 from reconciler.render import render_cloud_init
 from reconciler.settings import Settings, settings_from_args
 from reconciler.spec import SpecError, parse_pool_spec
+from reconciler.status import StatusWriter, read_status_table
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -42,7 +44,11 @@ class Connected:
 
 @contextlib.asynccontextmanager
 async def connect(
-    settings: Settings, clock: Clock | None = None, limits: ExecutorLimits | None = None
+    settings: Settings,
+    clock: Clock | None = None,
+    limits: ExecutorLimits | None = None,
+    *,
+    write_status: bool = True,
 ) -> AsyncIterator[Connected]:
     clock = clock or SystemClock()
     async with NomadClient(settings.nomad) as nomad:
@@ -51,7 +57,12 @@ async def connect(
             pools = PoolSource(nomad, settings.prefix)
             executor = Executor(multipass, nomad, render_cloud_init, limits or ExecutorLimits())
             controller = Controller(
-                pools, Observer(nomad, multipass, clock), executor, clock, resync=settings.resync
+                pools,
+                Observer(nomad, multipass, clock),
+                executor,
+                clock,
+                resync=settings.resync,
+                status=StatusWriter(nomad) if write_status else None,
             )
             yield Connected(settings, nomad, multipass, pools, controller)
 
@@ -84,7 +95,7 @@ def print_plans(plans: list[PoolPlan], output: str, stream: Any = None) -> None:
 
 
 async def plan_command(args: argparse.Namespace) -> int:
-    async with connect(settings_from_args(args)) as c:
+    async with connect(settings_from_args(args), write_status=False) as c:
         plans, _ = await c.controller.plan_all(args.pool)
     print_plans(plans, args.output)
     if any(pp.problems for pp in plans):
@@ -152,7 +163,29 @@ async def run_command(args: argparse.Namespace) -> int:
 
 
 async def status_command(args: argparse.Namespace) -> int:
-    raise ConfigError("status: written by the status issue; no status variables are written yet")
+    settings = settings_from_args(args)
+    prefix = f"{settings.prefix}/status/"
+    async with NomadClient(settings.nomad) as nomad:
+        if args.pool:
+            paths = [prefix + args.pool]
+        else:
+            paths = sorted(m.path for m in (await nomad.list_vars(prefix)).value)
+        statuses = {}
+        for path in paths:
+            try:
+                statuses[path.removeprefix(prefix)] = dict((await nomad.get_var(path)).items)
+            except NotFound:
+                raise ConfigError(
+                    f"no status at {path}: has `reconciler run` or `apply` reconciled this pool?"
+                ) from None
+    if args.output == "json":
+        json.dump({"pools": statuses}, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    elif not statuses:
+        print("No pool status yet.")
+    else:
+        sys.stdout.write(read_status_table(statuses))
+    return EXIT_OK
 
 
 async def render_command(args: argparse.Namespace) -> int:

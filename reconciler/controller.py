@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.clock import Clock
@@ -25,8 +25,9 @@ from reconciler.execute import ActionResult, Executor
 from reconciler.model import Observed
 from reconciler.observe import Observer
 from reconciler.plan import Plan, plan
-from reconciler.pools import PoolSource, PoolVariable
+from reconciler.pools import PoolSource, PoolVariable, status_path
 from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
+from reconciler.status import StatusWriter, status_items
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class Controller:
         resync: float = 30.0,
         backoff_base: float = 2.0,
         backoff_max: float = 300.0,
+        status: StatusWriter | None = None,
     ) -> None:
         self.pools = pools
         self.observer = observer
@@ -96,6 +98,8 @@ class Controller:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[ActionResult]] = set()
         self.on_pass: Callable[[PassReport], None] | None = None
+        self.status = status
+        self._last_results: dict[str, list[ActionResult]] = {}  # finished since the last status
 
     # ------------------------------------------------------------ one pass
 
@@ -151,9 +155,29 @@ class Controller:
                 work.append(task)
         if wait_actions and work:
             report.results = list(await asyncio.gather(*work))
+        await self._write_status(report)
         if self.on_pass:
             self.on_pass(report)
         return report
+
+    async def _write_status(self, report: PassReport) -> None:
+        if self.status is None:
+            return
+        now = self.clock.now()
+        for pp in report.plans:
+            results = self._last_results.pop(pp.pool, [])
+
+            def build(
+                previous: Mapping[str, str],
+                pp: PoolPlan = pp,
+                results: list[ActionResult] = results,
+            ) -> dict[str, str]:
+                return status_items(pp.plan, pp.variable.index, pp.problems, results, previous, now)
+
+            try:
+                await self.status.write(status_path(self.pools.prefix, pp.pool), build)
+            except ReconcilerError as exc:
+                log.warning("pool %s: status not written: %s", pp.pool, exc)
 
     def _action_done(self, pool: str) -> Callable[[asyncio.Task[ActionResult]], None]:
         def done(task: asyncio.Task[ActionResult]) -> None:
@@ -161,6 +185,7 @@ class Controller:
             if task.cancelled():
                 return
             result = task.result()
+            self._last_results.setdefault(pool, []).append(result)
             backoff = self._backoff.setdefault(pool, _Backoff())
             if result.ok:
                 backoff.failures = 0

@@ -70,9 +70,15 @@ def test_plan_apply_and_exit_codes(sim_env: dict[str, str]) -> None:
     [pool] = as_json["pools"]
     assert pool["schema"] == "multipass-reconciler/plan/v1"
     assert [a["kind"] for a in pool["actions"]] == ["launch"]
+    no_status = run(sim_env, "status", "--pool", "cli")  # a dry run writes nothing
+    assert no_status.returncode == 1 and "no status at" in no_status.stderr
     applied = run(sim_env, "apply", "--pool", "cli", "--wait", "--timeout", "600")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert run(sim_env, "plan", "--pool", "cli").returncode == 0  # nothing left to do
+    status = json.loads(run(sim_env, "status", "--pool", "cli", "-o", "json").stdout)
+    assert status["pools"]["cli"]["ready"] == status["pools"]["cli"]["desired"] == "1"
+    table = run(sim_env, "status").stdout
+    assert table.startswith("POOL") and "Ready=True" in table
 
 
 def test_an_invalid_spec_is_an_error_everywhere(sim_env: dict[str, str], tmp_path: Path) -> None:

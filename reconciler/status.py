@@ -1,0 +1,192 @@
+"""Pool status: what the last pass saw and did, written to `<prefix>/status/<pool>`.
+
+Kubernetes-style conditions (SpecValid, Ready, Progressing, Degraded) with a
+reason, a message and the time they last changed; counts; the spec index acted
+on; the last plan's summary and the last error. Items are strings (Nomad's rule):
+counts as decimal strings, conditions as a JSON list.
+
+Written with check-and-set, never blindly, and not at all when nothing but the
+clock would change, so a steady pool causes no index churn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.diff import summary_line
+from reconciler.execute import ActionResult
+from reconciler.nomad.client import NomadClient
+from reconciler.nomad.errors import CasConflict, NotFound
+from reconciler.plan import Plan
+
+COUNT_KEYS = (
+    "ready",
+    "pending",
+    "draining",
+    "drained",
+    "down",
+    "held",
+    "outdated",
+    "unhealthy",
+    "protected",
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str
+    message: str
+    last_transition: str = ""
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def conditions_for(
+    plan: Plan | None, problems: Sequence[str], results: Sequence[ActionResult]
+) -> list[Condition]:
+    if plan is None:
+        return [
+            Condition("SpecValid", False, "InvalidSpec", "; ".join(problems)),
+            Condition(
+                "Ready", False, "InvalidSpec", "no action is planned while the spec is invalid"
+            ),
+            Condition("Progressing", False, "InvalidSpec", ""),
+            Condition("Degraded", False, "InvalidSpec", ""),
+        ]
+    c = plan.counts
+    failed = [r for r in results if not r.ok]
+    ready = c["ready"] >= plan.desired and not c["outdated"]
+    moving = bool(plan.actions) or c["pending"] or c["draining"] or c["drained"]
+    short_circuit = next((n for n in plan.notes if "short-circuited" in n), None)
+    degraded_reason, degraded_message = "AsExpected", ""
+    if short_circuit:
+        degraded_reason, degraded_message = "RemediationShortCircuited", short_circuit
+    elif failed:
+        degraded_reason = "ActionsFailed"
+        degraded_message = "; ".join(
+            f"{r.action.kind.value} {r.action.instance}: {r.error}" for r in failed
+        )
+    elif c["unhealthy"]:
+        degraded_reason, degraded_message = (
+            "UnhealthyMembers",
+            f"{c['unhealthy']} unhealthy members",
+        )
+    return [
+        Condition("SpecValid", True, "Parsed", ""),
+        Condition(
+            "Ready",
+            ready,
+            "Converged" if ready else "Converging",
+            f"{c['ready']} of {plan.desired} members ready",
+        ),
+        Condition(
+            "Progressing",
+            bool(moving) and not plan.paused,
+            "Paused" if plan.paused else ("Reconciling" if moving else "Idle"),
+            summary_line(plan.actions) if moving else "",
+        ),
+        Condition("Degraded", degraded_reason != "AsExpected", degraded_reason, degraded_message),
+    ]
+
+
+def status_items(
+    plan: Plan | None,
+    index: int,
+    problems: Sequence[str],
+    results: Sequence[ActionResult],
+    previous: Mapping[str, str],
+    now: float,
+    error: str | None = None,
+) -> dict[str, str]:
+    """The status variable's items; transition times carry over while a condition holds."""
+    old = {c.get("type"): c for c in _load_conditions(previous.get("conditions", ""))}
+    conditions = []
+    for cond in conditions_for(plan, problems, results):
+        prior = old.get(cond.type)
+        unchanged = prior is not None and prior.get("status") == cond.status
+        since = prior.get("last_transition", "") if unchanged and prior else _iso(now)
+        conditions.append({**cond.__dict__, "last_transition": since})
+    items = {
+        "spec_index": str(index),
+        "conditions": json.dumps(conditions, sort_keys=True),
+        "last_error": error or "; ".join(r.error or "" for r in results if not r.ok),
+    }
+    if plan is not None:
+        items["desired"] = str(plan.desired)
+        items["desired_reason"] = plan.desired_reason
+        items["template_hash"] = plan.template_hash
+        items["last_plan"] = summary_line(plan.actions)
+        items["notes"] = "; ".join(plan.notes)
+        for key in COUNT_KEYS:
+            items[key] = str(plan.counts.get(key, 0))
+    return {k: v for k, v in items.items() if v != ""}
+
+
+def _load_conditions(text: str) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(text) if text else []
+    except json.JSONDecodeError:
+        return []
+    return [c for c in value if isinstance(c, dict)] if isinstance(value, list) else []
+
+
+class StatusWriter:
+    def __init__(self, nomad: NomadClient) -> None:
+        self.nomad = nomad
+        self.writes = 0
+
+    async def write(self, path: str, build: Any) -> bool:
+        """Write ``build(previous_items)`` at ``path`` with CAS; False when nothing changed.
+
+        One retry on a CAS conflict (another replica, or a person, wrote between
+        our read and write): rebuild from what is there now.
+        """
+        for _ in range(2):
+            try:
+                current = await self.nomad.get_var(path)
+                previous, cas = dict(current.items), current.modify_index
+            except NotFound:
+                previous, cas = {}, 0
+            items = build(previous)
+            if items == previous:
+                return False
+            try:
+                await self.nomad.put_var(path, items, cas=cas)
+            except CasConflict:
+                continue
+            self.writes += 1
+            return True
+        return False
+
+
+def read_status_table(statuses: Mapping[str, Mapping[str, str]]) -> str:
+    """The status of every pool as a table a person reads at a glance."""
+    header = (
+        f"{'POOL':<16} {'READY':>7} {'PENDING':>7} {'DRAINING':>8} {'UNHEALTHY':>9} "
+        f"{'OUTDATED':>8}  CONDITIONS"
+    )
+    lines = [header]
+    for pool, items in sorted(statuses.items()):
+        conds = _load_conditions(items.get("conditions", ""))
+        flags = ", ".join(f"{c['type']}={'True' if c['status'] else 'False'}" for c in conds)
+        ready = f"{items.get('ready', '-')}/{items.get('desired', '-')}"
+        draining = int(items.get("draining", "0")) + int(items.get("drained", "0"))
+        lines.append(
+            f"{pool:<16} {ready:>7} {items.get('pending', '-'):>7} {draining:>8} "
+            f"{items.get('unhealthy', '-'):>9} {items.get('outdated', '-'):>8}  {flags}"
+        )
+        bad = [
+            c for c in conds if (c["type"] == "Degraded") == bool(c["status"]) and c.get("message")
+        ]
+        lines += [f"{'':<16} {c['type']}: {c['message']}" for c in bad]
+        if items.get("last_error"):
+            lines.append(f"{'':<16} last error: {items['last_error']}")
+    return "\n".join(lines) + "\n"
