@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.clock import Clock
@@ -24,12 +25,40 @@ from reconciler.errors import ReconcilerError
 from reconciler.execute import ActionResult, Executor
 from reconciler.model import Observed
 from reconciler.observe import Observer
-from reconciler.plan import Plan, plan
+from reconciler.plan import ActionKind, Plan, plan
 from reconciler.pools import PoolSource, PoolVariable, status_path
 from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
 from reconciler.status import StatusWriter, status_items
 
 log = logging.getLogger(__name__)
+
+VERIFY_ROUNDS = 3  # plan, read the chosen victims, plan again: rarely needs a third
+DISRUPTIVE = (ActionKind.DRAIN, ActionKind.DELETE)
+
+
+def unread_targets(plans: Iterable[PoolPlan], observed: Observed) -> set[str]:
+    """IDs of nodes that planned drains or deletes target but that were not read in full."""
+    detailed = {n.id for n in observed.nodes if n.detailed}
+    return {
+        a.node_id
+        for pp in plans
+        if pp.plan is not None
+        for a in pp.plan.actions
+        if a.kind in DISRUPTIVE and a.node_id is not None and a.node_id not in detailed
+    }
+
+
+def without_unread_targets(pp: PoolPlan, observed: Observed) -> PoolPlan:
+    """Holds back disruptive actions whose node could still not be read in full."""
+    if pp.plan is None:
+        return pp
+    unread = unread_targets([pp], observed)
+    if not unread:
+        return pp
+    kept = tuple(a for a in pp.plan.actions if a.node_id not in unread or a.kind not in DISRUPTIVE)
+    note = f"held back until their nodes are read in full: {len(unread)} drains/deletes"
+    plan_ = dataclasses.replace(pp.plan, actions=kept, notes=(*pp.plan.notes, note))
+    return dataclasses.replace(pp, plan=plan_)
 
 
 @dataclass(frozen=True)
@@ -112,7 +141,18 @@ class Controller:
         observed = await self.observer.observe()
         now = self.clock.now()
         inflight = frozenset(self.executor.inflight)
-        return [self._plan_one(v, observed, now, inflight) for v in variables], observed
+        plans = [self._plan_one(v, observed, now, inflight) for v in variables]
+        # Nothing is drained or deleted on the strength of a node-list entry:
+        # the nodes a plan would disrupt are read in full (meta: protection and
+        # ownership) and the pools planned again, until the plans stop picking
+        # unread nodes. Each round reads only the new victims.
+        for _ in range(VERIFY_ROUNDS):
+            unread = unread_targets(plans, observed)
+            if not unread:
+                break
+            observed = await self.observer.detail(observed, unread)
+            plans = [self._plan_one(v, observed, now, inflight) for v in variables]
+        return [without_unread_targets(pp, observed) for pp in plans], observed
 
     def _plan_one(
         self,

@@ -43,13 +43,18 @@ BROKEN_STATES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Instance:
-    """A Multipass instance as multipassd lists it."""
+    """A Multipass instance as multipassd lists it.
+
+    ``broken_since``: when the observer first saw it in one of BROKEN_STATES
+    (multipassd reports no state-change time); None while it is not broken.
+    """
 
     name: str
     state: InstanceState
     created_at: float | None = None
     image: str = ""
     ipv4: tuple[str, ...] = ()
+    broken_since: float | None = None
 
 
 class NodeStatus(StrEnum):
@@ -66,6 +71,11 @@ class Node:
     ``drain_meta`` is the Meta of the drain in progress or, when none is,
     of the last drain (Nomad keeps it in LastDrain). ``last_drain_status`` is
     LastDrain.Status: "draining", "complete", "canceled" or "failed".
+
+    ``detailed``: built from a full node read (``GET /v1/node/:id``), so ``meta``
+    and the drain deadline are known. Nomad's node list leaves them out, and
+    nothing is disrupted on the strength of a list entry alone (see
+    reconciler.controller: nodes are read in full before a drain or delete).
     """
 
     id: str
@@ -85,6 +95,7 @@ class Node:
     memory_mb: int = 0
     status_updated_at: float | None = None
     create_index: int = 0
+    detailed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

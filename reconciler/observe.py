@@ -5,17 +5,25 @@ Nomad, whatever the pool size: no per-node calls. The three reads run
 concurrently; if any fails the whole observation fails, because planning on a
 partial view (a failed instance list read as "no instances") would destroy
 what exists.
+
+The node list has no Meta (protection, ownership) and no drain deadline. Full
+node reads are cached by ModifyIndex and merged in when still current; the
+controller asks for them (``detail``) only for the nodes a plan would disrupt,
+so reads beyond the three lists are bounded by the actions taken, not by the
+pool's size, and a steady pool costs none.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Iterable
 
 from reconciler.clock import Clock
-from reconciler.model import Allocation, Node, NodeStatus, Observed
+from reconciler.model import BROKEN_STATES, Allocation, Node, NodeStatus, Observed
 from reconciler.multipass.client import MultipassClient
 from reconciler.nomad import models as nomad_models
-from reconciler.nomad.client import NomadClient
+from reconciler.nomad.client import NodeDetails, NomadClient
 from reconciler.pools import WATCH_WAIT
 
 
@@ -29,6 +37,9 @@ class Observer:
         # Node stubs carry no "down since": remember when each node was first seen
         # down (a restart forgets, which only makes the unhealthy timeout longer).
         self._down_since: dict[str, float] = {}
+        self._broken_since: dict[str, float] = {}  # likewise for stopped/suspended VMs
+        self.details = NodeDetails(nomad)
+        self._stubs: dict[str, nomad_models.NodeStub] = {}
 
     async def observe(self) -> Observed:
         instances, nodes, allocations = await asyncio.gather(
@@ -41,12 +52,44 @@ class Observer:
         now = self.clock.now()
         down = {n.id for n in nodes.value if n.status in ("down", "disconnected")}
         self._down_since = {i: self._down_since.get(i, now) for i in down}
+        broken = {i.name for i in instances if i.state in BROKEN_STATES}
+        self._broken_since = {n: self._broken_since.get(n, now) for n in broken}
+        instances = [
+            dataclasses.replace(i, broken_since=self._broken_since[i.name])
+            if i.name in broken
+            else i
+            for i in instances
+        ]
+        self._stubs = {n.id: n for n in nodes.value}
+        self.details.keep_only(self._stubs)
         return Observed(
             instances=tuple(instances),
-            nodes=tuple(to_node(n, self._down_since.get(n.id)) for n in nodes.value),
+            nodes=tuple(self._node(n) for n in nodes.value),
             allocations=tuple(to_allocation(a) for a in allocations.value),
             at=now,
             nomad_index=nodes.index,
+        )
+
+    def _node(self, stub: nomad_models.NodeStub) -> Node:
+        full = self.details.cached(stub)
+        if full is not None:
+            return to_node(full, self._down_since.get(stub.id), detailed=True)
+        return to_node(stub, self._down_since.get(stub.id))
+
+    async def detail(self, observed: Observed, node_ids: Iterable[str]) -> Observed:
+        """``observed`` with the given nodes read in full (a read only where not cached).
+
+        A node purged since the list is left as listed: the next pass sees it gone.
+        """
+        stubs = [self._stubs[i] for i in node_ids if i in self._stubs]
+        before = self.details.reads
+        await self.details.fetch(stubs)
+        self.reads += self.details.reads - before
+        return dataclasses.replace(
+            observed,
+            nodes=tuple(
+                self._node(self._stubs[n.id]) if n.id in self._stubs else n for n in observed.nodes
+            ),
         )
 
     async def wait_for_node_change(self) -> None:
@@ -57,7 +100,9 @@ class Observer:
                 return
 
 
-def to_node(n: nomad_models.NodeStub, down_since: float | None = None) -> Node:
+def to_node(
+    n: nomad_models.NodeStub, down_since: float | None = None, *, detailed: bool = False
+) -> Node:
     last = n.last_drain
     return Node(
         id=n.id,
@@ -79,6 +124,7 @@ def to_node(n: nomad_models.NodeStub, down_since: float | None = None) -> Node:
         memory_mb=n.memory_mb,
         status_updated_at=n.status_updated_at or down_since,
         create_index=n.create_index,
+        detailed=detailed,
     )
 
 

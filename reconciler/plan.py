@@ -358,6 +358,8 @@ def _phase(
         return Phase.HELD, None
     if node.status in (NodeStatus.DOWN, NodeStatus.DISCONNECTED):
         since = node.status_updated_at if node.status_updated_at is not None else now
+        if inst.broken_since is not None:  # the VM stopped before Nomad noticed
+            since = min(since, inst.broken_since)
         if now - since > spec.unhealthy_timeout:
             return Phase.DOWN, f"node {node.status} for over {_dur(spec.unhealthy_timeout)}"
         return Phase.DOWN, None
@@ -367,14 +369,12 @@ def _phase(
             return Phase.PENDING, f"node not ready within {_dur(spec.join_timeout)}"
         return Phase.PENDING, None
     if inst.state in BROKEN_STATES:
-        # The node still answers; when the VM really is gone it goes down and
-        # the rule above takes over with its timeout.
-        return Phase.READY, None
+        # Its node still answers (or has not been marked down yet): it serves
+        # until the state has lasted unhealthy_timeout, then it is replaced.
+        since = inst.broken_since if inst.broken_since is not None else now
+        if now - since > spec.unhealthy_timeout:
+            return Phase.READY, f"instance {inst.state} for over {_dur(spec.unhealthy_timeout)}"
     return Phase.READY, None
-
-
-def _protected(node: Node | None) -> bool:
-    return node is not None and node.meta.get(ownership.META_PROTECT, "") == "true"
 
 
 def _blocking_allocs(spec: PoolSpec, live: _Usage) -> bool:

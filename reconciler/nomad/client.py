@@ -25,7 +25,7 @@ import asyncio
 import json
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -647,13 +647,12 @@ class NomadClient:
 
 
 class NodeDetails:
-    """Full node reads for the nodes a list returned, re-read only when a node changed.
+    """Full node reads, cached by ModifyIndex: a node is read again only when it changed.
 
     Nomad's node list (``GET /v1/nodes``) leaves out Meta, DrainStrategy and
     StatusUpdatedAt; only ``GET /v1/node/:id`` has them. Every node write bumps
-    the node's ModifyIndex, which the stubs do carry, so a full read is needed
-    only for nodes whose ModifyIndex moved since the last one: after the first
-    pass, a steady cluster costs no extra reads.
+    the node's ModifyIndex, which the stubs do carry, so a cached full read is
+    current exactly when its ModifyIndex is not behind the stub's.
     """
 
     def __init__(self, client: NomadClient, concurrency: int = 8) -> None:
@@ -662,13 +661,18 @@ class NodeDetails:
         self._cache: dict[str, NodeStub] = {}
         self.reads = 0  # full reads made, for tests and benchmarks
 
-    async def refresh(self, stubs: list[NodeStub]) -> list[NodeStub]:
-        """The full nodes for ``stubs``, in the same order; unknown-by-now nodes are dropped."""
+    def cached(self, stub: NodeStub) -> NodeStub | None:
+        """The full node for ``stub`` if one is cached and still current; never reads."""
+        full = self._cache.get(stub.id)
+        return full if full is not None and full.modify_index >= stub.modify_index else None
+
+    async def fetch(self, stubs: Iterable[NodeStub]) -> list[NodeStub]:
+        """The full nodes for ``stubs``, reading only those not cached; purged nodes are dropped."""
 
         async def one(stub: NodeStub) -> NodeStub | None:
-            cached = self._cache.get(stub.id)
-            if cached is not None and cached.modify_index >= stub.modify_index:
-                return cached
+            current = self.cached(stub)
+            if current is not None:
+                return current
             async with self._slots:
                 self.reads += 1
                 try:
@@ -679,6 +683,14 @@ class NodeDetails:
             return full
 
         nodes = await asyncio.gather(*(one(s) for s in stubs))
-        live = {s.id for s in stubs}
-        self._cache = {k: v for k, v in self._cache.items() if k in live}
         return [n for n in nodes if n is not None]
+
+    def keep_only(self, node_ids: Iterable[str]) -> None:
+        """Forget nodes that are gone, so the cache never outgrows the cluster."""
+        live = set(node_ids)
+        self._cache = {k: v for k, v in self._cache.items() if k in live}
+
+    async def refresh(self, stubs: list[NodeStub]) -> list[NodeStub]:
+        """The full nodes for every stub of a whole list (forgetting nodes not in it)."""
+        self.keep_only(s.id for s in stubs)
+        return await self.fetch(stubs)

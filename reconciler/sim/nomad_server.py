@@ -440,6 +440,7 @@ class NomadSimServer:
             r.add_route(method, "/v1/node/{id}/drain", self.drain)
             r.add_route(method, "/v1/node/{id}/eligibility", self.eligibility)
             r.add_route(method, "/v1/node/{id}/purge", self.purge)
+        r.add_post("/v1/client/metadata", self.apply_node_meta)
         r.add_get("/v1/allocations", self.list_allocations)
         r.add_get("/v1/evaluations", self.list_evaluations)
         r.add_get("/v1/status/leader", self.leader)
@@ -884,6 +885,21 @@ class NomadSimServer:
             raise SimError(500, f'invalid scheduling eligibility "{wanted or ""}"')
         index = self.state.set_eligibility(node_id, wanted == "eligible")
         return self._write_response(index)
+
+    async def apply_node_meta(self, request: web.Request) -> web.Response:
+        """POST /v1/client/metadata (a client agent endpoint servers forward by NodeID)."""
+        self._node_access(request, write=True)
+        body = await self._body(request)
+        node_id = body.get("NodeID") if isinstance(body, dict) else None
+        meta = body.get("Meta") if isinstance(body, dict) else None
+        if not node_id:
+            raise SimError(400, "missing NodeID")
+        if not isinstance(meta, dict) or not all(
+            v is None or isinstance(v, str) for v in meta.values()
+        ):
+            raise SimError(400, "json: cannot unmarshal Meta into map[string]*string")
+        node = self.state.apply_node_meta(node_id, meta)
+        return _json({"Meta": dict(node.meta), "Dynamic": meta, "Static": {}})
 
     async def purge(self, request: web.Request) -> web.Response:
         self._node_access(request, write=True)

@@ -740,6 +740,24 @@ class NomadState:
             (n for n in self.nodes.values() if n.id.startswith(prefix)), key=lambda n: n.id
         )
 
+    def apply_node_meta(self, node_id: str, changes: Mapping[str, str | None]) -> SimNode:
+        """`nomad node meta apply`: set keys, unset those given as None; the node record changes.
+
+        Real clients batch these for up to 10 s before the servers see them; here
+        the change is visible at once, which only makes tests see it sooner.
+        """
+        self.tick()
+        node = self.nodes.get(node_id)
+        if node is None:
+            raise SimError(404, "Unknown node")
+        for key, value in changes.items():
+            if value is None:
+                node.meta.pop(key, None)
+            else:
+                node.meta[key] = value
+        self._node_changed(node)
+        return node
+
     def set_eligibility(self, node_id: str, eligible: bool) -> int:
         """Nomad's Node.UpdateEligibility; returns the node's ModifyIndex (0: nothing to do)."""
         self.tick()

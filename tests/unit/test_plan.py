@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from reconciler import ownership
 from reconciler.model import InstanceState, NodeStatus
 from reconciler.plan import ActionKind, Phase, plan
@@ -178,6 +180,19 @@ def test_never_joined_instance_is_replaced_launch_first() -> None:
     ok = ready_member(s, 0)
     stuck = instance(f"web-{s.template_hash}-1", age=601)
     p = plan(s, world([ok[0], stuck], [ok[1]]), NOW)
+    assert kinds(p) == [("launch", f"web-{s.template_hash}-2")]
+    assert p.counts["unhealthy"] == 1
+
+
+def test_a_stopped_vm_is_replaced_only_after_unhealthy_timeout() -> None:
+    s = spec(min=2, max=3, unhealthy_timeout="5m")
+    ok = ready_member(s, 0)
+    vm, its_node = ready_member(s, 1)
+    stopped = dataclasses.replace(vm, state=InstanceState.STOPPED, broken_since=NOW - 299)
+    p = plan(s, world([ok[0], stopped], [ok[1], its_node]), NOW)
+    assert p.actions == () and p.counts["unhealthy"] == 0  # may be a reboot: wait
+    long_stopped = dataclasses.replace(stopped, broken_since=NOW - 301)
+    p = plan(s, world([ok[0], long_stopped], [ok[1], its_node]), NOW)
     assert kinds(p) == [("launch", f"web-{s.template_hash}-2")]
     assert p.counts["unhealthy"] == 1
 
