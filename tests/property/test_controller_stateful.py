@@ -17,6 +17,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from reconciler.controller import Controller
 from reconciler.execute import Executor, ExecutorLimits
+from reconciler.observe import Observer
+from reconciler.pools import DEFAULT_PREFIX, status_path
 from reconciler.render import render_cloud_init
 from reconciler.sim.faults import Fault
 from reconciler.sim.world import SimConfig
@@ -82,7 +84,15 @@ class ControllerMachine(RuleBasedStateMachine):
     @rule(seconds=st.sampled_from([1.0, 5.0, 20.0]))
     def time_passes(self, seconds: float) -> None:
         assert self.h is not None
-        self.run(self.h.step(seconds))
+        report = self.run(self.h.step(seconds))
+        # The status variable says what this very pass saw (unless Nomad was unreachable).
+        if report.error is None:
+            [pp] = report.plans
+            status = self.run(self.h.c.nomad.get_var(status_path(DEFAULT_PREFIX, "web"))).items
+            assert status["spec_index"] == str(pp.variable.index)
+            if pp.plan is not None:
+                assert status["desired"] == str(pp.plan.desired)
+                assert status["ready"] == str(pp.plan.counts["ready"])
 
     @precondition(lambda self: self.h is not None)
     @rule()
@@ -97,7 +107,11 @@ class ControllerMachine(RuleBasedStateMachine):
             render_cloud_init,
             ExecutorLimits(attempts=2, backoff_max=0.05),
         )
-        self.h.c.controller = Controller(old.pools, old.observer, executor, old.clock)
+        # Nothing survives a crash: a fresh observer forgets down-since times and node reads.
+        observer = Observer(self.h.c.nomad, self.h.c.multipass, old.clock)
+        self.h.c.controller = Controller(
+            old.pools, observer, executor, old.clock, status=old.status
+        )
 
     @invariant()
     def never_beyond_max_plus_surge(self) -> None:
@@ -120,6 +134,10 @@ class ControllerMachine(RuleBasedStateMachine):
                 lo, _ = self.spec
                 assert len(self.h.ready_nodes()) == lo
                 assert len(self.h.instances()) == lo
+                # A restart mid-rollout still ends with one generation, the newest spec's.
+                hashes = {n.rsplit("-", 2)[1] for n in self.h.instances()}
+                status = self.run(self.h.c.nomad.get_var(status_path(DEFAULT_PREFIX, "web")))
+                assert hashes <= {status.items["template_hash"]}
         finally:
             self.run(self.stack.aclose())
             self.loop.close()

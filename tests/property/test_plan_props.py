@@ -296,3 +296,109 @@ def test_applying_plans_converges_to_an_empty_plan(case: tuple[PoolSpec, Observe
     serving = [m for m in p.members if m.phase in SERVING_PHASES]
     assert len(serving) == p.desired
     assert all(not m.outdated for m in serving)
+
+
+def _rollout_step(s: PoolSpec, w: Observed, p: Plan, now: float) -> Observed:
+    """A slower model world for rollouts: a launched VM joins one pass later, a drain
+    completes one pass later, so the limits are tested while things are in flight."""
+    instances = {i.name: i for i in w.instances}
+    nodes = {n.id: n for n in w.nodes}
+    # What the previous pass started lands now.
+    for name, inst in list(instances.items()):
+        if inst.state is InstanceState.STARTING:
+            instances[name] = replace(inst, state=InstanceState.RUNNING)
+            nodes[f"new-{name}"] = Node(
+                id=f"new-{name}",
+                name=name,
+                status=NodeStatus.READY,
+                meta={ownership.META_POOL: s.pool},
+                cpu_mhz=4000,
+                memory_mb=4096,
+                create_index=int(now),
+            )
+    for nid, n in list(nodes.items()):
+        if n.draining:
+            nodes[nid] = replace(n, draining=False, last_drain_status="complete")
+    for a in p.actions:
+        if a.kind is ActionKind.LAUNCH:
+            instances[a.instance] = Instance(a.instance, InstanceState.STARTING, created_at=now)
+        elif a.kind is ActionKind.DRAIN:
+            assert a.node_id is not None
+            nodes[a.node_id] = replace(
+                nodes[a.node_id], eligible=False, draining=True, drain_meta=drain_meta(s, "r")
+            )
+        elif a.kind is ActionKind.DELETE:
+            instances.pop(a.instance, None)
+            for nid, n in list(nodes.items()):
+                if n.name == a.instance:
+                    nodes[nid] = replace(n, status=NodeStatus.DOWN, status_updated_at=now)
+        elif a.kind is ActionKind.PURGE_NODE:
+            assert a.node_id is not None
+            nodes.pop(a.node_id, None)
+    return Observed(tuple(instances.values()), tuple(nodes.values()), (), at=now)
+
+
+@given(
+    desired=st.integers(1, 6),
+    surge=st.integers(0, 3),
+    unavailable=st.integers(0, 3),
+    protected=st.sets(st.integers(0, 5), max_size=2),
+)
+def test_a_rollout_stays_within_surge_and_unavailable_and_finishes(
+    desired: int, surge: int, unavailable: int, protected: set[int]
+) -> None:
+    s = spec(min=desired, max=desired, max_surge=surge, max_unavailable=unavailable)
+    instances, nodes = [], []
+    for i in range(desired):
+        name = ownership.instance_name(s.pool, OLD_HASH, i)
+        instances.append(Instance(name, InstanceState.RUNNING, created_at=NOW - 3600))
+        meta = {ownership.META_POOL: s.pool}
+        if i in protected:
+            meta[ownership.META_PROTECT] = "true"
+        nodes.append(Node(id=f"n{i}", name=name, status=NodeStatus.READY, meta=meta))
+    w = Observed(tuple(instances), tuple(nodes), (), at=NOW)
+    # As Kubernetes: with both limits 0 a rollout surges by one so it can progress.
+    ceiling = desired + (surge if surge or unavailable else 1)
+    floor = desired - min(unavailable, desired)
+    now = NOW
+    for _ in range(8 * desired + 8):
+        p = plan(s, w, now)
+        w = _rollout_step(s, w, p, now)
+        now += 60
+        vms = [i for i in w.instances if i.name.startswith("web-")]
+        serving = [n for n in w.nodes if n.status is NodeStatus.READY and n.eligible]
+        assert len(vms) <= ceiling, (len(vms), ceiling)
+        assert len(serving) >= floor, (len(serving), floor)
+        if not p.actions and p.counts["pending"] == 0 and p.counts["draining"] == 0:
+            break
+    kept = {ownership.instance_name(s.pool, OLD_HASH, i) for i in protected if i < desired}
+    old = {i.name for i in w.instances if OLD_HASH in i.name}
+    assert old == kept  # every unprotected old member was replaced, protected ones kept
+    if kept:
+        assert any("protected members block replacement" in n for n in p.notes)
+
+
+@given(
+    desired=st.integers(1, 8),
+    down=st.integers(0, 8),
+    max_unhealthy=st.sampled_from(["0", "1", "2", "40%", "100%"]),
+)
+def test_the_short_circuit_holds(desired: int, down: int, max_unhealthy: str) -> None:
+    down = min(down, desired)
+    s = spec(min=desired, max=desired, max_unhealthy=max_unhealthy, unhealthy_timeout="5m")
+    instances, nodes = [], []
+    for i in range(desired):
+        name = ownership.instance_name(s.pool, s.template_hash, i)
+        instances.append(Instance(name, InstanceState.RUNNING, created_at=NOW - 3600))
+        status = NodeStatus.DOWN if i < down else NodeStatus.READY
+        nodes.append(
+            Node(id=f"n{i}", name=name, status=status, status_updated_at=NOW - 400, meta={})
+        )
+    p = plan(s, Observed(tuple(instances), tuple(nodes), (), at=NOW), NOW)
+    limit = s.max_unhealthy.resolve(desired, round_up=True)
+    assert p.counts["unhealthy"] == down
+    if down > limit:
+        assert p.actions == ()  # nothing launched, nothing removed: wait for a person
+        assert any("short-circuited" in n for n in p.notes)
+    elif down:
+        assert [a.kind for a in p.actions] == [ActionKind.LAUNCH]  # launch first
