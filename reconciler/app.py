@@ -20,6 +20,7 @@ from reconciler.controller import Controller, PassReport, PoolPlan
 from reconciler.diff import invalid_to_json, plan_to_json, render_text, use_colour
 from reconciler.errors import ConfigError
 from reconciler.execute import Executor, ExecutorLimits
+from reconciler.logs import redact, redact_pem
 from reconciler.multipass.client import MultipassClient
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
@@ -51,8 +52,11 @@ async def connect(
     write_status: bool = True,
 ) -> AsyncIterator[Connected]:
     clock = clock or SystemClock()
+    redact(settings.nomad.token)
     async with NomadClient(settings.nomad) as nomad:
         multipass_settings = await settings.resolve_multipass(nomad)
+        redact(multipass_settings.passphrase)
+        redact_pem(multipass_settings.client_key)
         async with MultipassClient(multipass_settings) as multipass:
             pools = PoolSource(nomad, settings.prefix)
             executor = Executor(multipass, nomad, render_cloud_init, limits or ExecutorLimits())

@@ -148,6 +148,7 @@ class Executor:
                     "pool": spec.pool,
                     "action": action.kind.value,
                     "instance": action.instance,
+                    "node": action.node_id,
                     "outcome": "error",
                     "error": str(exc),
                     "duration": duration,

@@ -1,0 +1,83 @@
+"""Log lines: JSON off a terminal, text on one, structured fields in both, secrets scrubbed."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from reconciler.logs import REDACTED, redact, redact_pem, setup_logging
+
+KEY = (
+    b"-----BEGIN PRIVATE KEY-----\n"
+    b"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg7bq0mQ7tdzcbKx9L\n"
+    b"-----END PRIVATE KEY-----\n"
+)
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield io.StringIO()
+    root.handlers[:] = handlers  # setup_logging replaced pytest's capture handlers
+    root.setLevel(level)
+
+
+def action_record(**extra: object) -> None:
+    fields = {"pool": "web", "action": "drain", "instance": "web-bcdfg-0", "node": "n1"}
+    logging.getLogger("reconciler.execute").info(
+        "action done", extra={**fields, "outcome": "ok", "duration": 1.23456, **extra}
+    )
+
+
+def test_json_lines_carry_the_action_fields(stream: io.StringIO) -> None:
+    setup_logging("INFO", stream, json_output=True)
+    action_record()
+    entry = json.loads(stream.getvalue())
+    assert entry["message"] == "action done" and entry["level"] == "info"
+    assert {k: entry[k] for k in ("pool", "action", "instance", "node", "outcome")} == {
+        "pool": "web",
+        "action": "drain",
+        "instance": "web-bcdfg-0",
+        "node": "n1",
+        "outcome": "ok",
+    }
+    assert entry["duration"] == 1.235
+
+
+def test_text_lines_are_readable(stream: io.StringIO) -> None:
+    setup_logging("INFO", stream, json_output=False)
+    action_record()
+    line = stream.getvalue()
+    assert "action done" in line and "pool=web" in line and "outcome=ok" in line
+    assert not line.lstrip().startswith("{")
+
+
+def test_the_level_filters_and_a_bad_level_is_named(stream: io.StringIO) -> None:
+    setup_logging("WARNING", stream, json_output=True)
+    action_record()
+    assert stream.getvalue() == ""
+    with pytest.raises(ValueError, match="--log-level: 'LOUD' is not one of"):
+        setup_logging("LOUD", stream)
+
+
+def test_secrets_are_scrubbed_from_every_line(stream: io.StringIO) -> None:
+    token = "3f1e2d4c-0000-4b6a-9c8d-7e6f5a4b3c2d"
+    redact(token, "hunter2-passphrase")
+    redact_pem(KEY)
+    setup_logging("DEBUG", stream, json_output=True)
+    log = logging.getLogger("reconciler.test")
+    log.warning("request with X-Nomad-Token: %s failed", token)
+    action_record(error="authenticate with hunter2-passphrase refused")
+    try:
+        raise RuntimeError("key was " + KEY.decode().splitlines()[1])
+    except RuntimeError:
+        log.exception("boom")
+    out = stream.getvalue()
+    assert token not in out and "hunter2-passphrase" not in out
+    assert KEY.decode().splitlines()[1] not in out
+    assert out.count(REDACTED) == 3
