@@ -143,6 +143,7 @@ _READY = NodeStatus.READY
 _RUNNING = InstanceState.RUNNING
 _PHASE_READY = Phase.READY
 _PROTECT = ownership.META_PROTECT
+_new_tuple = tuple.__new__
 _LIVE_CLIENT = frozenset({"pending", "running"})  # Allocation.is_live, inlined
 
 
@@ -228,18 +229,27 @@ def join(
     prefix = pool + "-"
     parse = ownership.parse_instance_name  # memoized: the same names come back every pass
 
-    def ours(name: str) -> bool:
-        # startswith first: a cheap rejection of everything foreign.
-        return name.startswith(prefix) and (parsed := parse(name)) is not None and parsed[0] == pool
-
-    instances = {inst.name: inst for inst in observed.instances if ours(inst.name)}
+    # Ours: our prefix (a cheap rejection of everything foreign first), then the
+    # full name shape. Written out in both loops: a function call per name of the
+    # whole world is measurable at 10,000 members.
+    instances = {
+        inst.name: inst
+        for inst in observed.instances
+        if inst.name.startswith(prefix) and (p := parse(inst.name)) is not None and p[0] == pool
+    }
 
     # Nomad can hold several nodes of one name (a VM re-registered after a purge,
     # say): the newest is the member's node, older down ones are stale.
     nodes: dict[str, Node] = {}
     stale: list[Node] = []
     for node in observed.nodes:
-        if not ours(node.name) or node.meta.get(ownership.META_POOL, pool) != pool:
+        name = node.name
+        if (
+            not name.startswith(prefix)
+            or (p := parse(name)) is None
+            or p[0] != pool
+            or node.meta.get(ownership.META_POOL, pool) != pool
+        ):
             continue
         other = nodes.get(node.name)
         if other is None:
@@ -283,19 +293,24 @@ def join(
         else:
             phase, unhealthy = _phase(spec, inst_or_none, node_or_none, live, now, name in deleting)
         members.append(
-            Member(
-                name,
-                thash,
-                ordinal,
-                phase,
-                inst_or_none,
-                node_or_none,
-                thash != current_hash,
-                node_or_none is not None and node_or_none.meta.get(_PROTECT) == "true",
-                live.count,
-                live.non_system,
-                live.load(node_or_none) if live.count else 0.0,
-                unhealthy,
+            # tuple.__new__ skips NamedTuple's Python-level __new__ (argument
+            # handling we do not need): the fields are all given, in order.
+            _new_tuple(
+                Member,
+                (
+                    name,
+                    thash,
+                    ordinal,
+                    phase,
+                    inst_or_none,
+                    node_or_none,
+                    thash != current_hash,
+                    node_or_none is not None and node_or_none.meta.get(_PROTECT) == "true",
+                    live.count,
+                    live.non_system,
+                    live.load(node_or_none) if live.count else 0.0,
+                    unhealthy,
+                ),
             )
         )
     # Launches in flight are members too: a relaunch must not pick their names
@@ -401,6 +416,8 @@ def _finish_removals(
 ) -> list[Action]:
     actions: list[Action] = []
     for m in members:
+        if m.phase is _PHASE_READY:
+            continue  # the common case: nothing under way
         if m.phase is Phase.DELETING and m.instance is not None:
             actions.append(_delete(m, "instance is deleted but not purged"))
         elif m.phase is Phase.DRAINED:
@@ -457,8 +474,24 @@ def _converge(
     inflight: frozenset[tuple[str, str]],
     notes: list[str],
 ) -> list[Action]:
-    serving = [m for m in members if m.phase in SERVING_PHASES]
-    unhealthy = [m for m in serving if m.unhealthy is not None]
+    # One pass over the members for everything counted below (10,000 members: each
+    # extra pass costs about a millisecond).
+    serving: list[Member] = []
+    unhealthy: list[Member] = []
+    outdated: list[Member] = []
+    available = total = 0
+    for m in members:
+        phase = m.phase
+        if phase is Phase.NODE_ONLY:
+            continue
+        total += 1
+        if phase in SERVING_PHASES:
+            serving.append(m)
+            available += phase is _PHASE_READY
+            if m.unhealthy is not None:
+                unhealthy.append(m)
+            elif m.outdated:
+                outdated.append(m)
     remediate = True
     limit = spec.max_unhealthy.resolve(max(len(serving), desired), round_up=True)
     if unhealthy and len(unhealthy) > limit:
@@ -467,17 +500,16 @@ def _converge(
             f"remediation short-circuited: {len(unhealthy)} unhealthy members exceed "
             f"max_unhealthy ({limit}); fix the cause (network, template) before they are replaced"
         )
-    replaceable = [m for m in serving if m.outdated or (remediate and m.unhealthy is not None)]
+    if unhealthy:
+        replaceable = [m for m in serving if m.outdated or (remediate and m.unhealthy is not None)]
+    else:
+        replaceable = outdated
     surge = spec.max_surge.resolve(desired, round_up=True)
     unavailable = spec.max_unavailable.resolve(desired, round_up=False)
     if surge == 0 and unavailable == 0:
         surge = 1  # as Kubernetes: a rollout must be able to make progress
 
-    budget = _Budget(
-        serving=len(serving),
-        available=sum(1 for m in serving if m.phase is Phase.READY),
-        total=sum(1 for m in members if m.phase is not Phase.NODE_ONLY),
-    )
+    budget = _Budget(serving=len(serving), available=available, total=total)
     actions = _launches(spec, members, serving, replaceable, desired, surge, budget)
     actions += _removals(spec, serving, replaceable, desired, surge, unavailable, budget, notes)
     blocked = [m.name for m in replaceable if m.protected]
@@ -495,8 +527,7 @@ def _launches(
     surge: int,
     budget: _Budget,
 ) -> list[Action]:
-    replaceable_names = {m.name for m in replaceable}
-    current = sum(1 for m in serving if m.name not in replaceable_names)
+    current = len(serving) - len(replaceable)  # replaceable members are serving ones
     needed = desired - current
     replacing = bool(replaceable)
     # Hard ceiling on VMs that exist at once, draining ones included: the host's
@@ -536,26 +567,24 @@ def _removals(
     notes: list[str],
 ) -> list[Action]:
     min_available = max(0, desired - unavailable)
-    candidates = [m for m in serving if not m.protected and m.phase is not Phase.HELD]
     replaceable_names = {m.name for m in replaceable}
-    if replaceable_names:
-        unhealthy_first = [m for m in candidates if m.name in replaceable_names and m.unhealthy]
-        outdated = order_for_replacement(
-            spec.scale_in,
-            [m for m in candidates if m.name in replaceable_names and not m.unhealthy],
-        )
-    else:  # the steady state: nothing to replace, skip the set lookups
-        unhealthy_first, outdated = [], []
-    not_joined = [
-        m for m in candidates if m.phase is not Phase.READY and m.name not in replaceable_names
-    ]
+    unhealthy_first: list[Member] = []
+    old: list[Member] = []
+    not_joined: list[Member] = []
+    ready: list[Member] = []
+    for m in serving:  # one pass: sorts each candidate into the list it is removed from
+        if m.protected or m.phase is Phase.HELD:
+            continue
+        if replaceable_names and m.name in replaceable_names:
+            (unhealthy_first if m.unhealthy else old).append(m)
+        elif m.phase is _PHASE_READY:
+            ready.append(m)
+        else:
+            not_joined.append(m)
+    outdated = order_for_replacement(spec.scale_in, old) if old else []
     # Scale-in never removes more than the excess, so only that many need ordering.
     most = max(0, budget.serving - desired)
-    excess_pool = order_for_scale_in(
-        spec.scale_in,
-        [m for m in candidates if m.phase is Phase.READY and m.name not in replaceable_names],
-        limit=most,
-    )
+    excess_pool = order_for_scale_in(spec.scale_in, ready, limit=most) if most else []
 
     actions: list[Action] = []
     # Members that a replacement will take out anyway: they absorb any excess
