@@ -66,7 +66,8 @@ async def connect(
                 executor,
                 clock,
                 resync=settings.resync,
-                status=StatusWriter(nomad) if write_status else None,
+                status=StatusWriter(nomad),
+                write_status=write_status,
             )
             yield Connected(settings, nomad, multipass, pools, controller)
 

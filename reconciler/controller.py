@@ -27,8 +27,9 @@ from reconciler.model import Observed
 from reconciler.observe import Observer
 from reconciler.plan import ActionKind, Plan, plan
 from reconciler.pools import PoolSource, PoolVariable, status_path
+from reconciler.scaling.decide import LastScale
 from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
-from reconciler.status import StatusWriter, status_items
+from reconciler.status import StatusWriter, last_scale_from, status_items
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class Controller:
         backoff_base: float = 2.0,
         backoff_max: float = 300.0,
         status: StatusWriter | None = None,
+        write_status: bool = True,
     ) -> None:
         self.pools = pools
         self.observer = observer
@@ -127,7 +129,8 @@ class Controller:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[ActionResult]] = set()
         self.on_pass: Callable[[PassReport], None] | None = None
-        self.status = status
+        self.status = status  # read for cooldowns always; written after passes if write_status
+        self.write_status = write_status
         self._last_results: dict[str, list[ActionResult]] = {}  # finished since the last status
 
     # ------------------------------------------------------------ one pass
@@ -138,10 +141,18 @@ class Controller:
         Raises a ReconcilerError when a read fails: no partial view is ever planned on.
         """
         variables = await self.pools.load(only)
-        observed = await self.observer.observe()
+        observed, scaled = await asyncio.gather(
+            self.observer.observe(), self._last_scales(variables)
+        )
         now = self.clock.now()
         inflight = frozenset(self.executor.inflight)
-        plans = [self._plan_one(v, observed, now, inflight) for v in variables]
+
+        def plan_each() -> list[PoolPlan]:
+            return [
+                self._plan_one(v, observed, now, inflight, scaled.get(v.pool)) for v in variables
+            ]
+
+        plans = plan_each()
         # Nothing is drained or deleted on the strength of a node-list entry:
         # the nodes a plan would disrupt are read in full (meta: protection and
         # ownership) and the pools planned again, until the plans stop picking
@@ -151,8 +162,22 @@ class Controller:
             if not unread:
                 break
             observed = await self.observer.detail(observed, unread)
-            plans = [self._plan_one(v, observed, now, inflight) for v in variables]
+            plans = plan_each()
         return [without_unread_targets(pp, observed) for pp in plans], observed
+
+    async def _last_scales(self, variables: list[PoolVariable]) -> dict[str, LastScale]:
+        """Last scaling decisions from the status of pools that have a policy (cooldowns)."""
+        if self.status is None:
+            return {}
+        status = self.status
+        autoscaled = [v.pool for v in variables if "policy" in v.items]
+
+        async def one(pool: str) -> tuple[str, LastScale | None]:
+            items = await status.read(status_path(self.pools.prefix, pool))
+            return pool, last_scale_from(items)
+
+        found = await asyncio.gather(*(one(p) for p in autoscaled))
+        return {pool: last for pool, last in found if last is not None}
 
     def _plan_one(
         self,
@@ -160,12 +185,13 @@ class Controller:
         observed: Observed,
         now: float,
         inflight: frozenset[tuple[str, str]],
+        last_scale: LastScale | None = None,
     ) -> PoolPlan:
         try:
             spec = parse_pool_spec(variable.pool, variable.items, variable.index)
         except SpecError as exc:
             return PoolPlan(variable, None, None, tuple(exc.problems))
-        return PoolPlan(variable, spec, plan(spec, observed, now, inflight))
+        return PoolPlan(variable, spec, plan(spec, observed, now, inflight, last_scale))
 
     async def reconcile_once(
         self, only: str | None = None, *, wait_actions: bool = True
@@ -201,7 +227,7 @@ class Controller:
         return report
 
     async def _write_status(self, report: PassReport) -> None:
-        if self.status is None:
+        if self.status is None or not self.write_status:
             return
         now = self.clock.now()
         for pp in report.plans:

@@ -116,6 +116,26 @@ class Allocation:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockedAsk:
+    """Placements Nomad could not make: one blocked evaluation's task group.
+
+    ``cpu_mhz``/``memory_mb`` are what one placement asked for in the dimensions
+    that ran out (Nomad reports only those; the other is 0). Nomad's evaluation
+    does not carry the job's datacenters or constraints: ``class_eligibility``
+    (node class -> could the job run there) and ``node_pool`` are what it says.
+    """
+
+    eval_id: str
+    job_id: str
+    task_group: str
+    placements: int
+    cpu_mhz: int
+    memory_mb: int
+    node_pool: str = "default"
+    class_eligibility: Mapping[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
     """One consistent snapshot of both inventories, taken at ``at``."""
 
@@ -124,3 +144,4 @@ class Observed:
     allocations: tuple[Allocation, ...] = ()
     at: float = 0.0
     nomad_index: int = 0
+    blocked: tuple[BlockedAsk, ...] = ()

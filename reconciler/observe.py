@@ -1,7 +1,8 @@
 """Builds the observed world with a constant number of API reads.
 
-One instance list from multipassd, one node list and one allocation list from
-Nomad, whatever the pool size: no per-node calls. The three reads run
+One instance list from multipassd; one node list, one allocation list and one
+list of blocked evaluations from Nomad, whatever the pool size: no per-node
+calls. The four reads run
 concurrently; if any fails the whole observation fails, because planning on a
 partial view (a failed instance list read as "no instances") would destroy
 what exists.
@@ -20,7 +21,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from reconciler.clock import Clock
-from reconciler.model import BROKEN_STATES, Allocation, Node, NodeStatus, Observed
+from reconciler.model import BROKEN_STATES, Allocation, BlockedAsk, Node, NodeStatus, Observed
 from reconciler.multipass.client import MultipassClient
 from reconciler.nomad import models as nomad_models
 from reconciler.nomad.client import NodeDetails, NomadClient
@@ -42,12 +43,13 @@ class Observer:
         self._stubs: dict[str, nomad_models.NodeStub] = {}
 
     async def observe(self) -> Observed:
-        instances, nodes, allocations = await asyncio.gather(
+        instances, nodes, allocations, evaluations = await asyncio.gather(
             self.multipass.list_instances(),
             self.nomad.list_nodes(resources=True),
             self.nomad.list_allocations(),
+            self.nomad.list_evaluations(status="blocked"),
         )
-        self.reads += 3
+        self.reads += 4
         self._node_index = max(self._node_index, nodes.index)
         now = self.clock.now()
         down = {n.id for n in nodes.value if n.status in ("down", "disconnected")}
@@ -68,6 +70,7 @@ class Observer:
             allocations=tuple(to_allocation(a) for a in allocations.value),
             at=now,
             nomad_index=nodes.index,
+            blocked=tuple(ask for e in evaluations.value for ask in to_blocked_asks(e)),
         )
 
     def _node(self, stub: nomad_models.NodeStub) -> Node:
@@ -139,3 +142,27 @@ def to_allocation(a: nomad_models.Allocation) -> Allocation:
         cpu_mhz=a.cpu_mhz,
         memory_mb=a.memory_mb,
     )
+
+
+def to_blocked_asks(e: nomad_models.Evaluation) -> list[BlockedAsk]:
+    """One ask per task group Nomad could not place."""
+    if e.status != "blocked":
+        return []
+    asks = []
+    for group, metric in e.failed_tg_allocs.items():
+        cpu = sum(r.cpu_mhz for r in metric.resources_exhausted.values())
+        memory = sum(r.memory_mb for r in metric.resources_exhausted.values())
+        placements = e.queued_allocations.get(group) or metric.coalesced_failures + 1
+        asks.append(
+            BlockedAsk(
+                eval_id=e.id,
+                job_id=e.job_id,
+                task_group=group,
+                placements=placements,
+                cpu_mhz=cpu,
+                memory_mb=memory,
+                node_pool=metric.node_pool or "default",
+                class_eligibility=dict(e.class_eligibility),
+            )
+        )
+    return asks

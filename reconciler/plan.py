@@ -17,7 +17,7 @@ Nothing that is not provably ours becomes a member, so nothing else is touched.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -26,6 +26,9 @@ from reconciler import ownership
 from reconciler.model import BROKEN_STATES, Instance, InstanceState, Node, NodeStatus
 from reconciler.model import Observed as Observed
 from reconciler.scale_in import order_for_replacement, order_for_scale_in
+from reconciler.scaling.decide import Decision, LastScale, decide
+from reconciler.scaling.policy import Policy
+from reconciler.scaling.signals import pool_signals
 from reconciler.spec import PoolSpec
 
 
@@ -103,6 +106,7 @@ class Plan:
     counts: Mapping[str, int]
     notes: tuple[str, ...] = ()
     paused: bool = False
+    scaling: Decision | None = None  # the policy's decision, for pools with a policy
 
     @property
     def has_changes(self) -> bool:
@@ -152,11 +156,21 @@ def plan(
     observed: Observed,
     now: float,
     inflight: Iterable[tuple[str, str]] = (),
+    last_scale: LastScale | None = None,
 ) -> Plan:
-    """Diff the pool's desired state against the observed world."""
+    """Diff the pool's desired state against the observed world.
+
+    ``last_scale``: the last autoscaling decision (from the status variable), for
+    the policy's cooldowns; ignored for pools without a policy.
+    """
     inflight_keys = frozenset(inflight)
     members, stale_nodes = join(spec, observed, now, inflight_keys)
-    desired, desired_reason = desired_count(spec)
+    scaling = None
+    if spec.policy is not None:
+        scaling = autoscale(spec, spec.policy, members, observed, now, last_scale)
+        desired, desired_reason = scaling.count, scaling.reason
+    else:
+        desired, desired_reason = desired_count(spec)
     counts = count_phases(members)
     actions: list[Action] = []
     notes: list[str] = []
@@ -178,6 +192,7 @@ def plan(
         counts=counts,
         notes=tuple(notes),
         paused=spec.paused,
+        scaling=scaling,
     )
 
 
@@ -191,6 +206,37 @@ def desired_count(spec: PoolSpec) -> tuple[int, str]:
             )
         return spec.count, f"count = {spec.count}"
     return spec.min, f"min = {spec.min} (no count set)"
+
+
+def autoscale(
+    spec: PoolSpec,
+    policy: Policy,
+    members: Sequence[Member],
+    observed: Observed,
+    now: float,
+    last: LastScale | None,
+) -> Decision:
+    """The policy's desired count, from signals over the pool's ready, eligible nodes."""
+    ready = [m.node for m in members if m.phase is Phase.READY and m.node is not None]
+    signals = pool_signals(
+        ready,
+        observed.allocations,
+        observed.blocked,
+        node_class=spec.node_class,
+        node_pool=spec.node_pool,
+        instance_cpus=spec.cpus,
+        instance_memory_bytes=spec.memory_bytes,
+    )
+    serving = sum(1 for m in members if m.phase in SERVING_PHASES)
+    return decide(
+        policy,
+        signals,
+        members=serving,
+        minimum=spec.min,
+        maximum=spec.max,
+        now=now,
+        last=last,
+    )
 
 
 # ---------------------------------------------------------------- join

@@ -27,6 +27,7 @@ from reconciler.render import (
     render_cloud_init,
 )
 from reconciler.scale_in import STRATEGIES
+from reconciler.scaling.policy import Policy, PolicyError, parse_policy
 from reconciler.units import (
     CountOrPercent,
     format_size,
@@ -71,7 +72,7 @@ ITEMS: tuple[Item, ...] = (
     Item("unhealthy_timeout", "duration", "5m", "a node down this long is unhealthy"),
     Item("max_unhealthy", "count|percent", "40%", "above this many unhealthy, remediation stops"),
     Item("paused", "bool", "false", "plan and do nothing for this pool"),
-    Item("policy", "yaml map", None, "autoscaling policy (checks, cooldown)"),
+    Item("policy", "yaml", None, "autoscaling policy: checks, cooldown (docs/autoscaling.md)"),
 )
 ITEM_NAMES = tuple(i.name for i in ITEMS)
 
@@ -112,7 +113,7 @@ class PoolSpec:
     unhealthy_timeout: float
     max_unhealthy: CountOrPercent
     paused: bool
-    policy: Mapping[str, Any] | None
+    policy: Policy | None
     template_hash: str
 
     @property
@@ -275,7 +276,17 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
         p.problems.append(f"cloud_init: template syntax error on line {exc.lineno}: {exc.message}")
         template_text = ""
 
-    policy = p.get("policy", _yaml_map, None)
+    policy = None
+    if "policy" in items:
+        try:
+            policy = parse_policy(str(items["policy"]))
+        except PolicyError as exc:
+            p.problems.extend(exc.problems)
+        if count is not None:
+            p.problems.append(
+                "count: cannot be set together with policy (the policy decides the count "
+                "between min and max); remove one of them"
+            )
     spec = PoolSpec(
         pool=pool,
         index=index,
@@ -302,7 +313,7 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
         unhealthy_timeout=p.get("unhealthy_timeout", parse_duration, 300.0),
         max_unhealthy=p.get("max_unhealthy", parse_count_or_percent, CountOrPercent(40, True)),
         paused=p.get("paused", parse_bool, False),
-        policy=MappingProxyType(policy) if policy is not None else None,
+        policy=policy,
         template_hash=template_hash(
             image=image,
             cpus=cpus,

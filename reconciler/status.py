@@ -22,6 +22,7 @@ from reconciler.execute import ActionResult
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import CasConflict, NotFound
 from reconciler.plan import Plan
+from reconciler.scaling.decide import LastScale
 
 COUNT_KEYS = (
     "ready",
@@ -119,6 +120,7 @@ def status_items(
         "conditions": json.dumps(conditions, sort_keys=True),
         "last_error": error or "; ".join(r.error or "" for r in results if not r.ok),
     }
+    items.update(_scaling_items(plan, previous, now))
     if plan is not None:
         items["desired"] = str(plan.desired)
         items["desired_reason"] = plan.desired_reason
@@ -128,6 +130,37 @@ def status_items(
         for key in COUNT_KEYS:
             items[key] = str(plan.counts.get(key, 0))
     return {k: v for k, v in items.items() if v != ""}
+
+
+SCALE_KEYS = ("last_scale_count", "last_scale_at", "last_scale_direction", "last_scale_reason")
+
+
+def _scaling_items(plan: Plan | None, previous: Mapping[str, str], now: float) -> dict[str, str]:
+    """The last scaling decision: new when this pass scaled, else carried over.
+
+    Carried over even while a spec is invalid or the policy removed: it is
+    history, and the cooldown of a policy put back must still count from it.
+    """
+    scaling = plan.scaling if plan is not None else None
+    if scaling is not None and scaling.scaled is not None:
+        return {
+            "last_scale_count": str(scaling.count),
+            "last_scale_at": _iso(now),
+            "last_scale_direction": scaling.scaled,
+            "last_scale_reason": scaling.reason,
+        }
+    return {k: previous[k] for k in SCALE_KEYS if previous.get(k)}
+
+
+def last_scale_from(items: Mapping[str, str]) -> LastScale | None:
+    """The last scaling decision a status variable records; None if none or unreadable."""
+    try:
+        count = int(items["last_scale_count"])
+        at = datetime.strptime(items["last_scale_at"], "%Y-%m-%dT%H:%M:%SZ")
+    except (KeyError, ValueError):
+        return None
+    direction = items.get("last_scale_direction", "up")
+    return LastScale(count, at.replace(tzinfo=UTC).timestamp(), direction)
 
 
 def _load_conditions(text: str) -> list[dict[str, Any]]:
@@ -142,6 +175,13 @@ class StatusWriter:
     def __init__(self, nomad: NomadClient) -> None:
         self.nomad = nomad
         self.writes = 0
+
+    async def read(self, path: str) -> dict[str, str]:
+        """The status items at ``path``; empty when there is none yet."""
+        try:
+            return dict((await self.nomad.get_var(path)).items)
+        except NotFound:
+            return {}
 
     async def write(self, path: str, build: Any) -> bool:
         """Write ``build(previous_items)`` at ``path`` with CAS; False when nothing changed.

@@ -1,0 +1,100 @@
+"""The metrics a policy's checks read, computed from the observed world.
+
+``percentage-allocated_cpu`` / ``_memory`` follow the Nomad Autoscaler's nomad-apm
+source: the sum of what live allocations reserve over the sum of what the nodes
+offer, times 100, over the pool's ready and eligible nodes only (a draining or
+booting node neither offers nor holds capacity that scheduling can use).
+
+``blocked_evaluations`` is the number of new instances of this pool's size that
+would place everything Nomad has blocked for this pool's node_pool and class.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from reconciler.model import Allocation, BlockedAsk, Node
+
+MiB = 1024**2
+DEFAULT_MHZ_PER_CORE = 2000  # only until a node of the pool reports its real capacity
+_LIVE = frozenset({"pending", "running"})
+
+
+@dataclass(frozen=True)
+class Signals:
+    ready_nodes: int
+    cpu_percent: float | None  # None: no ready node, so no capacity to measure against
+    memory_percent: float | None
+    blocked_nodes: int  # new instances needed for the blocked placements
+    blocked_placements: int
+    unplaceable: int  # placements bigger than one instance: growing cannot help
+
+    def value(self, metric: str) -> float | None:
+        if metric == "percentage-allocated_cpu":
+            return self.cpu_percent
+        if metric == "percentage-allocated_memory":
+            return self.memory_percent
+        return float(self.blocked_nodes)
+
+
+def pool_signals(
+    ready_nodes: Sequence[Node],
+    allocations: Iterable[Allocation],
+    blocked: Iterable[BlockedAsk],
+    *,
+    node_class: str,
+    node_pool: str,
+    instance_cpus: int,
+    instance_memory_bytes: int,
+) -> Signals:
+    """Signals over ``ready_nodes`` (the pool's ready, eligible members' nodes)."""
+    ids = {n.id for n in ready_nodes}
+    cpu_total = sum(n.cpu_mhz for n in ready_nodes)
+    mem_total = sum(n.memory_mb for n in ready_nodes)
+    cpu_used = mem_used = 0
+    for a in allocations:
+        if a.node_id in ids and a.desired_status == "run" and a.client_status in _LIVE:
+            cpu_used += a.cpu_mhz
+            mem_used += a.memory_mb
+    # One instance's capacity: what the pool's nodes really offer, else its spec size.
+    node_cpu = cpu_total // len(ready_nodes) if ready_nodes and cpu_total else 0
+    node_cpu = node_cpu or instance_cpus * DEFAULT_MHZ_PER_CORE
+    node_mem = mem_total // len(ready_nodes) if ready_nodes and mem_total else 0
+    node_mem = node_mem or instance_memory_bytes // MiB
+    need_cpu = need_mem = placements = unplaceable = 0
+    for ask in blocked:
+        if not targets_pool(ask, node_class=node_class, node_pool=node_pool):
+            continue
+        if ask.cpu_mhz > node_cpu or ask.memory_mb > node_mem:
+            unplaceable += ask.placements
+            continue
+        placements += ask.placements
+        need_cpu += ask.placements * ask.cpu_mhz
+        need_mem += ask.placements * ask.memory_mb
+    nodes = max(math.ceil(need_cpu / node_cpu), math.ceil(need_mem / node_mem)) if placements else 0
+    return Signals(
+        ready_nodes=len(ready_nodes),
+        cpu_percent=100.0 * cpu_used / cpu_total if cpu_total else None,
+        memory_percent=100.0 * mem_used / mem_total if mem_total else None,
+        blocked_nodes=nodes,
+        blocked_placements=placements,
+        unplaceable=unplaceable,
+    )
+
+
+def targets_pool(ask: BlockedAsk, *, node_class: str, node_pool: str) -> bool:
+    """Could nodes of this pool place ``ask``?
+
+    Same node pool, and the pool's class eligible: when Nomad evaluated a node of
+    that class it says so; when it evaluated none (the pool has no ready node
+    yet), the job counts as ours unless it ruled some class out (a class
+    constraint we cannot see the rest of).
+    """
+    if ask.node_pool != node_pool:
+        return False
+    eligible = ask.class_eligibility.get(node_class)
+    if eligible is not None:
+        return eligible
+    return all(ask.class_eligibility.values())
