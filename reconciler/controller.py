@@ -132,6 +132,7 @@ class Controller:
         self.status = status  # read for cooldowns always; written after passes if write_status
         self.write_status = write_status
         self._last_results: dict[str, list[ActionResult]] = {}  # finished since the last status
+        self._last_plans: list[PoolPlan] = []  # for the resync period of autoscaled pools
 
     # ------------------------------------------------------------ one pass
 
@@ -200,6 +201,7 @@ class Controller:
         report = PassReport()
         try:
             report.plans, _ = await self.plan_all(only)
+            self._last_plans = report.plans
         except ReconcilerError as exc:
             report.error = str(exc)
             log.warning("pass skipped: %s", exc)
@@ -327,5 +329,18 @@ class Controller:
 
     async def _resync_timer(self) -> None:
         while True:
-            await self.clock.sleep(self.resync)
+            await self.clock.sleep(self._next_resync())
             self._wake.set()
+
+    def _next_resync(self) -> float:
+        """The resync period, shortened to the quickest policy's evaluation_interval.
+
+        Allocations changing does not wake the loop (no watch on them), so a pool
+        with a policy is looked at again at least as often as its policy asks.
+        """
+        intervals = [
+            pp.spec.policy.evaluation_interval
+            for pp in self._last_plans
+            if pp.spec is not None and pp.spec.policy is not None
+        ]
+        return min([self.resync, *intervals])

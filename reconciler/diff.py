@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from reconciler.plan import Action, ActionKind, Plan
+from reconciler.scaling.decide import Decision
 from reconciler.spec import PoolSpec
 
 PLAN_SCHEMA = "multipass-reconciler/plan/v1"
@@ -92,6 +93,8 @@ def render_text(plan: Plan, spec: PoolSpec, variable_path: str, colour: bool = F
         f"  desired {plan.desired}: {plan.desired_reason}",
         "  members: " + _count_text(plan.counts),
     ]
+    if plan.scaling is not None:
+        lines += _scaling_lines(plan.scaling)
     lines += [f"  note: {n}" for n in plan.notes]
     lines.append("")
     width = max((len(a.instance) for a in plan.actions), default=0)
@@ -102,6 +105,46 @@ def render_text(plan: Plan, spec: PoolSpec, variable_path: str, colour: bool = F
         lines.append("")
     lines.append(summary_line(plan.actions))
     return "\n".join(lines) + "\n"
+
+
+def _scaling_lines(d: Decision) -> list[str]:
+    """Each check's metric, proposal and verdict: why the policy wants this count."""
+    lines = []
+    for c in d.checks:
+        value = "no data" if c.value is None else f"{c.value:.1f}"
+        proposal = "-" if c.proposal is None else str(c.proposal)
+        mark = " (won)" if c.name == d.winner else ""
+        lines.append(
+            f"  check {c.name}{mark}: {c.metric} = {value}; proposes {proposal} "
+            f"({c.direction}): {c.reason}"
+        )
+    if d.cooldown_remaining:
+        lines.append(f"  cooldown: {_dur(d.cooldown_remaining)} left")
+    return lines
+
+
+def _scaling_json(d: Decision | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {
+        "count": d.count,
+        "baseline": d.baseline,
+        "winner": d.winner,
+        "clamped_from": d.clamped_from,
+        "cooldown_remaining_seconds": d.cooldown_remaining,
+        "scaled": d.scaled,
+        "checks": [
+            {
+                "name": c.name,
+                "metric": c.metric,
+                "value": c.value,
+                "proposal": c.proposal,
+                "direction": c.direction,
+                "reason": c.reason,
+            }
+            for c in d.checks
+        ],
+    }
 
 
 def _count_text(counts: Mapping[str, int]) -> str:
@@ -121,6 +164,7 @@ def plan_to_json(plan: Plan, spec: PoolSpec, variable_path: str) -> dict[str, An
         "paused": plan.paused,
         "desired": plan.desired,
         "desired_reason": plan.desired_reason,
+        "scaling": _scaling_json(plan.scaling),
         "counts": dict(plan.counts),
         "notes": list(plan.notes),
         "actions": [_action_json(a, spec) for a in plan.actions],

@@ -1,0 +1,147 @@
+"""Signals from a world, and decide() combining checks with cooldowns."""
+
+from __future__ import annotations
+
+from reconciler.model import Allocation, BlockedAsk, Node, NodeStatus
+from reconciler.scaling.decide import LastScale, decide
+from reconciler.scaling.policy import parse_policy
+from reconciler.scaling.signals import Signals, pool_signals, targets_pool
+
+GiB = 1024**3
+
+
+def nodes(n: int) -> list[Node]:
+    return [
+        Node(
+            id=f"n{i}", name=f"web-bcdfg-{i}", status=NodeStatus.READY, cpu_mhz=4000, memory_mb=4096
+        )
+        for i in range(n)
+    ]
+
+
+def ask(placements: int, cpu: int = 0, mem: int = 0, **kw: object) -> BlockedAsk:
+    return BlockedAsk("e", "job", "tg", placements, cpu, mem, **kw)  # type: ignore[arg-type]
+
+
+def signals(ready: list[Node], allocs=(), blocked=(), **kw: object) -> Signals:  # type: ignore[no-untyped-def]
+    args = {
+        "node_class": "web",
+        "node_pool": "default",
+        "instance_cpus": 2,
+        "instance_memory_bytes": 2 * GiB,
+        **kw,
+    }
+    return pool_signals(ready, allocs, blocked, **args)  # type: ignore[arg-type]
+
+
+def test_allocated_percentages_count_live_allocations_on_ready_nodes_only() -> None:
+    ready = nodes(2)
+    allocs = [
+        Allocation("a", "n0", "j", cpu_mhz=1000, memory_mb=2048),
+        Allocation("b", "n1", "j", cpu_mhz=1000, memory_mb=1024, client_status="complete"),
+        Allocation("c", "elsewhere", "j", cpu_mhz=4000, memory_mb=4096),
+    ]
+    s = signals(ready, allocs)
+    assert s.cpu_percent == 12.5 and s.memory_percent == 25.0
+    assert signals([]).memory_percent is None  # no capacity: no data, not 0% or 100%
+
+
+def test_blocked_placements_become_nodes_of_the_pools_size() -> None:
+    # Ready nodes offer 4096 MB each: 5 placements of 1.5 GB need 7.5 GB -> 2 nodes.
+    assert signals(nodes(1), blocked=[ask(5, mem=1536)]).blocked_nodes == 2
+    # No ready node yet: the spec's size (2 cpus x 2000 MHz, 2 GiB) is the yardstick.
+    assert signals([], blocked=[ask(3, cpu=3000)]).blocked_nodes == 3
+    too_big = signals([], blocked=[ask(2, mem=8192)])
+    assert too_big.blocked_nodes == 0 and too_big.unplaceable == 2
+
+
+def test_blocked_work_of_another_pool_or_class_is_not_ours() -> None:
+    assert not targets_pool(ask(1, node_pool="gpu"), node_class="web", node_pool="default")
+    gpu_only = ask(1, class_eligibility={"gpu": True, "web": False})
+    assert not targets_pool(gpu_only, node_class="web", node_pool="default")
+    # Nomad saw no node of our class; a job that ruled out a class we cannot judge.
+    constrained = ask(1, class_eligibility={"gpu": False})
+    assert not targets_pool(constrained, node_class="web", node_pool="default")
+    assert targets_pool(ask(1), node_class="web", node_pool="default")
+
+
+POLICY = parse_policy(
+    """
+cooldown: 5m
+cooldown_on_scale_up: 1m
+checks:
+  - {name: mem, metric: percentage-allocated_memory, strategy: {name: target-value, target: 50}}
+  - {name: cpu, metric: percentage-allocated_cpu,
+     strategy: {name: threshold, upper_bound: 20, delta: -1}}
+  - {name: blocked, metric: blocked_evaluations}
+"""
+)
+
+
+def sig(ready: int, mem: float | None, cpu: float | None, blocked: int = 0) -> Signals:
+    return Signals(ready, cpu, mem, blocked, blocked * 2, 0)
+
+
+def test_the_largest_scale_up_wins() -> None:
+    d = decide(
+        POLICY,
+        sig(4, mem=100, cpu=10, blocked=1),
+        members=4,
+        minimum=1,
+        maximum=20,
+        now=1000,
+        last=None,
+    )
+    assert (d.count, d.winner, d.scaled) == (8, "mem", "up")
+
+
+def test_scale_down_needs_every_check_with_data_to_agree() -> None:
+    # mem on target (no change) vetoes cpu's -1.
+    d = decide(
+        POLICY, sig(4, mem=50, cpu=10), members=4, minimum=1, maximum=20, now=1000, last=None
+    )
+    assert d.count == 4 and d.winner is None
+    # mem wants 2, cpu wants 3: both down; the least aggressive (3) wins.
+    d = decide(
+        POLICY, sig(4, mem=25, cpu=10), members=4, minimum=1, maximum=20, now=1000, last=None
+    )
+    assert (d.count, d.winner, d.scaled) == (3, "cpu", "down")
+
+
+def test_cooldowns_hold_metric_changes_but_not_blocked_work() -> None:
+    last = LastScale(count=4, at=1000, direction="up")
+    up = decide(
+        POLICY, sig(4, mem=100, cpu=50), members=4, minimum=1, maximum=20, now=1030, last=last
+    )
+    assert up.count == 4 and up.cooldown_remaining == 30 and "held" in up.reason
+    down = decide(
+        POLICY, sig(4, mem=10, cpu=10), members=4, minimum=1, maximum=20, now=1200, last=last
+    )
+    assert down.count == 4 and down.cooldown_remaining == 100
+    blocked = decide(
+        POLICY,
+        sig(4, mem=100, cpu=50, blocked=2),
+        members=4,
+        minimum=1,
+        maximum=20,
+        now=1030,
+        last=last,
+    )
+    assert (blocked.count, blocked.winner) == (6, "blocked")
+    after = decide(
+        POLICY, sig(4, mem=10, cpu=10), members=4, minimum=1, maximum=20, now=1301, last=last
+    )
+    assert after.count == 3  # cooldown over: cpu's -1 and mem's 1 -> the larger, 3
+
+
+def test_the_count_is_clamped_and_says_so() -> None:
+    d = decide(POLICY, sig(4, mem=500, cpu=50), members=4, minimum=1, maximum=6, now=0, last=None)
+    assert d.count == 6 and d.clamped_from == 40 and "clamped to [1, 6]" in d.reason
+
+
+def test_no_data_keeps_the_last_decision() -> None:
+    last = LastScale(count=5, at=0, direction="up")
+    d = decide(
+        POLICY, sig(0, mem=None, cpu=None), members=2, minimum=1, maximum=20, now=10_000, last=last
+    )
+    assert d.count == 5 and d.scaled is None
