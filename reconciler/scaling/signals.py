@@ -63,23 +63,21 @@ def pool_signals(
     node_cpu = node_cpu or instance_cpus * DEFAULT_MHZ_PER_CORE
     node_mem = mem_total // len(ready_nodes) if ready_nodes and mem_total else 0
     node_mem = node_mem or instance_memory_bytes // MiB
-    need_cpu = need_mem = placements = unplaceable = 0
+    asks: list[BlockedAsk] = []
+    unplaceable = 0
     for ask in blocked:
         if not targets_pool(ask, node_class=node_class, node_pool=node_pool):
             continue
         if ask.cpu_mhz > node_cpu or ask.memory_mb > node_mem:
             unplaceable += ask.placements
-            continue
-        placements += ask.placements
-        need_cpu += ask.placements * ask.cpu_mhz
-        need_mem += ask.placements * ask.memory_mb
-    nodes = max(math.ceil(need_cpu / node_cpu), math.ceil(need_mem / node_mem)) if placements else 0
+        else:
+            asks.append(ask)
     return Signals(
         ready_nodes=len(ready_nodes),
         cpu_percent=100.0 * cpu_used / cpu_total if cpu_total else None,
         memory_percent=100.0 * mem_used / mem_total if mem_total else None,
-        blocked_nodes=nodes,
-        blocked_placements=placements,
+        blocked_nodes=nodes_to_place(asks, node_cpu, node_mem),
+        blocked_placements=sum(a.placements for a in asks),
         unplaceable=unplaceable,
     )
 
@@ -98,3 +96,42 @@ def targets_pool(ask: BlockedAsk, *, node_class: str, node_pool: str) -> bool:
     if eligible is not None:
         return eligible
     return all(ask.class_eligibility.values())
+
+
+BIN_PACK_LIMIT = 2_000  # placements; beyond, a per-ask estimate (still never too few)
+
+
+def nodes_to_place(asks: Sequence[BlockedAsk], node_cpu: int, node_mem: int) -> int:
+    """New nodes of (node_cpu, node_mem) that hold every placement: first-fit decreasing.
+
+    Summing what is asked and dividing by a node's size under-counts: three 1.5 GB
+    placements do not fit on two 2 GB nodes. Packing them as the scheduler would
+    does not.
+    """
+    total = sum(a.placements for a in asks)
+    if total == 0:
+        return 0
+    if total > BIN_PACK_LIMIT:
+        return sum(math.ceil(a.placements / _per_node(a, node_cpu, node_mem)) for a in asks)
+
+    def share(a: BlockedAsk) -> float:
+        return max(a.cpu_mhz / node_cpu, a.memory_mb / node_mem)
+
+    bins: list[list[int]] = []  # free [cpu, memory] of each new node
+    for ask in sorted(asks, key=share, reverse=True):
+        for _ in range(ask.placements):
+            for free in bins:
+                if free[0] >= ask.cpu_mhz and free[1] >= ask.memory_mb:
+                    free[0] -= ask.cpu_mhz
+                    free[1] -= ask.memory_mb
+                    break
+            else:
+                bins.append([node_cpu - ask.cpu_mhz, node_mem - ask.memory_mb])
+    return len(bins)
+
+
+def _per_node(ask: BlockedAsk, node_cpu: int, node_mem: int) -> int:
+    fits = [node_cpu // ask.cpu_mhz if ask.cpu_mhz else None]
+    fits.append(node_mem // ask.memory_mb if ask.memory_mb else None)
+    known = [f for f in fits if f is not None]
+    return max(1, min(known)) if known else 1

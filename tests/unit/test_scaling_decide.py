@@ -47,8 +47,11 @@ def test_allocated_percentages_count_live_allocations_on_ready_nodes_only() -> N
 
 
 def test_blocked_placements_become_nodes_of_the_pools_size() -> None:
-    # Ready nodes offer 4096 MB each: 5 placements of 1.5 GB need 7.5 GB -> 2 nodes.
-    assert signals(nodes(1), blocked=[ask(5, mem=1536)]).blocked_nodes == 2
+    # Ready nodes offer 4096 MB each: two 1.5 GB placements fit on one, so 5 need 3
+    # nodes (7.5 GB / 4 GB would say 2, and one placement would stay blocked).
+    assert signals(nodes(1), blocked=[ask(5, mem=1536)]).blocked_nodes == 3
+    # Packed together: a 3 GB placement leaves room for a 1 GB one beside it.
+    assert signals(nodes(1), blocked=[ask(2, mem=3072), ask(2, mem=1024)]).blocked_nodes == 2
     # No ready node yet: the spec's size (2 cpus x 2000 MHz, 2 GiB) is the yardstick.
     assert signals([], blocked=[ask(3, cpu=3000)]).blocked_nodes == 3
     too_big = signals([], blocked=[ask(2, mem=8192)])

@@ -1,0 +1,86 @@
+"""Autoscaling end to end: Nomad's allocations and blocked evaluations move the pool."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.sim_harness import Harness, harness
+
+# 2 cpus x 2000 MHz and 2 GiB per instance: a node offers 4000 MHz and 2048 MB.
+MEMORY_POLICY = """
+cooldown: 2m
+cooldown_on_scale_up: 30s
+evaluation_interval: 10s
+checks:
+  - name: mem
+    metric: percentage-allocated_memory
+    strategy: {name: target-value, target: 60}
+"""
+
+BLOCKED_POLICY = """
+cooldown: 10m
+checks:
+  - name: blocked
+    metric: blocked_evaluations
+"""
+
+
+async def status(h: Harness) -> dict[str, str]:
+    return dict((await h.c.nomad.get_var("nomad/jobs/multipass-reconciler/status/web")).items)
+
+
+async def test_memory_pressure_grows_the_pool_and_its_end_shrinks_it_after_the_cooldown() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "6", "policy": MEMORY_POLICY})
+        await h.converge()
+        assert len(h.ready_nodes()) == 1
+        # 1,600 MB of 2,048: 78% against a target of 60 -> ceil(1 x 1.3) = 2 nodes.
+        h.sim.nomad_state.run_job("cache", count=4, cpu_mhz=100, memory_mb=400)
+        report = await h.step()
+        [pool] = report.plans
+        assert pool.plan is not None and pool.plan.desired == 2
+        assert pool.plan.scaling is not None and pool.plan.scaling.winner == "mem"
+        await h.converge()
+        assert len(h.ready_nodes()) == 2
+        grown = await status(h)
+        assert grown["last_scale_direction"] == "up" and grown["last_scale_count"] == "2"
+
+        # More load: 3 more nodes' worth. Growth waits out cooldown_on_scale_up (30 s).
+        h.sim.nomad_state.run_job("batch", count=6, cpu_mhz=100, memory_mb=600)
+        for _ in range(20):
+            await h.step()
+        assert len(h.ready_nodes()) > 2
+
+        # The work ends: the pool shrinks, but only once the 2-minute cooldown has passed.
+        h.sim.nomad_state.stop_job("cache")
+        h.sim.nomad_state.stop_job("batch")
+        before = len(h.ready_nodes())
+        last = await status(h)
+        await h.step(1)
+        assert len(h.instances()) == before  # still inside the cooldown of the last scale-up
+        for _ in range(60):
+            await h.step()
+            if len(h.ready_nodes()) == 1 and len(h.instances()) == 1:
+                break
+        assert len(h.instances()) == 1
+        shrunk = await status(h)
+        assert shrunk["last_scale_direction"] == "down"
+        assert shrunk["last_scale_at"] >= last["last_scale_at"]
+
+
+async def test_a_job_that_cannot_be_placed_grows_the_pool_in_one_pass() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "8", "policy": BLOCKED_POLICY})
+        await h.converge()
+        # 6 x 1,500 MB cannot fit on one 2,048 MB node: 5 are blocked -> 5 more nodes.
+        h.sim.nomad_state.run_job("big", count=6, cpu_mhz=100, memory_mb=1500)
+        report = await h.step()
+        [pool] = report.plans
+        assert pool.plan is not None and pool.plan.desired == 6
+        assert [a.kind.value for a in pool.plan.actions] == ["launch"] * 5
+        checks = json.loads(json.dumps([c.__dict__ for c in pool.plan.scaling.checks]))  # type: ignore[union-attr]
+        assert checks[0]["reason"].startswith("5 blocked placements need 5 more nodes")
+        await h.converge()
+        live = [a for a in h.sim.nomad_state.allocs.values() if a.live and a.job_id == "big"]
+        assert len(live) == 6  # everything placed once the nodes joined
+        assert len(h.instances()) == 6  # and no more than needed
