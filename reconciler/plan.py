@@ -132,14 +132,6 @@ class _Usage:
     cpu_mhz: int = 0
     memory_mb: int = 0
 
-    def load(self, node: Node | None) -> float:
-        """Allocated share of the node, CPU and memory averaged (least_busy's key)."""
-        if node is None or not self.count:
-            return 0.0
-        cpu = self.cpu_mhz / node.cpu_mhz if node.cpu_mhz else 0.0
-        mem = self.memory_mb / node.memory_mb if node.memory_mb else 0.0
-        return (cpu + mem) / 2
-
 
 _NO_USAGE = _Usage()
 # Hoisted: enum member lookups in the per-member loop add up at 10,000 members.
@@ -343,6 +335,14 @@ def join(
             phase, unhealthy = _PHASE_READY, None
         else:
             phase, unhealthy = _phase(spec, inst_or_none, node_or_none, live, now, name in deleting)
+        load = 0.0
+        if live.count and node_or_none is not None:
+            # Allocated share of the node, CPU and memory averaged (least_busy's key).
+            # Inlined, as the phase check above: a call per member is measurable.
+            cpu, mem = node_or_none.cpu_mhz, node_or_none.memory_mb
+            load = (
+                (live.cpu_mhz / cpu if cpu else 0.0) + (live.memory_mb / mem if mem else 0.0)
+            ) / 2
         members.append(
             # tuple.__new__ skips NamedTuple's Python-level __new__ (argument
             # handling we do not need): the fields are all given, in order.
@@ -359,7 +359,7 @@ def join(
                     node_or_none is not None and node_or_none.meta.get(_PROTECT) == "true",
                     live.count,
                     live.non_system,
-                    live.load(node_or_none) if live.count else 0.0,
+                    load,
                     unhealthy,
                 ),
             )
