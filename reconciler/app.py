@@ -20,16 +20,18 @@ from reconciler.controller import Controller, PassReport, PoolPlan
 from reconciler.diff import invalid_to_json, plan_to_json, render_text, use_colour
 from reconciler.errors import ConfigError
 from reconciler.execute import Executor, ExecutorLimits
+from reconciler.leadership import LeaderElector
 from reconciler.logs import redact, redact_pem
 from reconciler.multipass.client import MultipassClient
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.observe import Observer
-from reconciler.pools import PoolSource
+from reconciler.pools import PoolSource, leader_path
 from reconciler.render import render_cloud_init
 from reconciler.settings import Settings, settings_from_args
 from reconciler.spec import SpecError, parse_pool_spec
 from reconciler.status import StatusWriter, read_status_table
+from reconciler.telemetry import HealthServer, Metrics
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -50,6 +52,7 @@ async def connect(
     limits: ExecutorLimits | None = None,
     *,
     write_status: bool = True,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[Connected]:
     clock = clock or SystemClock()
     redact(settings.nomad.token)
@@ -58,6 +61,10 @@ async def connect(
         redact(multipass_settings.passphrase)
         redact_pem(multipass_settings.client_key)
         async with MultipassClient(multipass_settings) as multipass:
+            if metrics is not None:
+                m = metrics
+                nomad.on_call = lambda route, secs, err: m.api_call("nomad", route, secs, err)
+                multipass.on_call = lambda rpc, secs, err: m.api_call("multipass", rpc, secs, err)
             pools = PoolSource(nomad, settings.prefix)
             executor = Executor(multipass, nomad, render_cloud_init, limits or ExecutorLimits())
             controller = Controller(
@@ -68,6 +75,7 @@ async def connect(
                 resync=settings.resync,
                 status=StatusWriter(nomad),
                 write_status=write_status,
+                metrics=metrics,
             )
             yield Connected(settings, nomad, multipass, pools, controller)
 
@@ -162,9 +170,48 @@ async def run_command(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with connect(settings, limits=limits) as c:
-        await c.controller.run(stop)
+    clock = SystemClock()
+    metrics = Metrics(clock)
+    async with contextlib.AsyncExitStack() as stack:
+        c = await stack.enter_async_context(
+            connect(settings, clock=clock, limits=limits, metrics=metrics)
+        )
+        if args.metrics_addr:
+            host, port = parse_listen_address(args.metrics_addr)
+            await stack.enter_async_context(HealthServer(metrics, host, port))
+        if args.no_leader_election:
+            metrics.set_leader(True)
+            await c.controller.run(stop)
+            return EXIT_OK
+
+        def leadership_changed(leading: bool) -> None:
+            metrics.set_leader(leading)
+            c.controller.wake()
+
+        elector = LeaderElector(
+            c.nomad,
+            leader_path(settings.prefix),
+            clock,
+            ttl=args.leader_ttl,
+            lock_delay=args.leader_ttl,
+            on_change=leadership_changed,
+        )
+        c.controller.fence = elector.is_leader
+        campaign = asyncio.create_task(elector.run(stop))
+        try:
+            await c.controller.run(stop)
+        finally:
+            stop.set()
+            await campaign  # releases the lock: a standby takes over at once
     return EXIT_OK
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """`host:port` (or `:port` for every interface) for --metrics-addr."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--metrics-addr: {text!r} is not host:port, like 0.0.0.0:9100")
+    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 async def status_command(args: argparse.Namespace) -> int:

@@ -93,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the controller loop (daemon)")
     run.add_argument("--resync", type=float, default=30.0, help="seconds between full resyncs")
     run.add_argument("--launch-concurrency", type=int, default=3)
+    run.add_argument(
+        "--metrics-addr",
+        help="serve /metrics, /healthz and /readyz on host:port (e.g. 0.0.0.0:9100)",
+    )
+    run.add_argument(
+        "--no-leader-election",
+        action="store_true",
+        help="act without taking the <prefix>/leader lock (a single replica only)",
+    )
+    run.add_argument(
+        "--leader-ttl", type=float, default=15.0, help="lock TTL and lock delay, seconds (>= 10)"
+    )
     _connection_flags(run)
 
     render = sub.add_parser("render", help="print the cloud-init an instance would get")

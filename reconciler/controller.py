@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from reconciler.pools import PoolSource, PoolVariable, status_path
 from reconciler.scaling.decide import LastScale
 from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
 from reconciler.status import StatusWriter, last_scale_from, status_items
+from reconciler.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class PassReport:
     plans: list[PoolPlan] = field(default_factory=list)
     results: list[ActionResult] = field(default_factory=list)
     error: str | None = None
+    standby: bool = False  # this replica did not lead: planned, acted on nothing
 
     @property
     def converged(self) -> bool:
@@ -117,6 +120,8 @@ class Controller:
         backoff_max: float = 300.0,
         status: StatusWriter | None = None,
         write_status: bool = True,
+        metrics: Metrics | None = None,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
         self.pools = pools
         self.observer = observer
@@ -131,6 +136,8 @@ class Controller:
         self.on_pass: Callable[[PassReport], None] | None = None
         self.status = status  # read for cooldowns always; written after passes if write_status
         self.write_status = write_status
+        self.metrics = metrics
+        self.fence = fence  # leader election's is_leader; None: always act
         self._last_results: dict[str, list[ActionResult]] = {}  # finished since the last status
         self._last_plans: list[PoolPlan] = []  # for the resync period of autoscaled pools
 
@@ -197,8 +204,15 @@ class Controller:
     async def reconcile_once(
         self, only: str | None = None, *, wait_actions: bool = True
     ) -> PassReport:
-        """One level-triggered pass. With ``wait_actions`` false, actions run in the background."""
+        """One level-triggered pass. With ``wait_actions`` false, actions run in the background.
+
+        A standby (``fence`` says this replica does not lead) observes and plans,
+        so it is warm and ready, but acts on nothing and writes no status.
+        """
         report = PassReport()
+        started = time.monotonic()
+        if self.metrics:
+            self.metrics.pass_started()
         try:
             report.plans, _ = await self.plan_all(only)
             self._last_plans = report.plans
@@ -206,6 +220,17 @@ class Controller:
             report.error = str(exc)
             log.warning("pass skipped: %s", exc)
             return report
+        finally:
+            if self.metrics:
+                self.metrics.pass_done(time.monotonic() - started)
+        if self.metrics:
+            self.metrics.observed()
+            for pp in report.plans:
+                plan_ = pp.plan
+                self.metrics.observe_pool(
+                    pp.pool, plan_.counts if plan_ else None, plan_.desired if plan_ else None
+                )
+        report.standby = not self._leading()
         now = self.clock.now()
         work: list[asyncio.Task[ActionResult]] = []
         for pp in report.plans:
@@ -217,16 +242,27 @@ class Controller:
             if backoff and now < backoff.not_before and not wait_actions:
                 continue
             for action in pp.plan.actions:
+                if not self._leading():  # checked per action: a lease can end mid-pass
+                    report.standby = True
+                    break
                 task = asyncio.create_task(self.executor.run_action(pp.spec, action))
                 task.add_done_callback(self._action_done(pp.pool))
                 self._tasks.add(task)
                 work.append(task)
         if wait_actions and work:
             report.results = list(await asyncio.gather(*work))
-        await self._write_status(report)
+        if not report.standby:
+            await self._write_status(report)
         if self.on_pass:
             self.on_pass(report)
         return report
+
+    def _leading(self) -> bool:
+        return self.fence is None or self.fence()
+
+    def wake(self) -> None:
+        """Run a pass now (leadership gained, say)."""
+        self._wake.set()
 
     async def _write_status(self, report: PassReport) -> None:
         if self.status is None or not self.write_status:
@@ -254,6 +290,8 @@ class Controller:
                 return
             result = task.result()
             self._last_results.setdefault(pool, []).append(result)
+            if self.metrics:
+                self.metrics.action_done(pool, result.action.kind.value, result.ok, result.duration)
             backoff = self._backoff.setdefault(pool, _Backoff())
             if result.ok:
                 backoff.failures = 0

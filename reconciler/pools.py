@@ -22,6 +22,11 @@ def pool_path(prefix: str, pool: str) -> str:
     return pools_prefix(prefix) + pool
 
 
+def leader_path(prefix: str) -> str:
+    """The variable whose lock elects the replica that acts."""
+    return f"{prefix.rstrip('/')}/leader"
+
+
 def status_path(prefix: str, pool: str) -> str:
     # Outside pools/, so writing status never wakes the watch on pool variables.
     return f"{prefix.rstrip('/')}/status/{pool}"

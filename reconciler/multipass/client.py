@@ -15,6 +15,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -157,6 +158,8 @@ class MultipassClient:
         self.backoff_max = backoff_max
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.RpcStub | None = None
+        # Called after every RPC with (method, seconds, error or None): metrics.
+        self.on_call: Callable[[str, float, str | None], None] | None = None
 
     async def __aenter__(self) -> MultipassClient:
         await self.connect()
@@ -207,15 +210,26 @@ class MultipassClient:
     ) -> AsyncIterator[Any]:
         """Write one request, yield every reply; map the final status."""
         call = getattr(self.stub, method)(timeout=timeout or self.call_timeout)
+        started = time.monotonic()
+        error: str | None = None
         try:
             await call.write(request)
             await call.done_writing()
             async for reply in call:
                 yield reply
         except grpc.aio.AioRpcError as exc:
-            raise map_rpc_error(exc, method) from None
+            mapped = map_rpc_error(exc, method)
+            error = type(mapped).__name__
+            raise mapped from None
+        except GeneratorExit:
+            raise  # the caller stopped reading early: not an error of the call
+        except BaseException as exc:
+            error = type(exc).__name__
+            raise
         finally:
             call.cancel()
+            if self.on_call is not None:
+                self.on_call(method, time.monotonic() - started, error)
 
     async def _collect(self, method: str, request: Any, timeout: float | None = None) -> list[Any]:
         return [r async for r in self._stream(method, request, timeout)]

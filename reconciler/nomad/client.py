@@ -24,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import ssl
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -123,6 +125,8 @@ class NomadClient:
         self.attempts = attempts if attempts is not None else settings.attempts
         self.backoff_max = backoff_max if backoff_max is not None else settings.backoff_max
         self._token = settings.token
+        # Called after every API call with (route, seconds, error or None): metrics.
+        self.on_call: Callable[[str, float, str | None], None] | None = None
         headers = {"X-Nomad-Token": settings.token} if settings.token else {}
         self._extensions = (
             {"sni_hostname": settings.tls_server_name} if settings.tls_server_name else {}
@@ -253,6 +257,31 @@ class NomadClient:
         body: Any = None,
         timeout: float | None = None,
         idempotent: bool = True,
+    ) -> _Reply:
+        """One exchange with retries, reported to ``on_call`` (metrics) when set."""
+        if self.on_call is None:
+            return await self._exchange(method, path, params, body, timeout, idempotent)
+        started = time.monotonic()
+        error: str | None = None
+        try:
+            reply = await self._exchange(method, path, params, body, timeout, idempotent)
+            if reply.status >= 400:
+                error = f"http_{reply.status}"
+            return reply
+        except Exception as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            self.on_call(route_of(method, path), time.monotonic() - started, error)
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Any,
+        timeout: float | None,
+        idempotent: bool,
     ) -> _Reply:
         """One exchange with retries; returns the reply for any status below 500 but 429."""
 
@@ -644,6 +673,16 @@ class NomadClient:
         )
         reply = await self._request("GET", "/v1/evaluations", params=params, timeout=timeout)
         return self._list(reply, models.parse_evaluation)
+
+
+_ID_SEGMENT = re.compile(r"^/v1/(node|job|allocation|evaluation|deployment)/[^/]+")
+
+
+def route_of(method: str, path: str) -> str:
+    """The route of a request, IDs and variable paths folded, as a low-cardinality label."""
+    if path.startswith("/v1/var/"):
+        return f"{method} /v1/var/:path"
+    return f"{method} " + _ID_SEGMENT.sub(lambda m: f"/v1/{m.group(1)}/:id", path)
 
 
 class NodeDetails:
