@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from reconciler import client_certs
 from reconciler.clock import Clock, SystemClock
 from reconciler.controller import Controller, PassReport, PoolPlan
 from reconciler.diff import invalid_to_json, plan_to_json, render_text, use_colour
@@ -26,7 +27,7 @@ from reconciler.multipass.client import MultipassClient
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.observe import Observer
-from reconciler.pools import PoolSource, leader_path
+from reconciler.pools import DEFAULT_PREFIX, PoolSource, leader_path
 from reconciler.render import render_cloud_init
 from reconciler.settings import Settings, settings_from_args
 from reconciler.spec import SpecError, parse_pool_spec
@@ -299,4 +300,30 @@ def _items_from_file(path: Path) -> tuple[str, dict[str, str]]:
 
 
 async def secrets_command(args: argparse.Namespace) -> int:
-    raise ConfigError("secrets import: not available yet")
+    if bool(args.cert) != bool(args.key):
+        raise ConfigError("secrets import: give both --cert and --key, or neither")
+    if args.cert:
+        cert_path, key_path = Path(args.cert), Path(args.key)
+    else:
+        cert_path, key_path = client_certs.find_client_certificate()
+    cert_pem, key_pem = client_certs.load_pair(cert_path, key_path)
+    passphrase = client_certs.read_passphrase() if args.passphrase_stdin else None
+    server_cert = (
+        client_certs.load_certificate(Path(args.server_cert)) if args.server_cert else None
+    )
+    print(
+        client_certs.variable_json(
+            cert_pem,
+            key_pem,
+            passphrase=passphrase,
+            server_cert_pem=server_cert,
+            address=args.multipass_address,
+        )
+    )
+    prefix = getattr(args, "prefix", None) or DEFAULT_PREFIX
+    print(
+        f"# from {cert_path}; store it with: reconciler secrets import ... | "
+        f"nomad var put -in json {prefix} -",
+        file=sys.stderr,
+    )
+    return EXIT_OK

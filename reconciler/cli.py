@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--passphrase-stdin", action="store_true")
     imp.add_argument("--server-cert", help="the daemon's certificate to pin")
     imp.add_argument("--multipass-address", dest="multipass_address")
+    imp.add_argument("--prefix", help="the reconciler's variable (for the hint printed)")
     return parser
 
 
