@@ -131,6 +131,8 @@ class NomadClient:
         self._extensions = (
             {"sni_hostname": settings.tls_server_name} if settings.tls_server_name else {}
         )
+        if transport is None and settings.unix_socket:
+            transport = httpx.AsyncHTTPTransport(uds=settings.unix_socket)
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             headers=headers,

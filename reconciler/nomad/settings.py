@@ -46,10 +46,12 @@ class NomadSettings:
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.address)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        unix_ok = parts.scheme == "unix" and bool(parts.path)
+        if not unix_ok and (parts.scheme not in ("http", "https") or not parts.netloc):
             raise ConfigError(
-                f"NOMAD_ADDR: {self.address!r} is not an http(s) address; "
-                f"expected e.g. {DEFAULT_ADDRESS} or https://nomad.example:4646"
+                f"NOMAD_ADDR: {self.address!r} is not an http(s) or unix:// address; "
+                f"expected e.g. {DEFAULT_ADDRESS}, https://nomad.example:4646 or "
+                "unix:///secrets/api.sock (the Task API socket inside a Nomad task)"
             )
         if (self.client_cert is None) != (self.client_key is None):
             raise ConfigError(
@@ -88,8 +90,15 @@ class NomadSettings:
     __str__ = __repr__
 
     @property
+    def unix_socket(self) -> str | None:
+        """The socket path of a ``unix://`` address (Nomad's Task API), else None."""
+        parts = urlsplit(self.address)
+        return parts.path if parts.scheme == "unix" else None
+
+    @property
     def base_url(self) -> str:
-        return self.address.rstrip("/")
+        # Over a unix socket the host part is only a placeholder for HTTP's sake.
+        return "http://localhost" if self.unix_socket else self.address.rstrip("/")
 
     @classmethod
     def from_env(
