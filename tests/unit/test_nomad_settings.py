@@ -77,9 +77,13 @@ def test_skip_verify_must_be_a_boolean(value: str) -> None:
         NomadSettings.from_env({"NOMAD_SKIP_VERIFY": value})
 
 
-def test_address_must_be_http() -> None:
+def test_address_must_be_http_or_a_unix_socket() -> None:
     with pytest.raises(ConfigError, match="NOMAD_ADDR"):
-        NomadSettings(address="unix:///var/run/nomad.sock")
+        NomadSettings(address="ftp://nomad:4646")
+    with pytest.raises(ConfigError, match="NOMAD_ADDR"):
+        NomadSettings(address="nomad:4646")
+    task_api = NomadSettings(address="unix:///secrets/api.sock")
+    assert task_api.unix_socket == "/secrets/api.sock"
 
 
 def test_https_builds_a_verifying_context_unless_told_not_to() -> None:
