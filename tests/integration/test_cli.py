@@ -3,44 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reconciler.pools import DEFAULT_PREFIX
-
-CLI = [sys.executable, "-m", "reconciler"]
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.cli_sim import CLI, ROOT, running_sim
 
 
 @pytest.fixture(scope="module")
 def sim_env() -> Iterator[dict[str, str]]:
-    proc = subprocess.Popen(
-        [*CLI, "sim", "--speed", "20", "--boot-seconds", "10"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    env = dict(os.environ)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        m = re.match(r"export (\w+)='(.*)'$", line.strip())
-        if m:
-            env[m.group(1)] = m.group(2)
-        if line.startswith("# Ctrl-C"):
-            break
-    try:
-        assert {"NOMAD_ADDR", "MULTIPASS_SERVER_ADDRESS", "MULTIPASS_CLIENT_CERT"} <= env.keys()
+    with running_sim("--speed", "20", "--boot-seconds", "10") as env:
         yield env
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
 
 
 def run(

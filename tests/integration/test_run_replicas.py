@@ -8,12 +8,9 @@ Nomad token, the multipassd passphrase or the client key.
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-CLI = [sys.executable, "-m", "reconciler"]
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.cli_sim import CLI, ROOT, running_sim
+
 PREFIX = "nomad/jobs/multipass-reconciler"
 
 
@@ -34,23 +31,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def acl_sim() -> Iterator[dict[str, str]]:
-    proc = subprocess.Popen(
-        [*CLI, "sim", "--acl", "--boot-seconds", "2"], stdout=subprocess.PIPE, text=True, cwd=ROOT
-    )
-    env = dict(os.environ)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        m = re.match(r"export (\w+)='(.*)'$", line.strip())
-        if m:
-            env[m.group(1)] = m.group(2)
-        if line.startswith("# Ctrl-C"):
-            break
-    try:
+    with running_sim("--acl", "--boot-seconds", "2") as env:
         assert "NOMAD_TOKEN" in env
         yield env
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
 
 
 class Replica:

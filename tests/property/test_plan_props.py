@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from reconciler import ownership
 from reconciler.model import Allocation, Instance, InstanceState, Node, NodeStatus, Observed
-from reconciler.plan import SERVING_PHASES, ActionKind, Phase, Plan, drain_meta, plan
+from reconciler.plan import SERVING_PHASES, Action, ActionKind, Phase, Plan, drain_meta, plan
 from reconciler.spec import PoolSpec
 from tests.worlds import NOW, spec
 
@@ -223,6 +223,18 @@ def test_plan_is_deterministic_and_order_independent(case: tuple[PoolSpec, Obser
     assert plan(s, w, NOW).actions == plan(s, w2, NOW).actions == plan(s, w, NOW).actions
 
 
+def _remove(a: Action, instances: dict[str, Instance], nodes: dict[str, Node], now: float) -> None:
+    """A delete takes the VM (its node goes down); a purge takes the node record."""
+    if a.kind is ActionKind.DELETE:
+        instances.pop(a.instance, None)
+        for nid, n in list(nodes.items()):
+            if n.name == a.instance:
+                nodes[nid] = replace(n, status=NodeStatus.DOWN, status_updated_at=now)
+    elif a.kind is ActionKind.PURGE_NODE:
+        assert a.node_id is not None
+        nodes.pop(a.node_id, None)
+
+
 def _apply(s: PoolSpec, w: Observed, p: Plan, now: float) -> Observed:
     """A model world: each action takes effect by the next pass; new VMs join as ready nodes."""
     instances = {i.name: i for i in w.instances}
@@ -253,14 +265,8 @@ def _apply(s: PoolSpec, w: Observed, p: Plan, now: float) -> Observed:
                 last_drain_status="complete",
             )
             allocs = [x for x in allocs if x.node_id != a.node_id]
-        elif a.kind is ActionKind.DELETE:
-            instances.pop(a.instance, None)
-            for nid, n in list(nodes.items()):
-                if n.name == a.instance:
-                    nodes[nid] = replace(n, status=NodeStatus.DOWN, status_updated_at=now)
-        elif a.kind is ActionKind.PURGE_NODE:
-            assert a.node_id is not None
-            nodes.pop(a.node_id, None)
+        else:
+            _remove(a, instances, nodes, now)
     return Observed(tuple(instances.values()), tuple(nodes.values()), tuple(allocs), at=now)
 
 
@@ -327,14 +333,8 @@ def _rollout_step(s: PoolSpec, w: Observed, p: Plan, now: float) -> Observed:
             nodes[a.node_id] = replace(
                 nodes[a.node_id], eligible=False, draining=True, drain_meta=drain_meta(s, "r")
             )
-        elif a.kind is ActionKind.DELETE:
-            instances.pop(a.instance, None)
-            for nid, n in list(nodes.items()):
-                if n.name == a.instance:
-                    nodes[nid] = replace(n, status=NodeStatus.DOWN, status_updated_at=now)
-        elif a.kind is ActionKind.PURGE_NODE:
-            assert a.node_id is not None
-            nodes.pop(a.node_id, None)
+        else:
+            _remove(a, instances, nodes, now)
     return Observed(tuple(instances.values()), tuple(nodes.values()), (), at=now)
 
 
