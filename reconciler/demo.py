@@ -2,8 +2,9 @@
 
 It starts both simulators (real servers on loopback, a clock running 20 times
 faster than real time), writes a pool variable, and shows the reconciler bring
-the pool to its spec; then edits the spec twice (grow, shrink) and shows it
-follow. Every step prints the dry-run diff first, then converges.
+the pool to its spec; then edits the spec three times (grow, shrink, a new
+image: a rolling replacement) and shows it follow. Every step prints the
+dry-run diff first, then converges; the end shows the pool's status variable.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import TextIO
 from reconciler.app import Connected, connect, print_plans
 from reconciler.clock import ScaledClock
 from reconciler.nomad.settings import NomadSettings
-from reconciler.pools import DEFAULT_PREFIX, pool_path
+from reconciler.pools import DEFAULT_PREFIX, pool_path, status_path
 from reconciler.settings import Settings
 from reconciler.sim.world import SimConfig, Simulation
+from reconciler.status import read_status_table
 
 SPEED = 20.0
 POOL = "web"
@@ -45,6 +47,10 @@ async def run_demo(seed: int = 7, out: TextIO | None = None, speed: float = SPEE
                 ("create the pool: min=2 max=5", {"min": "2", "max": "5"}),
                 ("raise min to 4", {"min": "4", "max": "5"}),
                 ("lower max to 2 (drains and deletes two members)", {"min": "2", "max": "2"}),
+                (
+                    "change the image to 22.04 (a rolling replacement, one surge member at a time)",
+                    {"min": "2", "max": "2", "image": "22.04"},
+                ),
             ]
             for number, (title, sizing) in enumerate(steps, 1):
                 say(f"step {number}: {title}: nomad var put {path} ...")
@@ -60,6 +66,9 @@ async def run_demo(seed: int = 7, out: TextIO | None = None, speed: float = SPEE
                     return 1
                 say(f"step {number}: converged")
                 _show_world(sim, out)
+            say(f"reconciler status (from {DEFAULT_PREFIX}/status/{POOL}):")
+            items = dict((await c.nomad.get_var(status_path(DEFAULT_PREFIX, POOL))).items)
+            out.write(read_status_table({POOL: items}) + "\n")
         say("demo finished: the pool followed every edit of its spec")
     return 0
 
