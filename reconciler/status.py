@@ -227,6 +227,14 @@ def read_status_table(statuses: Mapping[str, Mapping[str, str]]) -> str:
             c for c in conds if (c["type"] == "Degraded") == bool(c["status"]) and c.get("message")
         ]
         lines += [f"{'':<16} {c['type']}: {c['message']}" for c in bad]
+        if items.get("notes"):
+            lines.append(f"{'':<16} notes: {items['notes']}")
+        if items.get("last_scale_at"):
+            lines.append(
+                f"{'':<16} last scaled {items.get('last_scale_direction', '?')} to "
+                f"{items.get('last_scale_count', '?')} at {items['last_scale_at']}: "
+                f"{items.get('last_scale_reason', '')}"
+            )
         if items.get("last_error"):
             lines.append(f"{'':<16} last error: {items['last_error']}")
     return "\n".join(lines) + "\n"

@@ -51,3 +51,26 @@ def test_an_invalid_spec_reports_its_problems_and_no_counts() -> None:
 def test_garbage_in_the_previous_conditions_is_ignored() -> None:
     items = status_items(None, 3, ["x"], [], {"conditions": "not json"}, NOW)
     assert len(conds(items)) == 4
+
+
+def test_the_table_shows_what_a_person_needs_at_a_glance() -> None:
+    from reconciler.status import read_status_table
+
+    bad = status_items(None, 3, ["max: 1 is below min (3)"], [], {}, NOW)
+    scaled = {
+        "ready": "3",
+        "desired": "4",
+        "pending": "1",
+        "notes": "protected members block replacement: web-bcdfg-0",
+        "last_scale_at": "2026-11-25T04:00:00Z",
+        "last_scale_count": "4",
+        "last_scale_direction": "up",
+        "last_scale_reason": "policy: check mem (factor 1.3) -> 4",
+        "conditions": status_items(None, 1, ["x"], [], {}, NOW)["conditions"],
+    }
+    table = read_status_table({"db": bad, "web": scaled})
+    lines = table.splitlines()
+    assert lines[0].startswith("POOL") and lines[1].startswith("db")
+    assert "SpecValid: max: 1 is below min (3)" in table
+    assert "3/4" in table and "protected members block replacement" in table
+    assert "last scaled up to 4 at 2026-11-25T04:00:00Z" in table
