@@ -15,6 +15,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from reconciler import ownership
 from reconciler.controller import Controller
 from reconciler.execute import Executor, ExecutorLimits
 from reconciler.observe import Observer
@@ -37,6 +38,7 @@ class ControllerMachine(RuleBasedStateMachine):
         self.h: Harness | None = None
         self.maxes: list[int] = []
         self.spec: tuple[int, int] = (0, 0)
+        self.protected: set[str] = set()  # instance names whose node carries protect=true
 
     def run(self, coro):  # type: ignore[no-untyped-def]
         return self.loop.run_until_complete(coro)
@@ -80,6 +82,34 @@ class ControllerMachine(RuleBasedStateMachine):
         assert self.h is not None
         self.h.sim.faults.clear()
         self.h.sim.multipassd.launch_failure = Fault()
+        self.unprotect()
+
+    @rule(pick=st.integers(0, 10))
+    def protect(self, pick: int) -> None:
+        """An operator protects a serving node (`nomad node meta apply ...protect=true`)."""
+        assert self.h is not None
+        busy = {name for _, name in self.h.c.controller.executor.inflight}
+        serving = [
+            n
+            for n in self.h.sim.nomad_state.nodes.values()
+            if n.name in self.h.instances()
+            and n.name not in busy
+            and n.status == "ready"
+            and n.eligibility == "eligible"
+            and n.drain is None
+        ]
+        if serving:
+            node = sorted(serving, key=lambda n: n.name)[pick % len(serving)]
+            self.h.sim.nomad_state.apply_node_meta(node.id, {ownership.META_PROTECT: "true"})
+            self.protected.add(node.name)
+
+    @rule()
+    def unprotect(self) -> None:
+        assert self.h is not None
+        for node in self.h.sim.nomad_state.nodes.values():
+            if ownership.META_PROTECT in node.meta:
+                self.h.sim.nomad_state.apply_node_meta(node.id, {ownership.META_PROTECT: None})
+        self.protected.clear()
 
     @rule(seconds=st.sampled_from([1.0, 5.0, 20.0]))
     def time_passes(self, seconds: float) -> None:
@@ -118,6 +148,13 @@ class ControllerMachine(RuleBasedStateMachine):
         if self.h is None:
             return
         assert len(self.h.instances()) <= max(self.maxes) + SURGE, (self.h.instances(), self.maxes)
+
+    @invariant()
+    def protected_members_keep_their_vm(self) -> None:
+        if self.h is None:
+            return
+        gone = self.protected - set(self.h.instances())
+        assert not gone, f"protected members deleted: {gone}"
 
     @invariant()
     def nothing_foreign_touched(self) -> None:
