@@ -1,0 +1,90 @@
+"""The dry-run diff: terraform-style text, colour rules, and the JSON contract."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from reconciler.diff import PLAN_SCHEMA, plan_to_json, render_text, use_colour
+from reconciler.plan import plan
+from tests.worlds import NOW, alloc, ready_member, spec, world
+
+PATH = "nomad/jobs/multipass-reconciler/pools/web"
+
+
+def shrinking():  # type: ignore[no-untyped-def]
+    s = spec(min=1, max=3, drain_deadline="15m")
+    members = [ready_member(s, i) for i in range(3)]
+    busy = members[0][1]
+    w = world([m[0] for m in members], [m[1] for m in members], [alloc(busy.id), alloc(busy.id, 1)])
+    return s, plan(s, w, NOW)
+
+
+def test_text_has_the_header_one_line_per_action_and_a_summary() -> None:
+    s, p = shrinking()
+    text = render_text(p, s, PATH)
+    lines = text.splitlines()
+    assert lines[0] == f"Pool web  ({PATH} @ index 10, template hash {s.template_hash})"
+    assert lines[1] == "  desired 1: min = 1 (no count set)"
+    drains = [line for line in lines if line.startswith("  ~ drain")]
+    assert len(drains) == 2
+    assert "0 allocations, deadline 15m" in drains[0] and "# scale down" in drains[0]
+    assert lines[-1] == "Plan: 0 to launch, 2 to drain, 0 to delete, 0 nodes to purge."
+    assert "\x1b[" not in text
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert use_colour(Tty()) and not use_colour(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not use_colour(Tty())
+    s, p = shrinking()
+    assert "\x1b[33m" in render_text(p, s, PATH, colour=True)  # drains in yellow
+
+
+def test_an_empty_plan_says_so() -> None:
+    s = spec(min=1, max=1)
+    i, n = ready_member(s, 0)
+    text = render_text(plan(s, world([i], [n]), NOW), s, PATH)
+    assert text.endswith("No changes. The pool matches its spec.\n")
+
+
+def test_json_follows_the_documented_schema() -> None:
+    s, p = shrinking()
+    doc = json.loads(json.dumps(plan_to_json(p, s, PATH)))
+    assert doc["schema"] == PLAN_SCHEMA and doc["valid"] is True and doc["scaling"] is None
+    assert doc["summary"] == {"launch": 0, "drain": 2, "delete": 0, "purge-node": 0}
+    drain = doc["actions"][0]
+    assert set(drain) == {
+        "kind",
+        "instance",
+        "node_id",
+        "reason",
+        "allocations",
+        "deadline_seconds",
+    }
+    assert drain["deadline_seconds"] == 900.0
+
+
+def test_an_autoscaled_pool_shows_why_it_wants_its_count() -> None:
+    policy = (
+        "checks:\n"
+        "  - {name: mem, metric: percentage-allocated_memory,"
+        " strategy: {name: target-value, target: 50}}\n"
+        "  - {name: unplaced, metric: blocked_evaluations}\n"
+    )
+    s = spec(min=1, max=2, policy=policy)
+    i, n = ready_member(s, 0)
+    # 1,536 of 2,048 MB allocated: 75% against 50 -> 2 nodes, clamped by max 2.
+    p = plan(s, world([i], [n], [alloc(n.id, k, mem=512) for k in range(3)]), NOW)
+    text = render_text(p, s, PATH)
+    assert "check mem (won): percentage-allocated_memory = 75.0; proposes 2 (up)" in text
+    assert "check unplaced: blocked_evaluations = 0.0; proposes - (none): nothing blocked" in text
+    scaling = plan_to_json(p, s, PATH)["scaling"]
+    assert scaling["winner"] == "mem" and scaling["count"] == 2 and scaling["scaled"] == "up"
