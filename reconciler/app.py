@@ -118,7 +118,10 @@ async def plan_command(args: argparse.Namespace) -> int:
 
 
 async def apply_command(args: argparse.Namespace) -> int:
-    async with connect(settings_from_args(args)) as c:
+    settings = settings_from_args(args)
+    async with connect(settings) as c:
+        if not args.force:
+            await _refuse_beside_a_leader(c.nomad, leader_path(settings.prefix))
         if args.wait:
             report = await c.controller.reconcile_until_converged(
                 args.pool, timeout=args.timeout, progress=_progress_line(sys.stderr)
@@ -137,6 +140,20 @@ async def apply_command(args: argparse.Namespace) -> int:
         print("error: not converged before --timeout", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_ERROR if failed else EXIT_OK
+
+
+async def _refuse_beside_a_leader(nomad: NomadClient, path: str) -> None:
+    """`apply` next to a running `reconciler run` would act twice on one pool: refuse."""
+    try:
+        leader = await nomad.get_var(path)
+    except NotFound:
+        return
+    if leader.lock is not None:
+        holder = leader.items.get("holder", "unknown")
+        raise ConfigError(
+            f"a `reconciler run` leads ({path} is locked by {holder}); it reconciles on its "
+            "own, and apply would race it. Use `reconciler plan` to look, or --force"
+        )
 
 
 def _progress_line(stream: Any) -> Callable[[PassReport], None] | None:

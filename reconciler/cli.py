@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "apply":
             p.add_argument("--wait", action="store_true", help="repeat passes until converged")
             p.add_argument("--timeout", type=float, default=1800.0, help="seconds, with --wait")
+            p.add_argument(
+                "--force", action="store_true", help="act even while a `reconciler run` leads"
+            )
         _connection_flags(p)
 
     run = sub.add_parser("run", help="the controller loop (daemon)")

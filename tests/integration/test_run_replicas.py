@@ -105,6 +105,12 @@ def test_one_replica_leads_the_other_takes_over_and_no_secret_leaks(
         )
         metrics_text = leader.get("/metrics").text + standby.get("/metrics").text  # type: ignore[union-attr]
 
+        # A one-off `apply` beside a running leader would race it: refused.
+        racing = subprocess.run(
+            [*CLI, "apply"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert racing.returncode == 1 and "a `reconciler run` leads" in racing.stderr
+
         leader.proc.send_signal(signal.SIGTERM)  # graceful: releases the lock
         assert leader.proc.wait(timeout=20) == 0
         wait_for("the standby to take over", standby.leads, timeout=15)
