@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--never-join", type=float, default=0.0, help="fraction of VMs that never join"
     )
+    sim.add_argument(
+        "--job",
+        action="append",
+        default=[],
+        metavar="NAME:OPTS",
+        help="run a workload, e.g. 'api:count=6,cpu=500,memory=1024' (blocked until nodes fit it)",
+    )
 
     for name, help_text in (
         ("plan", "dry-run diff; changes nothing (exit 0 no changes, 2 changes, 1 error)"),

@@ -120,9 +120,9 @@ class BlockedAsk:
     """Placements Nomad could not make: one blocked evaluation's task group.
 
     ``cpu_mhz``/``memory_mb`` are what one placement asked for in the dimensions
-    that ran out (Nomad reports only those; the other is 0). Nomad's evaluation
-    does not carry the job's datacenters or constraints: ``class_eligibility``
-    (node class -> could the job run there) and ``node_pool`` are what it says.
+    that ran out, or, once the job is read, its task group's whole ask.
+    ``class_eligibility`` (node class -> could the job run there) is the
+    evaluation's; ``datacenters`` and ``node_classes`` come from the job.
     """
 
     eval_id: str
@@ -133,6 +133,8 @@ class BlockedAsk:
     memory_mb: int
     node_pool: str = "default"
     class_eligibility: Mapping[str, bool] = field(default_factory=dict)
+    datacenters: tuple[str, ...] = ()  # from the job; may hold globs ("*", "dc-*")
+    node_classes: tuple[str, ...] = ()  # a ${node.class} constraint's values; empty: any
 
 
 @dataclass(frozen=True, slots=True)

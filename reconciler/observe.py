@@ -25,6 +25,7 @@ from reconciler.model import BROKEN_STATES, Allocation, BlockedAsk, Node, NodeSt
 from reconciler.multipass.client import MultipassClient
 from reconciler.nomad import models as nomad_models
 from reconciler.nomad.client import NodeDetails, NomadClient
+from reconciler.nomad.errors import NotFound
 from reconciler.pools import WATCH_WAIT
 
 
@@ -70,8 +71,32 @@ class Observer:
             allocations=tuple(to_allocation(a) for a in allocations.value),
             at=now,
             nomad_index=nodes.index,
-            blocked=tuple(ask for e in evaluations.value for ask in to_blocked_asks(e)),
+            blocked=await self._blocked_asks(evaluations.value),
         )
+
+    async def _blocked_asks(self, evals: list[nomad_models.Evaluation]) -> tuple[BlockedAsk, ...]:
+        """Blocked task groups, sized and targeted from their jobs (one read per blocked job).
+
+        The evaluation alone says only what ran out, and nothing when no node was
+        there to evaluate; the job says what one placement needs and where it may go.
+        """
+        blocked = [e for e in evals if e.status == "blocked"]
+        keys = sorted({(e.namespace, e.job_id) for e in blocked})
+        jobs = await asyncio.gather(*(self._job(ns, job_id) for ns, job_id in keys))
+        self.reads += len(keys)
+        shapes = {k: j for k, j in zip(keys, jobs, strict=True) if j is not None}
+        asks: list[BlockedAsk] = []
+        for e in blocked:
+            shape = shapes.get((e.namespace, e.job_id))
+            if shape is not None:  # a job gone since its evaluation blocked asks for nothing
+                asks += to_blocked_asks(e, shape)
+        return tuple(asks)
+
+    async def _job(self, namespace: str, job_id: str) -> nomad_models.JobShape | None:
+        try:
+            return await self.nomad.get_job(job_id, namespace)
+        except NotFound:
+            return None  # deregistered since: its blocked evaluation is moot
 
     def _node(self, stub: nomad_models.NodeStub) -> Node:
         full = self.details.cached(stub)
@@ -144,14 +169,18 @@ def to_allocation(a: nomad_models.Allocation) -> Allocation:
     )
 
 
-def to_blocked_asks(e: nomad_models.Evaluation) -> list[BlockedAsk]:
-    """One ask per task group Nomad could not place."""
+def to_blocked_asks(
+    e: nomad_models.Evaluation, job: nomad_models.JobShape | None = None
+) -> list[BlockedAsk]:
+    """One ask per task group Nomad could not place; the job, when read, sizes and targets it."""
     if e.status != "blocked":
         return []
     asks = []
     for group, metric in e.failed_tg_allocs.items():
         cpu = sum(r.cpu_mhz for r in metric.resources_exhausted.values())
         memory = sum(r.memory_mb for r in metric.resources_exhausted.values())
+        if job is not None and group in job.groups:
+            cpu, memory = job.groups[group].cpu_mhz, job.groups[group].memory_mb
         placements = e.queued_allocations.get(group) or metric.coalesced_failures + 1
         asks.append(
             BlockedAsk(
@@ -161,8 +190,10 @@ def to_blocked_asks(e: nomad_models.Evaluation) -> list[BlockedAsk]:
                 placements=placements,
                 cpu_mhz=cpu,
                 memory_mb=memory,
-                node_pool=metric.node_pool or "default",
+                node_pool=(job.node_pool if job else metric.node_pool) or "default",
                 class_eligibility=dict(e.class_eligibility),
+                datacenters=job.datacenters if job else (),
+                node_classes=job.node_classes if job else (),
             )
         )
     return asks

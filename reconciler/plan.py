@@ -216,6 +216,7 @@ def autoscale(
         observed.blocked,
         node_class=spec.node_class,
         node_pool=spec.node_pool,
+        datacenter=spec.datacenter,
         instance_cpus=spec.cpus,
         instance_memory_bytes=spec.memory_bytes,
     )

@@ -659,6 +659,13 @@ class NomadClient:
         reply = await self._request("GET", "/v1/allocations", params=params, timeout=timeout)
         return self._list(reply, models.parse_allocation)
 
+    async def get_job(self, job_id: str, namespace: str = "default") -> models.JobShape:
+        """A job's shape (per-group resources, datacenters, class constraints); NotFound if none."""
+        url = f"/v1/job/{quote(job_id, safe='')}"
+        params = self._params({"namespace": namespace}, namespaced=False)
+        reply = self._check(await self._request("GET", url, params=params))
+        return models.parse_job(reply.where, self._json(reply))
+
     async def list_evaluations(
         self,
         *,

@@ -271,6 +271,26 @@ class Evaluation:
         return TaskResources(cpu, mem)
 
 
+# ---------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True, slots=True)
+class JobShape:
+    """What a job asks of a node, per task group: what sizing blocked work needs.
+
+    ``groups`` maps task group to the summed CPU (MHz) and memory (MB) of its tasks;
+    ``node_classes`` are the values a ``${node.class}`` equality constraint allows
+    (job or group level; empty: any class).
+    """
+
+    id: str
+    namespace: str
+    datacenters: tuple[str, ...]
+    node_pool: str
+    groups: Mapping[str, TaskResources]
+    node_classes: tuple[str, ...] = ()
+
+
 # ---------------------------------------------------------------- parsing
 
 
@@ -659,3 +679,40 @@ def parse_evaluation(where: str, data: Any) -> Evaluation:
         create_time=_nanos(r.int_("CreateTime")),
         modify_time=_nanos(r.int_("ModifyTime")),
     )
+
+
+def parse_job(where: str, data: Any) -> JobShape:
+    r = _Reader(where, data, "job")
+    groups: dict[str, TaskResources] = {}
+    classes = _class_constraints(where, r.opt("Constraints", list, []))
+    for i, g in enumerate(list_of(where, r.obj.get("TaskGroups"))):
+        gr = _Reader(where, g, f"TaskGroups[{i}]")
+        cpu = mem = 0
+        for j, t in enumerate(list_of(where, gr.obj.get("Tasks"))):
+            res = _Reader(where, t, f"TaskGroups[{i}].Tasks[{j}]").child("Resources")
+            if res is not None:
+                cpu += res.int_("CPU")
+                mem += res.int_("MemoryMB")
+        groups[gr.req("Name", str)] = TaskResources(cpu, mem)
+        classes += _class_constraints(where, gr.opt("Constraints", list, []))
+    return JobShape(
+        id=r.req("ID", str),
+        namespace=r.opt("Namespace", str, "default"),
+        datacenters=tuple(r.opt("Datacenters", list, [])),
+        node_pool=r.opt("NodePool", str, "") or "default",
+        groups=MappingProxyType(groups),
+        node_classes=tuple(classes),
+    )
+
+
+def _class_constraints(where: str, constraints: list[Any]) -> tuple[str, ...]:
+    out = []
+    for c in constraints:
+        cr = _Reader(where, c, "Constraint")
+        if cr.opt("LTarget", str, "") == "${node.class}" and cr.opt("Operand", str, "=") in (
+            "=",
+            "==",
+            "is",
+        ):
+            out.append(cr.opt("RTarget", str, ""))
+    return tuple(out)

@@ -11,6 +11,7 @@ would place everything Nomad has blocked for this pool's node_pool and class.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ def pool_signals(
     *,
     node_class: str,
     node_pool: str,
+    datacenter: str = "dc1",
     instance_cpus: int,
     instance_memory_bytes: int,
 ) -> Signals:
@@ -66,7 +68,7 @@ def pool_signals(
     asks: list[BlockedAsk] = []
     unplaceable = 0
     for ask in blocked:
-        if not targets_pool(ask, node_class=node_class, node_pool=node_pool):
+        if not targets_pool(ask, node_class=node_class, node_pool=node_pool, datacenter=datacenter):
             continue
         if ask.cpu_mhz > node_cpu or ask.memory_mb > node_mem:
             unplaceable += ask.placements
@@ -82,16 +84,23 @@ def pool_signals(
     )
 
 
-def targets_pool(ask: BlockedAsk, *, node_class: str, node_pool: str) -> bool:
+def targets_pool(
+    ask: BlockedAsk, *, node_class: str, node_pool: str, datacenter: str = "dc1"
+) -> bool:
     """Could nodes of this pool place ``ask``?
 
-    Same node pool, and the pool's class eligible: when Nomad evaluated a node of
-    that class it says so; when it evaluated none (the pool has no ready node
-    yet), the job counts as ours unless it ruled some class out (a class
-    constraint we cannot see the rest of).
+    Same node pool; the pool's datacenter among the job's (globs allowed, as in
+    Nomad); and its class allowed: by the job's ``${node.class}`` constraint when
+    it has one, else by what Nomad found evaluating nodes of that class; when it
+    evaluated none (the pool has no ready node yet), the job counts as ours
+    unless it ruled some class out.
     """
     if ask.node_pool != node_pool:
         return False
+    if ask.datacenters and not any(fnmatch.fnmatchcase(datacenter, d) for d in ask.datacenters):
+        return False
+    if ask.node_classes:
+        return node_class in ask.node_classes
     eligible = ask.class_eligibility.get(node_class)
     if eligible is not None:
         return eligible

@@ -41,6 +41,7 @@ from reconciler.sim.nomad_state import (
     SimConflict,
     SimError,
     SimEval,
+    SimJob,
     SimMetric,
     SimNode,
     SimVariable,
@@ -337,6 +338,41 @@ def _metric_json(m: SimMetric) -> dict[str, Any]:
     }
 
 
+def job_json(j: SimJob) -> dict[str, Any]:
+    """The fields of Nomad's job that a reader of its shape sees (one group, one task)."""
+    constraints = (
+        [{"LTarget": "${node.class}", "RTarget": j.node_class, "Operand": "="}]
+        if j.node_class
+        else None
+    )
+    return {
+        "ID": j.id,
+        "Name": j.id,
+        "Namespace": j.namespace,
+        "Type": j.type,
+        "Priority": j.priority,
+        "Datacenters": list(j.datacenters),
+        "NodePool": j.node_pool,
+        "Constraints": constraints,
+        "Status": "dead" if j.stopped else "running",
+        "Stop": j.stopped,
+        "TaskGroups": [
+            {
+                "Name": j.task_group,
+                "Count": j.count,
+                "Constraints": None,
+                "Tasks": [
+                    {
+                        "Name": j.task,
+                        "Driver": "docker",
+                        "Resources": {"CPU": j.cpu_mhz, "MemoryMB": j.memory_mb, "DiskMB": 0},
+                    }
+                ],
+            }
+        ],
+    }
+
+
 def eval_json(e: SimEval) -> dict[str, Any]:
     return {
         "ID": e.id,
@@ -443,6 +479,7 @@ class NomadSimServer:
         r.add_post("/v1/client/metadata", self.apply_node_meta)
         r.add_get("/v1/allocations", self.list_allocations)
         r.add_get("/v1/evaluations", self.list_evaluations)
+        r.add_get("/v1/job/{id}", self.get_job)
         r.add_get("/v1/status/leader", self.leader)
         self._closing.clear()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -949,6 +986,15 @@ class NomadSimServer:
             return evals, max(1, self.state.table_index["evals"])
 
         return await self._blocking(request, lambda c: c.table == "evals", answer)
+
+    async def get_job(self, request: web.Request) -> web.Response:
+        policy = self._policy(request)
+        if not policy.can_read_job():
+            raise SimError(403, "Permission denied")
+        job = self.state.jobs.get((self._ns(request), request.match_info["id"]))
+        if job is None:
+            raise SimError(404, "job not found")
+        return _json(job_json(job), index=max(1, self.state.table_index["evals"]))
 
     async def leader(self, request: web.Request) -> web.Response:
         return _json(f"{self.host}:4647")

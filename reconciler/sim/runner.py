@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from reconciler.clock import ScaledClock
 from reconciler.errors import ConfigError
@@ -26,6 +27,12 @@ async def run_sim_command(args: argparse.Namespace) -> int:
             faults.append(parse_fault_flag(text))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    jobs = []
+    for text in args.job:
+        try:
+            jobs.append(parse_job_flag(text))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     config = SimConfig(
         seed=args.seed,
         boot_seconds=args.boot_seconds,
@@ -40,6 +47,8 @@ async def run_sim_command(args: argparse.Namespace) -> int:
         for endpoint, fault in faults:
             sim.faults.set(endpoint, fault)
         sim.run_ticker()
+        for job in jobs:
+            sim.nomad_state.run_job(**job)  # placed where there is room, else blocked
         env = sim.environment()
         if args.acl:
             env["NOMAD_TOKEN"] = sim.nomad_state.add_token(Policy(management=True))
@@ -53,3 +62,25 @@ async def run_sim_command(args: argparse.Namespace) -> int:
         await stop.wait()
     print("simulators stopped", file=sys.stderr)
     return 0
+
+
+JOB_KEYS = {"count": int, "cpu": int, "memory": int, "node_class": str, "type": str}
+
+
+def parse_job_flag(text: str) -> dict[str, Any]:
+    """``NAME:count=4,cpu=500,memory=512[,node_class=web,type=service]`` for ``sim --job``."""
+    name, sep, opts = text.partition(":")
+    if not name or not sep:
+        raise ValueError(f"--job {text!r}: expected NAME:count=N,cpu=MHZ,memory=MB")
+    job: dict[str, Any] = {"job_id": name}
+    for part in filter(None, (p.strip() for p in opts.split(","))):
+        key, _, value = part.partition("=")
+        if key not in JOB_KEYS:
+            raise ValueError(
+                f"--job {text!r}: unknown option {key!r}; allowed: {', '.join(JOB_KEYS)}"
+            )
+        try:
+            job[{"cpu": "cpu_mhz", "memory": "memory_mb"}.get(key, key)] = JOB_KEYS[key](value)
+        except ValueError:
+            raise ValueError(f"--job {text!r}: {key}={value!r} is not a whole number") from None
+    return job

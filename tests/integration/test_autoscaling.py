@@ -84,3 +84,28 @@ async def test_a_job_that_cannot_be_placed_grows_the_pool_in_one_pass() -> None:
         live = [a for a in h.sim.nomad_state.allocs.values() if a.live and a.job_id == "big"]
         assert len(live) == 6  # everything placed once the nodes joined
         assert len(h.instances()) == 6  # and no more than needed
+
+
+async def test_a_pool_at_zero_grows_for_work_sized_from_its_job() -> None:
+    async with harness() as h:
+        # No node at all: Nomad's blocked evaluation says nothing about sizes, the job does.
+        h.sim.nomad_state.run_job("api", count=6, cpu_mhz=500, memory_mb=1024)
+        h.sim.nomad_state.run_job("elsewhere", count=4, datacenters=("dc9",), memory_mb=1024)
+        h.sim.nomad_state.run_job("gpu", count=4, node_class="gpu", memory_mb=1024)
+        await h.put_pool("web", {"min": "0", "max": "10", "policy": BLOCKED_POLICY})
+        report = await h.step()
+        [pool] = report.plans
+        # Two 1 GB placements per 2 GB node: 3 nodes; dc9's and the gpu class's work is not ours.
+        assert pool.plan is not None and pool.plan.desired == 3
+        await h.converge()
+        live = [a for a in h.sim.nomad_state.allocs.values() if a.live and a.job_id == "api"]
+        assert len(live) == 6 and len(h.instances()) == 3
+
+
+async def test_the_client_reads_a_jobs_shape() -> None:
+    async with harness() as h:
+        h.sim.nomad_state.run_job("db", count=2, cpu_mhz=700, memory_mb=300, node_class="web")
+        shape = await h.c.nomad.get_job("db")
+        [res] = shape.groups.values()
+        assert (res.cpu_mhz, res.memory_mb) == (700, 300)
+        assert shape.node_classes == ("web",) and shape.node_pool == "default"

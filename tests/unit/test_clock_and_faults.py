@@ -53,3 +53,23 @@ def test_fault_flags_parse_and_reject_clearly() -> None:
         parse_fault_flag("launch:boom")
     with pytest.raises(ValueError, match="not within"):
         parse_fault_flag("launch:error_rate=2")
+
+
+def test_sim_job_flags_parse_and_name_their_mistakes() -> None:
+    import pytest
+
+    from reconciler.sim.runner import parse_job_flag
+
+    assert parse_job_flag("api:count=6,cpu=500,memory=1024,node_class=web") == {
+        "job_id": "api",
+        "count": 6,
+        "cpu_mhz": 500,
+        "memory_mb": 1024,
+        "node_class": "web",
+    }
+    with pytest.raises(ValueError, match="unknown option 'disk'"):
+        parse_job_flag("api:disk=5")
+    with pytest.raises(ValueError, match="count='many' is not a whole number"):
+        parse_job_flag("api:count=many")
+    with pytest.raises(ValueError, match="expected NAME:count=N"):
+        parse_job_flag("api")

@@ -66,6 +66,12 @@ def test_blocked_work_of_another_pool_or_class_is_not_ours() -> None:
     constrained = ask(1, class_eligibility={"gpu": False})
     assert not targets_pool(constrained, node_class="web", node_pool="default")
     assert targets_pool(ask(1), node_class="web", node_pool="default")
+    # What the job says beats what the evaluation could see.
+    in_dc9 = ask(1, datacenters=("dc9",))
+    assert not targets_pool(in_dc9, node_class="web", node_pool="default", datacenter="dc1")
+    anywhere = ask(1, datacenters=("dc*",), node_classes=("web",))
+    assert targets_pool(anywhere, node_class="web", node_pool="default", datacenter="dc1")
+    assert not targets_pool(anywhere, node_class="db", node_pool="default", datacenter="dc1")
 
 
 POLICY = parse_policy(
