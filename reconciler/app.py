@@ -188,15 +188,20 @@ async def run_command(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if not args.no_leader_election and not 10 <= args.leader_ttl <= 86400:
+        raise ConfigError(
+            f"--leader-ttl: {args.leader_ttl:g} is not within 10..86400 seconds "
+            "(Nomad's bounds for a variable lock's TTL)"
+        )
+    listen = parse_listen_address(args.metrics_addr) if args.metrics_addr else None
     clock = SystemClock()
     metrics = Metrics(clock)
     async with contextlib.AsyncExitStack() as stack:
         c = await stack.enter_async_context(
             connect(settings, clock=clock, limits=limits, metrics=metrics)
         )
-        if args.metrics_addr:
-            host, port = parse_listen_address(args.metrics_addr)
-            await stack.enter_async_context(HealthServer(metrics, host, port))
+        if listen is not None:
+            await stack.enter_async_context(HealthServer(metrics, *listen))
         if args.no_leader_election:
             metrics.set_leader(True)
             await c.controller.run(stop)

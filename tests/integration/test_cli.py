@@ -84,3 +84,10 @@ def test_unreachable_nomad_is_a_clear_error(sim_env: dict[str, str]) -> None:
     out = run(env, "plan")
     assert out.returncode == 1
     assert "cannot reach Nomad" in out.stderr
+
+
+def test_bad_run_flags_are_named_and_nothing_starts(sim_env: dict[str, str]) -> None:
+    ttl = run(sim_env, "run", "--leader-ttl", "5")
+    assert ttl.returncode == 1 and "--leader-ttl: 5 is not within 10..86400" in ttl.stderr
+    addr = run(sim_env, "run", "--no-leader-election", "--metrics-addr", "localhost")
+    assert addr.returncode == 1 and "--metrics-addr: 'localhost' is not host:port" in addr.stderr
