@@ -3,7 +3,9 @@
 The rules, as the Nomad Autoscaler applies them to several checks:
 * scale up when any check wants more; the largest proposal wins;
 * scale down only when every check with an opinion wants less; then the largest
-  (least aggressive) proposal wins; a check without data has no opinion;
+  (least aggressive) proposal wins. A check on its target votes to stay (and so
+  vetoes); one without data, or a blocked_evaluations check with nothing
+  blocked, has no opinion;
 * after a scaling decision nothing scales down for ``cooldown`` and nothing
   scales up for ``cooldown_on_scale_up`` (both counted from the decision's time,
   read back from the status variable, so a restart does not reset them);
