@@ -98,6 +98,10 @@ class PassReport:
                 return False
             if any(p.counts[k] for k in ("pending", "draining", "drained", "deleting")):
                 return False
+            # A VM gone but its node still registered: the purge is still to come
+            # (once Nomad marks the node down), so the pool does not match yet.
+            if pp.spec is not None and pp.spec.node_purge and p.counts["node-only"]:
+                return False
         return True
 
 

@@ -37,3 +37,19 @@ def test_read_targets_go_ahead_and_launches_never_wait() -> None:
     s = spec(min=2, max=3)
     grow = PoolPlan(pp.variable, s, plan(s, Observed((), (), (), at=NOW), NOW))
     assert unread_targets([grow], observed) == set()  # launches touch no node
+
+
+def test_a_pool_whose_node_records_still_await_their_purge_is_not_converged() -> None:
+    from reconciler.controller import PassReport
+    from tests.worlds import node
+
+    s = spec(min=0, max=1)
+    gone = node(f"web-{s.template_hash}-0")  # its VM was deleted; Nomad has not noticed yet
+    observed = Observed((), (gone,), (), at=NOW)
+    variable = PoolVariable("web", "nomad/jobs/multipass-reconciler/pools/web", {}, 10)
+    pp = PoolPlan(variable, s, plan(s, observed, NOW))
+    assert pp.plan is not None and pp.plan.actions == ()  # a ready node is not purged
+    assert not PassReport(plans=[pp]).converged
+    keep = spec(min=0, max=1, node_purge=False)
+    kept = PoolPlan(variable, keep, plan(keep, observed, NOW))
+    assert PassReport(plans=[kept]).converged  # records are kept on purpose: nothing to wait for
