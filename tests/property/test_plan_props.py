@@ -402,3 +402,17 @@ def test_the_short_circuit_holds(desired: int, down: int, max_unhealthy: str) ->
         assert any("short-circuited" in n for n in p.notes)
     elif down:
         assert [a.kind for a in p.actions] == [ActionKind.LAUNCH]  # launch first
+
+
+@given(cases(), st.integers(0, 10))
+def test_a_partial_scale_in_order_is_the_head_of_the_full_one(
+    case: tuple[PoolSpec, Observed], limit: int
+) -> None:
+    from reconciler.plan import join
+    from reconciler.scale_in import STRATEGIES, order_for_scale_in
+
+    s, w = case
+    members, _ = join(s, w, NOW)
+    for strategy in STRATEGIES:
+        full = order_for_scale_in(strategy, members)
+        assert order_for_scale_in(strategy, members, limit=limit) == full[:limit]
