@@ -21,7 +21,8 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from reconciler.clock import Clock
 from reconciler.errors import ReconcilerError
@@ -29,6 +30,8 @@ from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import LockHeld, LockLost
 
 log = logging.getLogger(__name__)
+
+RELEASE_WAIT = 5.0  # real seconds a shutdown waits for Nomad to confirm the release
 
 
 def default_identity() -> str:
@@ -85,10 +88,11 @@ class LeaderElector:
         try:
             while not stop.is_set():
                 if self._lock_id is None:
-                    await self._try_acquire()
+                    await _unless_stopped(self._try_acquire(), stop)
                     wait = self.renew_every if self._lock_id else self.retry
                 else:
-                    await self._renew()
+                    # A renew that hangs (a partition) must not hold up shutdown.
+                    await _unless_stopped(self._renew(), stop)
                     wait = self.renew_every if self._lock_id else 0.0
                 await _sleep_or_stop(self.clock, wait, stop)
         finally:
@@ -139,15 +143,27 @@ class LeaderElector:
         self._note(False)
         if lock_id is None:
             return
-        with contextlib.suppress(ReconcilerError):
-            await self.nomad.lock_release(self.path, lock_id)  # the standby need not wait
+        # The standby need not wait for the lock to lapse; but a shutdown must not
+        # hang on a Nomad that does not answer either.
+        with contextlib.suppress(ReconcilerError, TimeoutError):
+            await asyncio.wait_for(self.nomad.lock_release(self.path, lock_id), RELEASE_WAIT)
 
 
 async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    await _unless_stopped(clock.sleep(seconds), stop)
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    """Run ``work`` until it ends or ``stop`` is set, whichever comes first."""
+    task = asyncio.ensure_future(work)
     stopper = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        sleeper.cancel()
         stopper.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if not task.cancelled():
+        task.result()  # a bug inside must surface, not vanish with the task

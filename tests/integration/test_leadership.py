@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 from reconciler.clock import ManualClock
@@ -109,4 +110,8 @@ async def test_a_leader_cut_off_from_nomad_stops_before_its_ttl() -> None:
         # The lease (TTL - TTL/3 after the last good renewal) ran out within one TTL,
         # long before Nomad would let the lock go (2 x TTL, then the lock delay).
         assert seen[-1] == (False, False)
+        # And a shutdown does not wait on the hung renewal (nor on a release that hangs).
+        started = time.monotonic()
+        await asyncio.wait_for(a.halt(), timeout=10)
+        assert time.monotonic() - started < 7
         sim.faults.clear()
