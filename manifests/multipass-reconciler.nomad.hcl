@@ -89,6 +89,10 @@ job "multipass-reconciler" {
     task "reconciler" {
       driver = "docker"
 
+      # On SIGTERM it finishes the calls in flight and releases the lock; give it time.
+      # Whatever is cut short is idempotent and resumed by the next leader.
+      kill_timeout = "30s"
+
       config {
         image = var.image
         args = [
