@@ -109,3 +109,32 @@ async def test_the_client_reads_a_jobs_shape() -> None:
         [res] = shape.groups.values()
         assert (res.cpu_mhz, res.memory_mb) == (700, 300)
         assert shape.node_classes == ("web",) and shape.node_pool == "default"
+
+
+async def test_a_restart_does_not_reset_the_cooldown() -> None:
+    from reconciler.controller import Controller
+    from reconciler.execute import Executor
+    from reconciler.observe import Observer
+    from reconciler.render import render_cloud_init
+
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "6", "policy": MEMORY_POLICY})
+        await h.converge()
+        h.sim.nomad_state.run_job("cache", count=4, cpu_mhz=100, memory_mb=400)
+        await h.converge()
+        assert len(h.ready_nodes()) == 2
+        h.sim.nomad_state.stop_job("cache")  # load gone: the policy wants 1 again
+
+        old = h.c.controller  # a new process: nothing in memory but what Nomad holds
+        h.c.controller = Controller(
+            old.pools,
+            Observer(h.c.nomad, h.c.multipass, old.clock),
+            Executor(h.c.multipass, h.c.nomad, render_cloud_init, old.executor.limits),
+            old.clock,
+            status=old.status,
+        )
+        report = await h.step()
+        [pool] = report.plans
+        scaling = pool.plan.scaling  # type: ignore[union-attr]
+        assert scaling is not None and scaling.count == 2
+        assert 0 < scaling.cooldown_remaining <= 120 and "held by cooldown" in scaling.reason
