@@ -69,7 +69,7 @@ ITEMS: tuple[Item, ...] = (
     Item("max_surge", "count|percent", "1", "extra members allowed during a replacement"),
     Item("max_unavailable", "count|percent", "0", "ready members that may be missing in a rollout"),
     Item("join_timeout", "duration", "10m", "a VM not joined by then is unhealthy"),
-    Item("unhealthy_timeout", "duration", "5m", "a node down this long is unhealthy"),
+    Item("unhealthy_timeout", "duration", "5m", "node down or VM stopped this long: unhealthy"),
     Item("max_unhealthy", "count|percent", "40%", "above this many unhealthy, remediation stops"),
     Item("paused", "bool", "false", "plan and do nothing for this pool"),
     Item("policy", "yaml", None, "autoscaling policy: checks, cooldown (docs/autoscaling.md)"),
