@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.clock import ScaledClock
 from reconciler.errors import ConfigError
@@ -15,24 +16,16 @@ from reconciler.sim.faults import parse_fault_flag
 from reconciler.sim.nomad_state import Policy
 from reconciler.sim.world import SimConfig, Simulation
 
+T = TypeVar("T")
+
 
 def shell_exports(env: dict[str, str]) -> str:
     return "\n".join(f"export {key}={value!r}" for key, value in env.items())
 
 
 async def run_sim_command(args: argparse.Namespace) -> int:
-    faults = []
-    for text in args.fault:
-        try:
-            faults.append(parse_fault_flag(text))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    jobs = []
-    for text in args.job:
-        try:
-            jobs.append(parse_job_flag(text))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+    faults = _parse_all(args.fault, parse_fault_flag)
+    jobs = _parse_all(args.job, parse_job_flag)
     config = SimConfig(
         seed=args.seed,
         boot_seconds=args.boot_seconds,
@@ -62,6 +55,14 @@ async def run_sim_command(args: argparse.Namespace) -> int:
         await stop.wait()
     print("simulators stopped", file=sys.stderr)
     return 0
+
+
+def _parse_all(texts: list[str], parse: Callable[[str], T]) -> list[T]:
+    """Every flag parsed, a bad one a ConfigError naming it (before anything starts)."""
+    try:
+        return [parse(text) for text in texts]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 JOB_KEYS = {"count": int, "cpu": int, "memory": int, "node_class": str, "type": str}
