@@ -586,8 +586,12 @@ class NomadState:
         self._at(self._t + lock.lock_delay, "lock_free", ns, path, lock_id)
 
     def _on_lock_free(self, ns: str, path: str, lock_id: str) -> None:
+        # Nomad's delay timer (nomad/locks.go, invalidateVariableLock) releases
+        # whatever lock the variable holds when it fires: its release carries no
+        # lock ID. So if the lapsed holder released during the delay and someone
+        # acquired since, that newer lock is stripped as well, as here.
         var = self.variables.get((ns, path))
-        if var is None or var.lock is None or var.lock.id != lock_id:
+        if var is None or var.lock is None:
             return
         var.lock = None
         var.modify_time = self._t
