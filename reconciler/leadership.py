@@ -12,6 +12,15 @@ plus ``ttl`` minus a margin of ``ttl / 3``. A request starts before Nomad
 receives it, so the lease always ends before Nomad could let the lock go. The
 controller checks ``is_leader()`` before every action; a leader cut off from
 Nomad stops acting by its own clock, whatever the network does.
+
+Liveness: one renewal attempt may take at most half of what is left of the
+lease (by the elector's clock); a lost one is abandoned and tried again after
+``retry_pause``, so a single dropped request does not cost the leadership.
+
+A lock whose lease ran out is never released, only left to lapse: Nomad's
+lock-delay timer, when it fires, strips whatever lock the variable holds by
+then, so a release landing inside the delay would let a successor acquire a
+lock that Nomad then takes away from under it.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.clock import Clock
 from reconciler.errors import ReconcilerError
@@ -30,8 +39,10 @@ from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import LockHeld, LockLost
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RELEASE_WAIT = 5.0  # real seconds a shutdown waits for Nomad to confirm the release
+MIN_ATTEMPT = 0.5  # clock seconds a renewal gets at least, even with the lease gone
 
 
 def default_identity() -> str:
@@ -61,6 +72,7 @@ class LeaderElector:
         self.renew_every = ttl / 3
         self.margin = ttl / 3
         self.retry = retry if retry is not None else ttl / 3
+        self.retry_pause = min(1.0, ttl / 15)  # after a failed renewal, while the lease lasts
         self.identity = identity or default_identity()
         self.on_change = on_change
         self._lock_id: str | None = None
@@ -92,8 +104,8 @@ class LeaderElector:
                     wait = self.renew_every if self._lock_id else self.retry
                 else:
                     # A renew that hangs (a partition) must not hold up shutdown.
-                    await _unless_stopped(self._renew(), stop)
-                    wait = self.renew_every if self._lock_id else 0.0
+                    renewed = await _unless_stopped(self._renew(), stop)
+                    wait = self._after_renewal(bool(renewed))
                 await _sleep_or_stop(self.clock, wait, stop)
         finally:
             if release:
@@ -120,28 +132,52 @@ class LeaderElector:
         self._lease_until = started + self.ttl - self.margin
         self.is_leader()
 
-    async def _renew(self) -> None:
+    def _after_renewal(self, renewed: bool) -> float:
+        """Clock seconds until the next step of the campaign."""
+        if renewed:
+            return self.renew_every
+        if self._lock_id is None:
+            return 0.0  # the lock is gone: campaign again at once
+        # Failed: retry soon while the lease lasts; without it, at the ordinary pace.
+        return self.retry_pause if self.is_leader() else self.renew_every
+
+    def _attempt_budget(self) -> float:
+        """Clock seconds one renewal may take: half the lease left, so a retry still fits."""
+        return max(MIN_ATTEMPT, (self._lease_until - self.clock.now()) / 2)
+
+    async def _renew(self) -> bool:
+        """One renewal attempt; True when Nomad confirmed it."""
         assert self._lock_id is not None
         started = self.clock.now()
         try:
-            await self.nomad.lock_renew(self.path, self._lock_id)
+            budget = self._attempt_budget()
+            answer = await _race(
+                self.nomad.lock_renew(self.path, self._lock_id), self.clock.sleep(budget)
+            )
+            if answer is None:  # abandoned: the next attempt must still fit in the lease
+                raise TimeoutError(f"no answer within {budget:g}s")
         except LockLost:
             log.warning("leader election: the lock on %s lapsed", self.path)
             self._lock_id = None
-        except ReconcilerError as exc:
-            # Keep trying while the lease lasts; is_leader() turns false by itself.
+        except (ReconcilerError, TimeoutError) as exc:
+            # Keep trying: is_leader() turns false by itself when the lease ends, and a
+            # renewal after that is refused by Nomad once the lock lapsed (LockLost).
             log.warning("leader election: renewing %s failed: %s", self.path, exc)
-            if self.clock.now() >= self._lease_until:
-                self._lock_id = None
         else:
             self._lease_until = started + self.ttl - self.margin
+            self.is_leader()
+            return True
         self.is_leader()
+        return False
 
     async def _release(self) -> None:
+        leading = self.is_leader()
         lock_id, self._lock_id = self._lock_id, None
         self._lease_until = 0.0
         self._note(False)
-        if lock_id is None:
+        if lock_id is None or not leading:
+            # Without a lease the lock may have lapsed and be inside its lock-delay:
+            # releasing it then would hand it on early (see the module doc). Let it lapse.
             return
         # The standby need not wait for the lock to lapse; but a shutdown must not
         # hang on a Nomad that does not answer either.
@@ -153,17 +189,23 @@ async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> N
     await _unless_stopped(clock.sleep(seconds), stop)
 
 
-async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
-    """Run ``work`` until it ends or ``stop`` is set, whichever comes first."""
+async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
+    """Run ``work`` until it ends or ``stop`` is set; its result, or None when stopped."""
+    return await _race(work, stop.wait())
+
+
+async def _race(work: Coroutine[Any, Any, T], other: Coroutine[Any, Any, Any]) -> T | None:
+    """Run ``work`` until it ends or ``other`` does, whichever comes first."""
     task = asyncio.ensure_future(work)
-    stopper = asyncio.ensure_future(stop.wait())
+    rival = asyncio.ensure_future(other)
     try:
-        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, rival}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        stopper.cancel()
+        rival.cancel()
         if not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    if not task.cancelled():
-        task.result()  # a bug inside must surface, not vanish with the task
+    if task.cancelled():
+        return None
+    return task.result()  # a bug inside must surface, not vanish with the task

@@ -24,7 +24,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
 from reconciler.clock import ManualClock
 from reconciler.leadership import LeaderElector
@@ -204,12 +203,6 @@ async def test_a_graceful_handover_needs_no_lapse_nor_delay() -> None:
         assert seen[-1] == ["b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LeaderElector releases a lock whose lease it no longer has; the release can land "
-    "during Nomad's lock-delay, a successor acquires, and Nomad's delay timer then strips the "
-    "successor's lock while the successor still acts as leader",
-)
 async def test_a_leader_that_lost_its_lease_does_not_release_into_a_successors_term() -> None:
     async with cluster("a", "b") as c:
         a, b = c.replicas
@@ -228,11 +221,6 @@ async def test_a_leader_that_lost_its_lease_does_not_release_into_a_successors_t
         assert seen[-1] == ["b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LeaderElector waits on a renewal as long as the client's own timeout and retries "
-    "allow, instead of giving up before its lease ends and trying again",
-)
 async def test_one_lost_renewal_does_not_cost_the_leadership() -> None:
     async with cluster("a") as c:
         (a,) = c.replicas
