@@ -152,8 +152,12 @@ job "multipass-reconciler" {
         EOT
       }
 
-      # Measured: `reconciler run` against the simulators with a 3-member pool holds
-      # 74 MB resident and uses under 1 s of CPU per minute (docs/operations.md).
+      # Measured: `reconciler run` against `reconciler sim` with a converged 3-member
+      # pool, /healthz, /readyz and /metrics polled every 15 s, holds 75-76 MB resident
+      # (VmRSS in /proc/<pid>/status; under 1 MB more after 4 minutes) and uses ~0.2 s CPU
+      # a minute once converged, under 1 s for start-up (docs/operations.md). 128 MB
+      # leaves headroom for bigger pools; memory_max absorbs bursts where the cluster
+      # has memory oversubscription enabled (ignored otherwise).
       resources {
         cpu        = 100
         memory     = 128

@@ -10,10 +10,21 @@ from typing import Any
 import hcl2
 import pytest
 
-from reconciler import ownership
+from reconciler import client_certs, ownership
+from reconciler.app import connect
+from reconciler.clock import ManualClock
+from reconciler.execute import ExecutorLimits
+from reconciler.nomad.client import NomadClient
+from reconciler.nomad.errors import PermissionDenied
+from reconciler.nomad.settings import NomadSettings
+from reconciler.pools import DEFAULT_PREFIX, leader_path, pool_path, status_path
 from reconciler.render import render_cloud_init
+from reconciler.settings import Settings
 from reconciler.sim.cloudinit import interpret
+from reconciler.sim.nomad_state import MANAGEMENT, Policy
+from reconciler.sim.world import SimConfig, Simulation
 from reconciler.spec import parse_pool_spec
+from tests.integration.sim_harness import SERVERS, Harness
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 
@@ -94,6 +105,67 @@ def test_the_policy_grants_exactly_what_the_reconciler_needs() -> None:
     assert text(block(policy["node"])["policy"]) == "write"  # drain, eligibility, purge
 
 
+def as_enforced(policy: dict[str, Any]) -> Policy:
+    """The policy file as the Nomad simulator enforces it (same globs, same capabilities)."""
+    ns = block(next(iter(block(policy["namespace"]).values())))
+    return Policy(
+        variables={path: set(caps) for path, caps in capabilities(policy).items()},
+        node=text(block(policy["node"])["policy"]),
+        read_job="read-job" in [text(c) for c in ns.get("capabilities", [])],
+    )
+
+
+async def test_the_policy_is_enough_for_a_pool_s_whole_life() -> None:
+    """The other half of least privilege: with only this policy the reconciler still works.
+
+    Its token reads the credentials from the job's variable, grows a pool, shrinks it
+    (drain, delete, purge), writes status and takes the leader lock; it cannot write specs.
+    """
+    config = SimConfig(seed=5, acl=True, boot_seconds=20, heartbeat_timeout=15, migrate_seconds=10)
+    clock = ManualClock()
+    async with Simulation(config, clock) as sim:
+        token = sim.nomad_state.add_token(as_enforced(load("multipass-reconciler.policy.hcl")))
+        admin = NomadSettings(
+            address=sim.nomad.address, token=sim.nomad_state.add_token(MANAGEMENT)
+        )
+        async with NomadClient(admin) as people:
+            await people.put_var(DEFAULT_PREFIX, imported_secrets(sim))
+            await people.put_var(pool_path(DEFAULT_PREFIX, "web"), pool(2))
+            # env={}: no MULTIPASS_* variables, so the credentials come from the variable.
+            settings = Settings(DEFAULT_PREFIX, NomadSettings(sim.nomad.address, token), env={})
+            limits = ExecutorLimits(call_timeout=5.0, attempts=2, backoff_max=0.05)
+            async with connect(settings, clock=clock, limits=limits) as c:
+                h = Harness(sim, c)
+                assert len((await h.converge()).plans) == 1 and len(h.ready_nodes()) == 2
+                await people.put_var(pool_path(DEFAULT_PREFIX, "web"), pool(1))
+                await h.converge()
+                assert len(h.instances()) == 1 and len(sim.nomad_state.nodes) == 1  # purged
+                assert (await c.nomad.get_var(status_path(DEFAULT_PREFIX, "web"))).items
+                _, lock_id = await c.nomad.lock_acquire(
+                    leader_path(DEFAULT_PREFIX), ttl=15, lock_delay=15, items={"holder": "t"}
+                )
+                await c.nomad.lock_release(leader_path(DEFAULT_PREFIX), lock_id)
+                with pytest.raises(PermissionDenied):
+                    await c.nomad.put_var(pool_path(DEFAULT_PREFIX, "web"), pool(3))
+
+
+def imported_secrets(sim: Simulation) -> dict[str, str]:
+    """What `reconciler secrets import` would print for the simulator's client certificate."""
+    cert, key = client_certs.load_pair(sim.certs.client_cert, sim.certs.client_key)
+    body = client_certs.variable_json(
+        cert,
+        key,
+        passphrase=sim.config.passphrase,
+        server_cert_pem=client_certs.load_certificate(sim.certs.server_cert),
+        address=sim.multipassd.address,
+    )
+    return json.loads(body)["Items"]  # type: ignore[no-any-return]
+
+
+def pool(size: int) -> dict[str, str]:
+    return {"min": str(size), "max": str(size), "cloud_init_vars": SERVERS}
+
+
 def example_items(name: str) -> dict[str, str]:
     doc = load(f"pools/{name}")
     return {k: text(v) for k, v in block(doc["items"]).items()}
@@ -107,6 +179,17 @@ def test_every_example_pool_is_a_valid_spec(name: str) -> None:
     spec = parse_pool_spec(path.rsplit("/", 1)[1], example_items(name), index=1)
     if name == "autoscaled.nv.hcl":
         assert spec.policy is not None and len(spec.policy.checks) == 3
+
+
+def test_the_migration_guide_s_pool_is_a_valid_spec() -> None:
+    """docs/migrating.md's "after" example is what people copy: it must stay valid."""
+    doc = (MANIFESTS.parent / "docs/migrating.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in doc.split("```hcl\n")[1:]]
+    after = next(b for b in blocks if b.startswith("path = "))
+    parsed = clean(hcl2.loads(after))
+    items = {k: text(v) for k, v in block(parsed["items"]).items()}
+    spec = parse_pool_spec(text(parsed["path"]).rsplit("/", 1)[1], items, index=1)
+    assert spec.node_class == "hashistack" and spec.policy is not None
 
 
 def test_the_custom_cloud_init_makes_a_nomad_client_of_the_pool() -> None:
