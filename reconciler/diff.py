@@ -18,7 +18,7 @@ PLAN_SCHEMA = "multipass-reconciler/plan/v1"
 
 _SYMBOL = {
     ActionKind.LAUNCH: "+",
-    ActionKind.DRAIN: "~",
+    ActionKind.DRAIN: "-",
     ActionKind.DELETE: "-",
     ActionKind.PURGE_NODE: "x",
 }

@@ -13,7 +13,7 @@ async def test_the_demo_converges_through_every_step() -> None:
     assert await run_demo(seed=3, out=out, speed=40.0) == 0
     text = out.getvalue()
     assert [int(n) for n in re.findall(r"step (\d): converged", text)] == [1, 2, 3, 4]
-    assert "+ launch" in text and "~ drain" in text
+    assert "+ launch" in text and "- drain" in text
     # The last step replaced both members: the final table lists only the new image's hash.
     final = text.rsplit("step 4: converged", 1)[1]
     hashes = set(re.findall(r"web-([a-z0-9]{5})-\d", final))

@@ -28,7 +28,7 @@ def test_text_has_the_header_one_line_per_action_and_a_summary() -> None:
     lines = text.splitlines()
     assert lines[0] == f"Pool web  ({PATH} @ index 10, template hash {s.template_hash})"
     assert lines[1] == "  desired 1: min = 1 (no count set)"
-    drains = [line for line in lines if line.startswith("  ~ drain")]
+    drains = [line for line in lines if line.startswith("  - drain")]
     assert len(drains) == 2
     assert "0 allocations, deadline 15m" in drains[0] and "# scale down" in drains[0]
     assert lines[-1] == "Plan: 0 to launch, 2 to drain, 0 to delete, 0 nodes to purge."
