@@ -13,7 +13,6 @@ import contextlib
 import itertools
 from datetime import UTC, datetime
 
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -24,6 +23,7 @@ from reconciler.pools import DEFAULT_PREFIX, status_path
 from reconciler.render import render_cloud_init
 from reconciler.sim.world import SimConfig
 from tests.integration.sim_harness import Harness, harness
+from tests.property.budget import stateful_settings
 
 COOLDOWN = 60.0
 POLICY = f"""
@@ -145,5 +145,5 @@ class AutoscaleMachine(RuleBasedStateMachine):
             self.loop.close()
 
 
-AutoscaleMachine.TestCase.settings = settings(max_examples=4, stateful_step_count=15, deadline=None)
+AutoscaleMachine.TestCase.settings = stateful_settings(ci_examples=4, steps=15)
 TestAutoscaleStateful = AutoscaleMachine.TestCase
