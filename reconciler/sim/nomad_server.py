@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import hashlib
 import json
 import logging
 import random
@@ -189,6 +190,16 @@ def node_stub_json(n: SimNode, *, resources: bool) -> dict[str, Any]:
     return out
 
 
+def _computed_class(n: SimNode) -> str:
+    """A stable digest of what makes nodes interchangeable to the scheduler.
+
+    hashlib, not hash(): Python salts str hashes per process, so a run would not be
+    reproducible from its seed.
+    """
+    key = "\x00".join((n.node_class, n.datacenter, n.node_pool)).encode()
+    return f"v1:{int.from_bytes(hashlib.sha256(key).digest()[:8], 'big') % 10**18}"
+
+
 def node_json(n: SimNode) -> dict[str, Any]:
     node_resources, reserved = _resources_json(n)
     drain = None
@@ -220,7 +231,7 @@ def node_json(n: SimNode) -> dict[str, Any]:
         "Meta": dict(n.meta),
         "NodeClass": n.node_class,
         "NodePool": n.node_pool,
-        "ComputedClass": f"v1:{abs(hash((n.node_class, n.datacenter, n.node_pool))) % 10**18}",
+        "ComputedClass": _computed_class(n),
         "DrainStrategy": drain,
         "SchedulingEligibility": n.eligibility,
         "Status": n.status,
