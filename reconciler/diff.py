@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from reconciler.plan import Action, ActionKind, Plan
@@ -57,6 +58,10 @@ def _dur(seconds: float) -> str:
     return "".join(parts)
 
 
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _detail(action: Action, spec: PoolSpec) -> str:
     if action.kind is ActionKind.LAUNCH:
         return f"image {spec.image}, {spec.cpus} cpus, {spec.memory} memory, {spec.disk} disk"
@@ -65,7 +70,8 @@ def _detail(action: Action, spec: PoolSpec) -> str:
         deadline = _dur(action.deadline_s) if action.deadline_s is not None else "none"
         return f"{node}, {action.allocations} allocations, deadline {deadline}"
     if action.kind is ActionKind.DELETE:
-        return f"{node}, purge instance"
+        # Allocations still on the node (a drain past its deadline) go with the instance.
+        return f"{node}, {action.allocations} allocations, purge instance"
     return node
 
 
@@ -118,8 +124,10 @@ def _scaling_lines(d: Decision) -> list[str]:
             f"  check {c.name}{mark}: {c.metric} = {value}; proposes {proposal} "
             f"({c.direction}): {c.reason}"
         )
-    if d.cooldown_remaining:
-        lines.append(f"  cooldown: {_dur(d.cooldown_remaining)} left")
+    if d.cooldown_until is not None:
+        lines.append(
+            f"  cooldown: {_dur(d.cooldown_remaining)} left, until {_iso(d.cooldown_until)}"
+        )
     return lines
 
 
@@ -132,6 +140,7 @@ def _scaling_json(d: Decision | None) -> dict[str, Any] | None:
         "winner": d.winner,
         "clamped_from": d.clamped_from,
         "cooldown_remaining_seconds": d.cooldown_remaining,
+        "cooldown_until": _iso(d.cooldown_until) if d.cooldown_until is not None else None,
         "scaled": d.scaled,
         "checks": [
             {

@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.diff import PLAN_SCHEMA, plan_to_json, render_text, use_colour
 from reconciler.plan import plan
-from tests.worlds import NOW, alloc, ready_member, spec, world
+from tests.worlds import NOW, alloc, instance, node, ready_member, spec, world
 
 PATH = "nomad/jobs/multipass-reconciler/pools/web"
 
@@ -88,3 +88,17 @@ def test_an_autoscaled_pool_shows_why_it_wants_its_count() -> None:
     assert "check unplaced: blocked_evaluations = 0.0; proposes - (none): nothing blocked" in text
     scaling = plan_to_json(p, s, PATH)["scaling"]
     assert scaling["winner"] == "mem" and scaling["count"] == 2 and scaling["scaled"] == "up"
+
+
+def test_a_delete_shows_the_allocations_it_takes_with_it_in_text_and_json() -> None:
+    s = spec(min=1, max=5)
+    keep = ready_member(s, 0)
+    name = f"web-{s.template_hash}-1"
+    # A drain past its deadline with two allocations still on the node: deleted anyway.
+    gone = node(name, eligible=False, draining=True, drain_by=s, deadline_at=NOW - 1)
+    w = world([keep[0], instance(name)], [keep[1], gone], [alloc(gone.id), alloc(gone.id, 1)])
+    p = plan(s, w, NOW)
+    [delete] = [line for line in render_text(p, s, PATH).splitlines() if "- delete" in line]
+    assert f"node {gone.id[:8]}, 2 allocations, purge instance" in delete
+    [action] = plan_to_json(p, s, PATH)["actions"]
+    assert (action["kind"], action["allocations"]) == ("delete", 2)

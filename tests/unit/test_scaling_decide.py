@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.model import Allocation, BlockedAsk, Node, NodeStatus
-from reconciler.scaling.decide import LastScale, decide
+from reconciler.scaling.decide import Decision, LastScale, decide
 from reconciler.scaling.policy import parse_policy
 from reconciler.scaling.signals import Signals, pool_signals, targets_pool
 
@@ -122,11 +122,8 @@ def test_cooldowns_hold_metric_changes_but_not_blocked_work() -> None:
     up = decide(
         POLICY, sig(4, mem=100, cpu=50), members=4, minimum=1, maximum=20, now=1030, last=last
     )
-    assert up.count == 4 and up.cooldown_remaining == 30 and "held" in up.reason
-    down = decide(
-        POLICY, sig(4, mem=10, cpu=10), members=4, minimum=1, maximum=20, now=1200, last=last
-    )
-    assert down.count == 4 and down.cooldown_remaining == 100
+    assert up.count == 4 and up.scaled is None and up.cooldown_remaining == 30
+    assert up.cooldown_until == 1060 and "in cooldown_on_scale_up" in up.reason
     blocked = decide(
         POLICY,
         sig(4, mem=100, cpu=50, blocked=2),
@@ -136,11 +133,75 @@ def test_cooldowns_hold_metric_changes_but_not_blocked_work() -> None:
         now=1030,
         last=last,
     )
-    assert (blocked.count, blocked.winner) == (6, "blocked")
+    assert (blocked.count, blocked.winner, blocked.scaled) == (6, "blocked", "up")
     after = decide(
-        POLICY, sig(4, mem=10, cpu=10), members=4, minimum=1, maximum=20, now=1301, last=last
+        POLICY, sig(4, mem=10, cpu=10), members=4, minimum=1, maximum=20, now=1061, last=last
     )
-    assert after.count == 3  # cooldown over: cpu's -1 and mem's 1 -> the larger, 3
+    assert after.count == 3 and after.cooldown_until is None  # cpu's -1 and mem's 1 -> 3
+
+
+# cooldown and cooldown_on_scale_up far apart, so a mix-up between them shows.
+SPLIT = parse_policy(
+    """
+cooldown: 10m
+cooldown_on_scale_up: 20s
+checks:
+  - {name: mem, metric: percentage-allocated_memory, strategy: {name: target-value, target: 70}}
+"""
+)
+HIGH, LOW = sig(5, mem=90, cpu=None), sig(5, mem=20, cpu=None)
+
+
+def test_the_cooldown_is_chosen_by_the_last_scaling_direction_not_the_next() -> None:
+    def at(now: float, s: Signals, direction: str):  # type: ignore[no-untyped-def]
+        last = LastScale(5, 0.0, direction)
+        return decide(SPLIT, s, members=5, minimum=1, maximum=10, now=now, last=last)
+
+    # 30 s after a scale-down: `cooldown` (10m) holds, a scale-up as much as a scale-down.
+    for s in (HIGH, LOW):
+        d = at(30, s, "down")
+        assert (d.count, d.scaled) == (5, None), d
+        assert d.cooldown_until == 600.0
+        assert d.reason == "policy: in cooldown (600s) after the scale-down to 5; stays 5"
+    # 30 s after a scale-up: `cooldown_on_scale_up` (20s) is over, both directions may move.
+    assert (at(30, HIGH, "up").scaled, at(30, LOW, "up").scaled) == ("up", "down")
+    # 10 s after a scale-up: held either way.
+    assert at(10, HIGH, "up").scaled is None and at(10, LOW, "up").scaled is None
+    assert at(599, LOW, "down").scaled is None and at(600, LOW, "down").scaled == "down"
+
+
+def test_strategies_start_from_the_decided_count_members_on_their_way_included() -> None:
+    # Decided 5, of which 3 ready and 2 still booting; memory at 90% on the ready ones.
+    def run(strategy: str) -> Decision:
+        policy = parse_policy(
+            "checks:\n  - {name: hi, metric: percentage-allocated_memory,"
+            f" strategy: {{name: threshold, lower_bound: 80, {strategy}}}}}"
+        )
+        s = Signals(3, 50.0, 90.0, 0, 0, 0)
+        last = LastScale(5, 0.0, "up")
+        return decide(policy, s, members=5, minimum=1, maximum=10, now=1000.0, last=last)
+
+    up = run("delta: 1")  # a scale-up rule scales up: 5 + 1, never 3 + 1 = "down" to 4
+    assert (up.count, up.scaled, up.checks[0].direction) == (6, "up", "up")
+    assert (run("percentage: 50").count, run("percentage: 50").scaled) == (8, "up")
+    assert run("delta: -1").count == 4  # and a scale-down rule from the same count
+
+
+def test_blocked_work_counts_members_on_their_way_and_never_votes_down() -> None:
+    def with_blocked(blocked: int, mem: float, cpu: float) -> Decision:
+        # 3 ready of 5 decided: 2 members still booting.
+        s = sig(3, mem=mem, cpu=cpu, blocked=blocked)
+        last = LastScale(5, 0.0, "up")
+        return decide(POLICY, s, members=5, minimum=1, maximum=20, now=9e3, last=last)
+
+    # Blocked work vetoes the scale-down both metrics want, though the booting cover it.
+    low = with_blocked(1, mem=5, cpu=5)
+    assert (low.count, low.scaled) == (5, None), low
+    check = next(c for c in low.checks if c.name == "blocked")
+    assert (check.direction, check.proposal) == ("none", 5) and "covers them" in check.reason
+    # More than the booting members can take: grow to ready + needed.
+    more = with_blocked(4, mem=50, cpu=10)
+    assert (more.count, more.winner, more.scaled) == (7, "blocked", "up")
 
 
 def test_the_count_is_clamped_and_says_so() -> None:
