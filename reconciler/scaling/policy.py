@@ -210,9 +210,15 @@ def _threshold_rules(path: str, options: Mapping[str, float], problems: list[str
         problems.append(f"{path}: exactly one of delta, percentage or value; got {len(actions)}")
     trigger = options.get("within_bounds_trigger", 1)
     if trigger != 1:
-        # Nomad's allocation metrics are one value per evaluation (as the Autoscaler's
-        # nomad-apm source gives them), so only one data point can ever be in bounds.
+        # The Autoscaler counts in-bounds points within one query's time series. Nomad's
+        # allocation metrics are one value per evaluation (as nomad-apm gives them), and
+        # points are not counted across passes: the count would have to be written to
+        # status every pass (or be lost on a restart), and passes are not evenly spaced,
+        # so N passes would not be a fixed window.
         problems.append(
-            f"{path}.within_bounds_trigger: {trigger:g} can never be reached; Nomad's "
-            "allocation metrics give one data point per evaluation, so only 1 is allowed"
+            f"{path}.within_bounds_trigger: {trigger:g} is not supported, only 1: each pass "
+            "measures one data point from Nomad's allocations and points are not counted "
+            "across passes (nomad-apm gives one point too, so the Autoscaler would never "
+            f"fire with {trigger:g}); remove it or set it to 1, and use cooldown to space "
+            "actions out"
         )

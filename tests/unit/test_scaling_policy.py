@@ -67,7 +67,10 @@ def problems(text: str) -> list[str]:
         (
             "checks: [{metric: percentage-allocated_cpu,"
             " strategy: {name: threshold, lower_bound: 70, delta: 1, within_bounds_trigger: 5}}]",
-            "within_bounds_trigger: 5 can never be reached",
+            "within_bounds_trigger: 5 is not supported, only 1: each pass measures one data point"
+            " from Nomad's allocations and points are not counted across passes (nomad-apm"
+            " gives one point too, so the Autoscaler would never fire with 5); remove it or"
+            " set it to 1",
         ),
         (
             "checks: [{metric: blocked_evaluations, strategy: {name: pass-through}}]",
