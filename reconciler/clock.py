@@ -6,6 +6,8 @@ moves when told, so minutes of cluster life take milliseconds and every run is
 reproducible.
 
 Times are POSIX seconds as floats (what Nomad's nanosecond timestamps divide to).
+Durations that must not move with the wall clock (a leader's lease) are measured
+on ``monotonic()``, which an NTP step or an operator's ``date -s`` cannot touch.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from typing import Protocol
 
 class Clock(Protocol):
     def now(self) -> float:
-        """Current time, POSIX seconds."""
+        """Current time, POSIX seconds. May step backwards or forwards (NTP, an operator)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin that never go backwards; for measuring durations."""
         ...
 
     async def sleep(self, seconds: float) -> None:
-        """Wait until ``now()`` has advanced by ``seconds``."""
+        """Wait until ``monotonic()`` has advanced by ``seconds``."""
         ...
 
 
@@ -31,39 +37,53 @@ class SystemClock:
     def now(self) -> float:
         return time.time()
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
 
 class ManualClock:
-    """A clock that moves only through ``advance``.
+    """A clock that moves only through ``advance`` (and ``step_wall``).
 
     ``sleep`` parks the caller until enough time has been advanced, so code
     written against ``Clock`` runs unchanged under a test that drives time.
+    ``step_wall`` moves only the wall reading, as an NTP step does, so tests can
+    show that what is measured on ``monotonic()`` does not follow it.
     """
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start
+        self._mono = 0.0
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
     def now(self) -> float:
         return self._now
+
+    def monotonic(self) -> float:
+        return self._mono
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self._now + seconds, fut))
+        self._sleepers.append((self._mono + seconds, fut))
         await fut
+
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall reading by ``seconds`` (either way); no time passes, nobody wakes."""
+        self._now += seconds
 
     def advance(self, seconds: float) -> None:
         """Move time forward and wake every sleeper whose deadline has passed."""
         if seconds < 0:
             raise ValueError("time cannot go backwards")
         self._now += seconds
-        due = [(t, f) for t, f in self._sleepers if t <= self._now]
-        self._sleepers = [(t, f) for t, f in self._sleepers if t > self._now]
+        self._mono += seconds
+        due = [(t, f) for t, f in self._sleepers if t <= self._mono]
+        self._sleepers = [(t, f) for t, f in self._sleepers if t > self._mono]
         for _, fut in due:
             if not fut.done():
                 fut.set_result(None)
@@ -85,7 +105,10 @@ class ScaledClock:
         self._t0 = time.monotonic()
 
     def now(self) -> float:
-        return self._start + (time.monotonic() - self._t0) * self.speed
+        return self._start + self.monotonic()
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._t0) * self.speed
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)

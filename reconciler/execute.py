@@ -9,7 +9,16 @@ never hurts:
 * drain of a node already draining: Nomad replaces the drain spec, same outcome.
 
 Only temporary errors are retried (tenacity, jittered exponential backoff);
-permanent ones are reported at once.
+permanent ones are reported at once. A launch the daemon reports as "being
+prepared" is our own earlier launch of that name still running: in progress,
+not an error, and not retried.
+
+Fencing: ``fence`` (leader election's ``is_leader``) is asked immediately
+before every attempt, after the concurrency slot is taken, so an action that
+waited for a slot or a retry never reaches an API once the lease has ended.
+``stop()`` (shutdown) lets calls already sent finish but starts no new attempt:
+actions still queued for a slot, or between retries, end at once. Either way the
+action is *abandoned*: it says nothing about the pool, so it feeds no backoff.
 """
 
 from __future__ import annotations
@@ -20,16 +29,17 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tenacity import (
     AsyncRetrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
 )
 
 from reconciler.errors import ReconcilerError, TemporaryError
+from reconciler.multipass.errors import BeingPrepared
 from reconciler.nomad.errors import NotFound
 from reconciler.plan import Action, ActionKind, drain_meta
 from reconciler.spec import PoolSpec
@@ -75,6 +85,10 @@ class ActionTimeout(TemporaryError):
     """An action's call did not answer within its deadline."""
 
 
+class Abandoned(ReconcilerError):
+    """The executor did not (or no longer) dispatch an action: fenced off or stopping."""
+
+
 @dataclass(frozen=True, slots=True)
 class ActionResult:
     action: Action
@@ -82,6 +96,10 @@ class ActionResult:
     duration: float
     error: str | None = None
     temporary: bool = False
+    # Not sent (again): the lease ended or the process is stopping. No verdict on the pool.
+    abandoned: bool = False
+    # The daemon is still preparing this very launch (an earlier call of ours): under way.
+    in_progress: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +119,56 @@ class Executor:
         nodes: NodeApi,
         render: Callable[[PoolSpec, str], str],
         limits: ExecutorLimits = ExecutorLimits(),
+        *,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
         self._instances = instances
         self._nodes = nodes
         self._render = render
         self.limits = limits
+        self.fence = fence  # leader election's is_leader; None: always allowed
         self._launch_slots = asyncio.Semaphore(limits.launch_concurrency)
         self._slots = asyncio.Semaphore(limits.concurrency)
+        self._stopping = asyncio.Event()
         self.inflight: set[tuple[str, str]] = set()
+
+    def stop(self) -> None:
+        """Shutting down: no new attempt starts; calls already sent may finish."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def _may_dispatch(self, action: Action) -> None:
+        """Raises Abandoned unless this replica may send ``action`` right now."""
+        if self._stopping.is_set():
+            raise Abandoned(f"{action.kind.value} {action.instance}: not sent, shutting down")
+        if self.fence is not None and not self.fence():
+            raise Abandoned(
+                f"{action.kind.value} {action.instance}: not sent, this replica no longer leads"
+            )
+
+    async def _pause(self, seconds: float) -> None:
+        """The wait between attempts; cut short by ``stop()`` (the next attempt is then refused)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _slot(self, slots: asyncio.Semaphore) -> bool:
+        """Take a concurrency slot; False (holding none) when ``stop()`` comes first."""
+        taking = asyncio.ensure_future(slots.acquire())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({taking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled while queued: hold no slot on the way out
+            _give_back(taking, slots)
+            raise
+        finally:
+            stopping.cancel()
+        if self._stopping.is_set():  # even a slot got in the same instant goes back
+            _give_back(taking, slots)
+            return False
+        return True
 
     async def execute(self, spec: PoolSpec, actions: Iterable[Action]) -> list[ActionResult]:
         """Run the actions concurrently within the limits; one result per action, in order."""
@@ -120,62 +180,41 @@ class Executor:
                 action, ok=False, duration=0.0, error="already in flight", temporary=True
             )
         self.inflight.add(action.key)
-        slots = self._launch_slots if action.kind is ActionKind.LAUNCH else self._slots
         start = time.monotonic()
         try:
-            async with slots:
-                async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type(TemporaryError),
-                    wait=wait_random_exponential(multiplier=0.5, max=self.limits.backoff_max),
-                    stop=stop_after_attempt(self.limits.attempts),
-                    reraise=True,
-                ):
-                    with attempt:
-                        try:
-                            await self._dispatch(spec, action)
-                        except TimeoutError:
-                            raise ActionTimeout(
-                                f"{action.kind.value} {action.instance}: no answer within "
-                                f"{self.limits.call_timeout:.0f}s"
-                            ) from None
+            await self._attempts(spec, action)
         except Exception as exc:  # a bug must fail this action, not the loop
-            if not isinstance(exc, ReconcilerError):
-                log.exception("action %s %s crashed", action.kind.value, action.instance)
-            duration = time.monotonic() - start
-            log.warning(
-                "action failed",
-                extra={
-                    "pool": spec.pool,
-                    "action": action.kind.value,
-                    "instance": action.instance,
-                    "node": action.node_id,
-                    "outcome": "error",
-                    "error": str(exc),
-                    "duration": duration,
-                },
-            )
-            return ActionResult(
-                action,
-                ok=False,
-                duration=duration,
-                error=str(exc),
-                temporary=isinstance(exc, TemporaryError),
-            )
+            return _not_done(spec, action, exc, time.monotonic() - start)
         finally:
             self.inflight.discard(action.key)
         duration = time.monotonic() - start
-        log.info(
-            "action done",
-            extra={
-                "pool": spec.pool,
-                "action": action.kind.value,
-                "instance": action.instance,
-                "node": action.node_id,
-                "outcome": "ok",
-                "duration": duration,
-            },
-        )
+        log.info("action done", extra=_fields(spec, action, "ok", duration))
         return ActionResult(action, ok=True, duration=duration)
+
+    async def _attempts(self, spec: PoolSpec, action: Action) -> None:
+        """Dispatch with retries, within a slot; the fence is asked before every attempt."""
+        slots = self._launch_slots if action.kind is ActionKind.LAUNCH else self._slots
+        if not await self._slot(slots):
+            raise Abandoned(f"{action.kind.value} {action.instance}: not sent, shutting down")
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(lambda exc: _retryable(exc, action)),
+                wait=wait_random_exponential(multiplier=0.5, max=self.limits.backoff_max),
+                stop=stop_after_attempt(self.limits.attempts),
+                sleep=self._pause,
+                reraise=True,
+            ):
+                with attempt:
+                    self._may_dispatch(action)
+                    try:
+                        await self._dispatch(spec, action)
+                    except TimeoutError:
+                        raise ActionTimeout(
+                            f"{action.kind.value} {action.instance}: no answer within "
+                            f"{self.limits.call_timeout:.0f}s"
+                        ) from None
+        finally:
+            slots.release()
 
     async def _dispatch(self, spec: PoolSpec, action: Action) -> None:
         if action.kind is ActionKind.LAUNCH:
@@ -215,3 +254,58 @@ class Executor:
                 await asyncio.wait_for(
                     self._nodes.purge_node(action.node_id), self.limits.call_timeout
                 )
+
+
+def _give_back(taking: asyncio.Future[Any], slots: asyncio.Semaphore) -> None:
+    """Undo a slot request: release the slot if it was granted, else withdraw the request."""
+    if not taking.done():
+        taking.cancel()  # Semaphore.acquire passes a grant that races this on to the next
+    elif not taking.cancelled() and taking.exception() is None:
+        slots.release()
+
+
+def _retryable(exc: BaseException, action: Action) -> bool:
+    """Temporary errors are retried; our own launch still being prepared is not an error."""
+    if isinstance(exc, BeingPrepared) and _is_own_launch(exc, action):
+        return False
+    return isinstance(exc, TemporaryError)
+
+
+def _is_own_launch(exc: BeingPrepared, action: Action) -> bool:
+    return action.kind is ActionKind.LAUNCH and exc.name == action.instance
+
+
+def _not_done(spec: PoolSpec, action: Action, exc: Exception, duration: float) -> ActionResult:
+    """The result (and the log line) of an action that ended on ``exc``."""
+    if isinstance(exc, Abandoned):
+        log.info("action abandoned: %s", exc, extra=_fields(spec, action, "abandoned", duration))
+        return ActionResult(action, ok=False, duration=duration, error=str(exc), abandoned=True)
+    if isinstance(exc, BeingPrepared) and _is_own_launch(exc, action):
+        log.info("launch under way", extra=_fields(spec, action, "in progress", duration))
+        return ActionResult(action, ok=True, duration=duration, in_progress=True)
+    if not isinstance(exc, ReconcilerError):
+        log.exception("action %s %s crashed", action.kind.value, action.instance)
+    log.warning(
+        "action failed", extra={**_fields(spec, action, "error", duration), "error": str(exc)}
+    )
+    return ActionResult(
+        action,
+        ok=False,
+        duration=duration,
+        error=str(exc),
+        temporary=isinstance(exc, TemporaryError),
+    )
+
+
+def _fields(
+    spec: PoolSpec, action: Action, outcome: str, duration: float | None = None
+) -> dict[str, object]:
+    """The structured log fields of one action's outcome."""
+    return {
+        "pool": spec.pool,
+        "action": action.kind.value,
+        "instance": action.instance,
+        "node": action.node_id,
+        "outcome": outcome,
+        "duration": duration,
+    }

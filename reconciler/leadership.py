@@ -11,7 +11,13 @@ kept locally, valid until the start of the last successful acquire or renew
 plus ``ttl`` minus a margin of ``ttl / 3``. A request starts before Nomad
 receives it, so the lease always ends before Nomad could let the lock go. The
 controller checks ``is_leader()`` before every action; a leader cut off from
-Nomad stops acting by its own clock, whatever the network does.
+Nomad stops acting by its own clock, whatever the network does. The lease is
+measured on the monotonic clock: a wall-clock step back (NTP, an operator)
+must not stretch it past the moment Nomad gives the lock away.
+
+Shutdown: ``run`` releases the lock only when its own ``stop`` is set; the
+caller sets it after the controller has stopped acting (see ``app.run_command``),
+so a successor never leads while this replica still has calls in flight.
 
 Liveness: one renewal attempt may take at most half of what is left of the
 lease (by the elector's clock); a lost one is abandoned and tried again after
@@ -76,12 +82,12 @@ class LeaderElector:
         self.identity = identity or default_identity()
         self.on_change = on_change
         self._lock_id: str | None = None
-        self._lease_until = 0.0
+        self._lease_until = 0.0  # on clock.monotonic()
         self._was_leader = False
 
     def is_leader(self) -> bool:
-        """True while the lease holds; checked before every action."""
-        leader = self._lock_id is not None and self.clock.now() < self._lease_until
+        """True while the lease holds; checked before every dispatch of an action."""
+        leader = self._lock_id is not None and self.clock.monotonic() < self._lease_until
         self._note(leader)
         return leader
 
@@ -115,7 +121,7 @@ class LeaderElector:
                 self._note(False)
 
     async def _try_acquire(self) -> None:
-        started = self.clock.now()
+        started = self.clock.monotonic()
         try:
             _, lock_id = await self.nomad.lock_acquire(
                 self.path,
@@ -143,12 +149,12 @@ class LeaderElector:
 
     def _attempt_budget(self) -> float:
         """Clock seconds one renewal may take: half the lease left, so a retry still fits."""
-        return max(MIN_ATTEMPT, (self._lease_until - self.clock.now()) / 2)
+        return max(MIN_ATTEMPT, (self._lease_until - self.clock.monotonic()) / 2)
 
     async def _renew(self) -> bool:
         """One renewal attempt; True when Nomad confirmed it."""
         assert self._lock_id is not None
-        started = self.clock.now()
+        started = self.clock.monotonic()
         try:
             budget = self._attempt_budget()
             answer = await _race(

@@ -229,3 +229,18 @@ async def test_one_lost_renewal_does_not_cost_the_leadership() -> None:
         a.link.hang(1)  # the next request (a renewal) is lost; later ones get through
         seen = await c.run_for(2 * TTL)
         assert all(s == ["a"] for s in seen), seen
+
+
+async def test_a_wall_clock_step_back_does_not_stretch_the_lease() -> None:
+    async with cluster("a") as c:
+        (a,) = c.replicas
+        a.start()
+        await c.run_for(2)
+        assert c.check() == ["a"]
+        a.link.hang()  # from now on no renewal reaches Nomad
+        c.clock.step_wall(-3600)  # and NTP steps the wall clock an hour back
+        seen = await c.run_for(TTL)
+        # The lease is measured on the monotonic clock: it still ended within one TTL
+        # of the last good renewal, as it would have without the step.
+        assert seen[-1] == []
+        assert not a.elector.is_leader()
