@@ -27,12 +27,17 @@ def check_dicts(t: int, n: int) -> list[dict[str, Any]]:
 
 
 @st.composite
-def policies(draw: st.DrawFn) -> Policy:
+def policies(
+    draw: st.DrawFn, *, blocked: bool = True, cooldowns: tuple[int, int] | None = None
+) -> Policy:
     kinds = check_dicts(draw(st.integers(1, 95)), draw(st.integers(0, 30)))
+    if not blocked:
+        kinds = [k for k in kinds if k["metric"] != "blocked_evaluations"]
     picks = draw(st.lists(st.integers(0, len(kinds) - 1), min_size=1, max_size=4, unique=True))
+    down, up = cooldowns or (draw(st.integers(0, 600)), draw(st.integers(0, 600)))
     raw = {
-        "cooldown": f"{draw(st.integers(0, 600))}s",
-        "cooldown_on_scale_up": f"{draw(st.integers(0, 600))}s",
+        "cooldown": f"{down}s",
+        "cooldown_on_scale_up": f"{up}s",
         "checks": [{"name": f"c{i}", **kinds[k]} for i, k in enumerate(picks)],
     }
     return parse_policy(yaml.safe_dump(raw))
@@ -65,6 +70,11 @@ def test_the_count_is_always_within_min_and_max(
     assert lo <= d.count <= lo + extra
 
 
+def cooldown_of(policy: Policy, last: LastScale) -> float:
+    """The cooldown after ``last``, by its direction (the Autoscaler's rule)."""
+    return policy.cooldown_on_scale_up if last.direction == "up" else policy.cooldown
+
+
 @given(policies(), signal_sets(), lasts(), st.integers(0, 40))
 def test_nothing_scales_inside_a_cooldown_but_blocked_work(
     policy: Policy, s: Signals, last: LastScale | None, members: int
@@ -73,13 +83,31 @@ def test_nothing_scales_inside_a_cooldown_but_blocked_work(
     d = decide(policy, s, members=members, minimum=0, maximum=100, now=now, last=last)
     if last is None or d.scaled is None:
         return
-    since = now - last.at
-    if d.scaled == "down":
-        assert since >= policy.cooldown
-    elif since < policy.cooldown_on_scale_up:
-        assert d.winner is not None
+    if now - last.at < cooldown_of(policy, last):
+        assert d.scaled == "up" and d.winner is not None
         winner = next(c for c in d.checks if c.name == d.winner)
         assert winner.metric == "blocked_evaluations"
+
+
+@given(
+    st.data(),
+    st.lists(st.integers(1, 600), min_size=2, max_size=2, unique=True),
+    st.sampled_from(["up", "down"]),
+    st.integers(0, 40),
+    st.integers(0, 40),
+)
+def test_no_metric_scales_in_either_direction_inside_the_last_directions_cooldown(
+    data: st.DataObject, cooldowns: list[int], direction: str, decided: int, members: int
+) -> None:
+    # cooldown and cooldown_on_scale_up differ, so taking one for the other shows:
+    # whichever is shorter, a time past it but inside the right one is drawn too.
+    policy = data.draw(policies(blocked=False, cooldowns=(cooldowns[0], cooldowns[1])))
+    s = data.draw(signal_sets())
+    last = LastScale(decided, 0.0, direction)
+    now = data.draw(st.floats(0, cooldown_of(policy, last), exclude_max=True))
+    d = decide(policy, s, members=members, minimum=0, maximum=100, now=now, last=last)
+    assert d.scaled is None and d.count == decided, d
+    assert d.cooldown_until == cooldown_of(policy, last)
 
 
 @given(
