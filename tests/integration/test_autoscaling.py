@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from tests.integration.sim_harness import Harness, harness
 
@@ -23,6 +24,11 @@ checks:
   - name: blocked
     metric: blocked_evaluations
 """
+
+
+def at(iso: str) -> float:
+    """A status timestamp (whole seconds, UTC) as epoch seconds."""
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 async def status(h: Harness) -> dict[str, str]:
@@ -49,23 +55,29 @@ async def test_memory_pressure_grows_the_pool_and_its_end_shrinks_it_after_the_c
         h.sim.nomad_state.run_job("batch", count=6, cpu_mhz=100, memory_mb=600)
         for _ in range(20):
             await h.step()
-        assert len(h.ready_nodes()) > 2
+            if int((await status(h))["last_scale_count"]) > 2:
+                break
+        grown = await status(h)
+        assert grown["last_scale_direction"] == "up" and int(grown["last_scale_count"]) > 2
 
-        # The work ends: the pool shrinks, but only once the 2-minute cooldown has passed.
+        # The work ends right after that scale-up. The cooldown is the scale-up's (30 s),
+        # not the scale-down's (2 m): the pool starts shrinking between the two.
         h.sim.nomad_state.stop_job("cache")
         h.sim.nomad_state.stop_job("batch")
-        before = len(h.ready_nodes())
-        last = await status(h)
-        await h.step(1)
-        assert len(h.instances()) == before  # still inside the cooldown of the last scale-up
-        for _ in range(60):
-            await h.step()
-            if len(h.ready_nodes()) == 1 and len(h.instances()) == 1:
+        since = 0.0
+        for _ in range(40):
+            since = h.c.controller.clock.now() - at(grown["last_scale_at"])
+            [pool] = (await h.step()).plans
+            assert pool.plan is not None and pool.plan.scaling is not None
+            if pool.plan.scaling.scaled == "down":
                 break
+            assert since < 30 + 1, since  # whole seconds in status
+        assert 30 <= since < 120, since
+        await h.converge()
         assert len(h.instances()) == 1
         shrunk = await status(h)
         assert shrunk["last_scale_direction"] == "down"
-        assert shrunk["last_scale_at"] >= last["last_scale_at"]
+        assert shrunk["last_scale_at"] >= grown["last_scale_at"]
 
 
 async def test_a_job_that_cannot_be_placed_grows_the_pool_in_one_pass() -> None:
@@ -118,7 +130,9 @@ async def test_a_restart_does_not_reset_the_cooldown() -> None:
     from reconciler.render import render_cloud_init
 
     async with harness() as h:
-        await h.put_pool("web", {"min": "1", "max": "6", "policy": MEMORY_POLICY})
+        # A scale-up's cooldown longer than the members take to boot.
+        policy = MEMORY_POLICY.replace("cooldown_on_scale_up: 30s", "cooldown_on_scale_up: 5m")
+        await h.put_pool("web", {"min": "1", "max": "6", "policy": policy})
         await h.converge()
         h.sim.nomad_state.run_job("cache", count=4, cpu_mhz=100, memory_mb=400)
         await h.converge()
@@ -133,8 +147,13 @@ async def test_a_restart_does_not_reset_the_cooldown() -> None:
             old.clock,
             status=old.status,
         )
+        scaled_at = at((await status(h))["last_scale_at"])
+        now = h.c.controller.clock.now()
         report = await h.step()
         [pool] = report.plans
         scaling = pool.plan.scaling  # type: ignore[union-attr]
-        assert scaling is not None and scaling.count == 2
-        assert 0 < scaling.cooldown_remaining <= 120 and "held by cooldown" in scaling.reason
+        assert scaling is not None and scaling.count == 2 and scaling.scaled is None
+        # Counted from the scale-up the status recorded, not from the restart.
+        assert now > scaled_at and scaling.cooldown_until == scaled_at + 300
+        assert scaling.cooldown_remaining == scaled_at + 300 - now
+        assert "in cooldown_on_scale_up (300s) after the scale-up to 2" in scaling.reason
