@@ -17,12 +17,12 @@ import yaml
 
 from reconciler import client_certs
 from reconciler.clock import Clock, SystemClock
-from reconciler.controller import Controller, PassReport, PoolPlan
+from reconciler.controller import SHUTDOWN_GRACE, Controller, PassReport, PoolPlan
 from reconciler.diff import invalid_to_json, plan_to_json, render_text, use_colour
 from reconciler.errors import ConfigError
-from reconciler.execute import Executor, ExecutorLimits
+from reconciler.execute import ActionResult, Executor, ExecutorLimits
 from reconciler.leadership import LeaderElector
-from reconciler.logs import redact, redact_pem
+from reconciler.logs import redact, redact_pem, scrub
 from reconciler.multipass.client import MultipassClient
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
@@ -85,7 +85,7 @@ def print_plans(plans: list[PoolPlan], output: str, stream: Any = None) -> None:
     stream = stream or sys.stdout
     if output == "json":
         docs = [
-            invalid_to_json(pp.pool, pp.variable.path, pp.variable.index, pp.problems)
+            invalid_to_json(pp.pool, pp.variable.path, pp.variable.index, _problems(pp))
             if pp.plan is None or pp.spec is None
             else plan_to_json(pp.plan, pp.spec, pp.variable.path)
             for pp in plans
@@ -99,8 +99,9 @@ def print_plans(plans: list[PoolPlan], output: str, stream: Any = None) -> None:
     for pp in plans:
         if pp.plan is None or pp.spec is None:
             stream.write(f"Pool {pp.pool}  ({pp.variable.path} @ index {pp.variable.index})\n")
-            stream.write("  invalid spec, no action planned:\n")
-            for problem in pp.problems:
+            what = "planning failed" if pp.error is not None else "invalid spec"
+            stream.write(f"  {what}, no action planned:\n")
+            for problem in _problems(pp):
                 stream.write(f"    - {problem}\n")
             stream.write("\n")
             continue
@@ -108,11 +109,18 @@ def print_plans(plans: list[PoolPlan], output: str, stream: Any = None) -> None:
         stream.write("\n")
 
 
+def _problems(pp: PoolPlan) -> list[str]:
+    """Why a pool has no plan: its spec's problems, or the error its planning raised."""
+    if pp.error is not None:
+        return [scrub(f"planning failed: {pp.error}")]
+    return list(pp.problems)
+
+
 async def plan_command(args: argparse.Namespace) -> int:
     async with connect(settings_from_args(args), write_status=False) as c:
         plans, _ = await c.controller.plan_all(args.pool)
     print_plans(plans, args.output)
-    if any(pp.problems for pp in plans):
+    if any(pp.problems or pp.error for pp in plans):
         return EXIT_ERROR
     return EXIT_CHANGES if any(pp.plan and pp.plan.has_changes for pp in plans) else EXIT_OK
 
@@ -130,16 +138,26 @@ async def apply_command(args: argparse.Namespace) -> int:
             report = await c.controller.reconcile_once(args.pool)
     print_plans(report.plans, "text")
     for r in report.results:
-        mark = "ok" if r.ok else f"FAILED: {r.error}"
+        mark = _outcome(r)
         print(f"  {r.action.kind.value:<10} {r.action.instance}: {mark} ({r.duration:.1f}s)")
     if report.error:
-        print(f"error: {report.error}", file=sys.stderr)
+        # An exception's text can quote a request: never let a secret reach the terminal.
+        print(f"error: {scrub(report.error)}", file=sys.stderr)
         return EXIT_ERROR
-    failed = any(pp.problems for pp in report.plans) or any(not r.ok for r in report.results)
+    failed = any(pp.problems or pp.error for pp in report.plans)
+    failed = failed or any(not r.ok for r in report.results)
     if args.wait and not report.converged:
         print("error: not converged before --timeout", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _outcome(r: ActionResult) -> str:
+    if r.in_progress:
+        return "in progress (the daemon is still launching it)"
+    if r.ok:
+        return "ok"
+    return f"FAILED: {scrub(r.error or 'unknown error')}"
 
 
 async def _refuse_beside_a_leader(nomad: NomadClient, path: str) -> None:
@@ -200,6 +218,9 @@ async def run_command(args: argparse.Namespace) -> int:
         c = await stack.enter_async_context(
             connect(settings, clock=clock, limits=limits, metrics=metrics)
         )
+        # Calls in flight get this long after SIGTERM; with the lock release it must
+        # fit in the job's kill_timeout. (No CLI flag sets it yet: the default.)
+        c.controller.shutdown_grace = getattr(args, "shutdown_grace", None) or SHUTDOWN_GRACE
         if listen is not None:
             await stack.enter_async_context(HealthServer(metrics, *listen))
         if args.no_leader_election:
@@ -219,14 +240,26 @@ async def run_command(args: argparse.Namespace) -> int:
             lock_delay=args.leader_ttl,
             on_change=leadership_changed,
         )
-        c.controller.fence = elector.is_leader
-        campaign = asyncio.create_task(elector.run(stop))
-        try:
-            await c.controller.run(stop)
-        finally:
-            stop.set()
-            await campaign  # releases the lock: a standby takes over at once
+        await lead(c.controller, elector, stop)
     return EXIT_OK
+
+
+async def lead(controller: Controller, elector: LeaderElector, stop: asyncio.Event) -> None:
+    """Campaign and reconcile until ``stop``; the lock goes only once the controller stopped.
+
+    The elector has its own stop, set once ``controller.run`` returned, i.e. once
+    no call of ours is in flight (or ``shutdown_grace`` ran out and they were
+    cancelled). Until then it keeps renewing, so a standby cannot take over while
+    this replica still acts.
+    """
+    controller.fence = elector.is_leader
+    resign = asyncio.Event()
+    campaign = asyncio.create_task(elector.run(resign))
+    try:
+        await controller.run(stop)
+    finally:
+        resign.set()
+        await campaign  # releases the lock: a standby takes over at once
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:

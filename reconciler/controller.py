@@ -7,8 +7,17 @@ action finishing; it always re-observes before planning and never trusts its
 memory of what it did over what the world says.
 
 Failures are contained: a pool whose spec is invalid plans nothing but the
-others go on; a failed read plans nothing at all this pass (a failed instance
-list is not "zero instances"); errors back off exponentially per pool.
+others go on; a pool whose planning raises anything unexpected (a bug) plans
+nothing, records the error in its status and is backed off, and the others go
+on; a failed read plans nothing at all this pass (a failed instance list is not
+"zero instances"); errors back off exponentially per pool, and the loop wakes
+when the earliest backoff ends.
+
+Leadership and shutdown: no action is started, and the executor sends no call
+(nor retry), unless ``fence`` holds; when it stops holding, the actions under
+way are cancelled. On ``stop`` the loop starts nothing more, abandons queued
+actions and retries, and waits at most ``shutdown_grace`` seconds for calls
+already sent; only after ``run`` returns may the caller release the lock.
 """
 
 from __future__ import annotations
@@ -20,13 +29,15 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.clock import Clock
 from reconciler.errors import ReconcilerError
 from reconciler.execute import ActionResult, Executor
+from reconciler.logs import scrub
 from reconciler.model import Observed
 from reconciler.observe import Observer
-from reconciler.plan import ActionKind, Plan, plan
+from reconciler.plan import Action, ActionKind, Plan, plan
 from reconciler.pools import PoolSource, PoolVariable, status_path
 from reconciler.scaling.decide import LastScale
 from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
@@ -36,6 +47,9 @@ from reconciler.telemetry import Metrics
 log = logging.getLogger(__name__)
 
 VERIFY_ROUNDS = 3  # plan, read the chosen victims, plan again: rarely needs a third
+# Below the job's kill_timeout (30 s, manifests/multipass-reconciler.nomad.hcl), leaving
+# room for the lock release (leadership.RELEASE_WAIT) before Nomad kills the task.
+SHUTDOWN_GRACE = 20.0
 DISRUPTIVE = (ActionKind.DRAIN, ActionKind.DELETE)
 
 
@@ -71,7 +85,8 @@ class PoolPlan:
     variable: PoolVariable
     spec: PoolSpec | None
     plan: Plan | None
-    problems: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # the spec is invalid: what is wrong with it
+    error: str | None = None  # planning failed unexpectedly (a bug): the pool is backed off
 
     @property
     def pool(self) -> str:
@@ -108,7 +123,17 @@ class PassReport:
 @dataclass
 class _Backoff:
     failures: int = 0
-    not_before: float = 0.0
+    not_before: float = 0.0  # on clock.monotonic()
+
+
+@dataclass
+class _Crash:
+    """A pool whose planning raised: not planned again before ``not_before`` unless edited."""
+
+    error: str
+    index: int  # the pool variable's index that crashed; an edit is tried at once
+    failures: int = 0
+    not_before: float = 0.0  # on clock.monotonic()
 
 
 class Controller:
@@ -126,6 +151,7 @@ class Controller:
         write_status: bool = True,
         metrics: Metrics | None = None,
         fence: Callable[[], bool] | None = None,
+        shutdown_grace: float = SHUTDOWN_GRACE,
     ) -> None:
         self.pools = pools
         self.observer = observer
@@ -135,15 +161,28 @@ class Controller:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._backoff: dict[str, _Backoff] = {}
+        self._crashes: dict[str, _Crash] = {}
+        self.shutdown_grace = shutdown_grace
+        self._stop: asyncio.Event | None = None  # run()'s stop: no action starts once set
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[ActionResult]] = set()
         self.on_pass: Callable[[PassReport], None] | None = None
         self.status = status  # read for cooldowns always; written after passes if write_status
         self.write_status = write_status
         self.metrics = metrics
-        self.fence = fence  # leader election's is_leader; None: always act
+        self.fence = fence
         self._last_results: dict[str, list[ActionResult]] = {}  # finished since the last status
         self._last_plans: list[PoolPlan] = []  # for the resync period of autoscaled pools
+
+    @property
+    def fence(self) -> Callable[[], bool] | None:
+        """Leader election's is_leader; None: always act. The executor asks it too."""
+        return self._fence
+
+    @fence.setter
+    def fence(self, fence: Callable[[], bool] | None) -> None:
+        self._fence = fence
+        self.executor.fence = fence  # checked again before every call it sends
 
     # ------------------------------------------------------------ one pass
 
@@ -153,15 +192,19 @@ class Controller:
         Raises a ReconcilerError when a read fails: no partial view is ever planned on.
         """
         variables = await self.pools.load(only)
+        # Taken before observing: an action that ends while the world is read may
+        # not show in what was read, and must still count as under way, or it
+        # would be planned a second time.
+        inflight = frozenset(self.executor.inflight)
         observed, scaled = await asyncio.gather(
             self.observer.observe(), self._last_scales(variables)
         )
         now = self.clock.now()
-        inflight = frozenset(self.executor.inflight)
 
         def plan_each() -> list[PoolPlan]:
             return [
-                self._plan_one(v, observed, now, inflight, scaled.get(v.pool)) for v in variables
+                self._held_back(v) or self._plan_one(v, observed, now, inflight, scaled.get(v.pool))
+                for v in variables
             ]
 
         plans = plan_each()
@@ -201,9 +244,46 @@ class Controller:
     ) -> PoolPlan:
         try:
             spec = parse_pool_spec(variable.pool, variable.items, variable.index)
+            return PoolPlan(variable, spec, plan(spec, observed, now, inflight, last_scale))
         except SpecError as exc:
             return PoolPlan(variable, None, None, tuple(exc.problems))
-        return PoolPlan(variable, spec, plan(spec, observed, now, inflight, last_scale))
+        except Exception as exc:  # a bug in one pool's planning must not stop the others
+            log.debug("pool %s: planning raised", variable.pool, exc_info=True)
+            # Scrubbed: the error goes to the status variable, which outlives any log.
+            return PoolPlan(variable, None, None, error=scrub(f"{type(exc).__name__}: {exc}"))
+
+    def _held_back(self, variable: PoolVariable) -> PoolPlan | None:
+        """The pool's last crash while it is backed off and unedited; None: plan it."""
+        crash = self._crashes.get(variable.pool)
+        if crash is None or crash.index != variable.index:
+            return None
+        if self.clock.monotonic() >= crash.not_before:
+            return None
+        return PoolPlan(variable, None, None, error=crash.error)
+
+    def _note_crashes(self, plans: Iterable[PoolPlan]) -> None:
+        """Back off pools whose planning crashed this pass; forget those that planned."""
+        mono = self.clock.monotonic()
+        for pp in plans:
+            crash = self._crashes.get(pp.pool)
+            if pp.error is None:
+                self._crashes.pop(pp.pool, None)
+                continue
+            if crash is not None and crash.index == pp.variable.index and mono < crash.not_before:
+                continue  # held back (_held_back): not planned, so not a new failure
+            failures = crash.failures + 1 if crash is not None else 1
+            delay = self._delay(failures)
+            self._crashes[pp.pool] = _Crash(pp.error, pp.variable.index, failures, mono + delay)
+            log.error(
+                "pool %s: planning failed, retried in %.0fs (or when its spec changes): %s",
+                pp.pool,
+                delay,
+                pp.error,
+                extra={"pool": pp.pool, "outcome": "error", "error": pp.error},
+            )
+
+    def _delay(self, failures: int) -> float:
+        return min(self.backoff_max, self.backoff_base * 2 ** min(failures - 1, 30))
 
     async def reconcile_once(
         self, only: str | None = None, *, wait_actions: bool = True
@@ -220,6 +300,7 @@ class Controller:
         try:
             report.plans, _ = await self.plan_all(only)
             self._last_plans = report.plans
+            self._note_crashes(report.plans)
         except ReconcilerError as exc:
             report.error = str(exc)
             log.warning("pass skipped: %s", exc)
@@ -235,34 +316,48 @@ class Controller:
                     pp.pool, plan_.counts if plan_ else None, plan_.desired if plan_ else None
                 )
         report.standby = not self._leading()
-        now = self.clock.now()
-        work: list[asyncio.Task[ActionResult]] = []
-        for pp in report.plans:
-            if pp.problems:
-                log.error("pool %s: invalid spec: %s", pp.pool, "; ".join(pp.problems))
-                continue
-            assert pp.spec is not None and pp.plan is not None
-            backoff = self._backoff.get(pp.pool)
-            if backoff and now < backoff.not_before and not wait_actions:
-                continue
-            for action in pp.plan.actions:
-                if not self._leading():  # checked per action: a lease can end mid-pass
-                    report.standby = True
-                    break
-                task = asyncio.create_task(self.executor.run_action(pp.spec, action))
-                task.add_done_callback(self._action_done(pp.pool))
-                self._tasks.add(task)
-                work.append(task)
+        work = self._start_actions(report, wait_actions)
         if wait_actions and work:
-            report.results = list(await asyncio.gather(*work))
+            report.results = await _results(work)
         if not report.standby:
             await self._write_status(report)
         if self.on_pass:
             self.on_pass(report)
         return report
 
+    def _start_actions(
+        self, report: PassReport, wait_actions: bool
+    ) -> list[tuple[Action, asyncio.Task[ActionResult]]]:
+        """Start the planned actions of every pool that is neither invalid nor backed off."""
+        mono = self.clock.monotonic()
+        work: list[tuple[Action, asyncio.Task[ActionResult]]] = []
+        for pp in report.plans:
+            if pp.problems:
+                log.error("pool %s: invalid spec: %s", pp.pool, "; ".join(pp.problems))
+                continue
+            if pp.error is not None:
+                continue  # logged by _note_crashes when it happened
+            assert pp.spec is not None and pp.plan is not None
+            backoff = self._backoff.get(pp.pool)
+            if backoff and mono < backoff.not_before and not wait_actions:
+                continue
+            for action in pp.plan.actions:
+                if self._stopping():  # checked per action: SIGTERM can come mid-pass
+                    return work
+                if not self._leading():  # likewise: a lease can end mid-pass
+                    report.standby = True
+                    return work
+                task = asyncio.create_task(self.executor.run_action(pp.spec, action))
+                task.add_done_callback(self._action_done(pp.pool))
+                self._tasks.add(task)
+                work.append((action, task))
+        return work
+
     def _leading(self) -> bool:
         return self.fence is None or self.fence()
+
+    def _stopping(self) -> bool:
+        return (self._stop is not None and self._stop.is_set()) or self.executor.stopping
 
     def wake(self) -> None:
         """Run a pass now (leadership gained, say)."""
@@ -274,6 +369,9 @@ class Controller:
         now = self.clock.now()
         for pp in report.plans:
             results = self._last_results.pop(pp.pool, [])
+            if pp.error is not None:
+                await self._write_crash(pp)
+                continue
 
             def build(
                 previous: Mapping[str, str],
@@ -287,24 +385,40 @@ class Controller:
             except ReconcilerError as exc:
                 log.warning("pool %s: status not written: %s", pp.pool, exc)
 
+    async def _write_crash(self, pp: PoolPlan) -> None:
+        """Record a crashed planning as the pool's last error; the rest of its status stays."""
+        assert self.status is not None
+        error = f"planning failed: {pp.error}"
+
+        def build(previous: Mapping[str, str]) -> dict[str, str]:
+            return {**previous, "spec_index": str(pp.variable.index), "last_error": error}
+
+        try:
+            await self.status.write(status_path(self.pools.prefix, pp.pool), build)
+        except ReconcilerError as exc:
+            log.warning("pool %s: status not written: %s", pp.pool, exc)
+
     def _action_done(self, pool: str) -> Callable[[asyncio.Task[ActionResult]], None]:
         def done(task: asyncio.Task[ActionResult]) -> None:
             self._tasks.discard(task)
             if task.cancelled():
                 return
             result = task.result()
+            self._wake.set()  # an action finished: look at the world again
+            if result.abandoned:
+                return  # never sent (lease gone, or stopping): no verdict on the pool
             self._last_results.setdefault(pool, []).append(result)
             if self.metrics:
                 self.metrics.action_done(pool, result.action.kind.value, result.ok, result.duration)
+            if result.in_progress:
+                return  # our own launch still under way: neither a success nor a failure
             backoff = self._backoff.setdefault(pool, _Backoff())
             if result.ok:
                 backoff.failures = 0
                 backoff.not_before = 0.0
             else:
                 backoff.failures += 1
-                delay = min(self.backoff_max, self.backoff_base * 2 ** (backoff.failures - 1))
-                backoff.not_before = self.clock.now() + delay
-            self._wake.set()  # an action finished: look at the world again
+                backoff.not_before = self.clock.monotonic() + self._delay(backoff.failures)
 
         return done
 
@@ -330,7 +444,12 @@ class Controller:
     # ------------------------------------------------------------ the loop
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reconcile until ``stop`` is set; then let in-flight actions finish."""
+        """Reconcile until ``stop`` is set; then wind the actions down (see ``_wind_down``).
+
+        Returns only once no call of ours is in flight (or ``shutdown_grace`` ran
+        out and they were cancelled): the caller may release the lock after it.
+        """
+        self._stop = stop
         watchers = [
             asyncio.create_task(self._watch(self.pools.wait_for_change, "pool variables")),
             asyncio.create_task(self._watch(self.observer.wait_for_node_change, "nodes")),
@@ -339,11 +458,10 @@ class Controller:
         stopper = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
-                await self.reconcile_once(wait_actions=False)
-                waker = asyncio.create_task(self._wake.wait())
-                await asyncio.wait({waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                waker.cancel()
-                self._wake.clear()
+                await self._pass_in_loop()
+                await self._wait_for_wake(stopper)
+                if not self._leading():
+                    self._cancel_actions("this replica no longer leads")
         finally:
             for w in watchers:
                 w.cancel()
@@ -351,8 +469,71 @@ class Controller:
             for w in watchers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await w
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._wind_down()
+
+    async def _pass_in_loop(self) -> None:
+        """One pass of ``run``; whatever it raises is logged, and the loop goes on."""
+        try:
+            await self.reconcile_once(wait_actions=False)
+        except Exception:  # a bug outside any one pool: the next wake tries again
+            log.exception("reconciliation pass failed")
+
+    async def _wait_for_wake(self, stopper: asyncio.Task[bool]) -> None:
+        """Until a watch, the resync timer, an action, the end of a backoff or ``stop``."""
+        waker = asyncio.create_task(self._wake.wait())
+        waiting: set[asyncio.Future[Any]] = {waker, stopper}
+        backoff_ends = self._next_backoff_end()
+        timer = None
+        if backoff_ends is not None:
+            timer = asyncio.create_task(self.clock.sleep(backoff_ends))
+            waiting.add(timer)
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        waker.cancel()
+        if timer is not None:
+            timer.cancel()
+        self._wake.clear()
+
+    def _next_backoff_end(self) -> float | None:
+        """Seconds until the earliest backoff (of actions or of a crash) ends; None: none."""
+        mono = self.clock.monotonic()
+        ends = [b.not_before for b in self._backoff.values()]
+        ends += [c.not_before for c in self._crashes.values()]
+        future = [t - mono for t in ends if t > mono]
+        return min(future) if future else None
+
+    def _cancel_actions(self, why: str) -> None:
+        if self._tasks:
+            log.warning("cancelling %d actions under way: %s", len(self._tasks), why)
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _wind_down(self) -> None:
+        """Stop: nothing new is sent; calls in flight get ``shutdown_grace`` seconds.
+
+        Queued actions and pending retries end at once (the executor refuses
+        them); what is still running when the grace ends is cancelled, so the
+        lock can be released before the job's kill_timeout.
+        """
+        self.executor.stop()
+        running = set(self._tasks)
+        if not running:
+            return
+        log.info("shutdown: waiting up to %gs for %d actions", self.shutdown_grace, len(running))
+        grace = asyncio.create_task(self.clock.sleep(self.shutdown_grace))
+        finished = asyncio.create_task(asyncio.wait(running))
+        await asyncio.wait({grace, finished}, return_when=asyncio.FIRST_COMPLETED)
+        grace.cancel()
+        finished.cancel()
+        left = [t for t in running if not t.done()]
+        if left:
+            log.warning(
+                "shutdown: %d actions still running after %gs, cancelled",
+                len(left),
+                self.shutdown_grace,
+            )
+            for task in left:
+                task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     async def _watch(self, wait_for_change: Callable[[], object], what: str) -> None:
         failures = 0
@@ -386,3 +567,16 @@ class Controller:
             if pp.spec is not None and pp.spec.policy is not None
         ]
         return min([self.resync, *intervals])
+
+
+async def _results(
+    work: list[tuple[Action, asyncio.Task[ActionResult]]],
+) -> list[ActionResult]:
+    """Each started action's result; one cancelled (lease lost, shutdown) counts as abandoned."""
+    await asyncio.gather(*(task for _, task in work), return_exceptions=True)
+    return [
+        task.result()
+        if not task.cancelled()
+        else ActionResult(action, ok=False, duration=0.0, error="cancelled", abandoned=True)
+        for action, task in work
+    ]

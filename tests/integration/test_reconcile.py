@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from reconciler import ownership
 from reconciler.sim.faults import Fault
 from tests.integration.sim_harness import harness
@@ -165,3 +167,68 @@ async def test_the_pool_watch_ignores_writes_outside_the_pools() -> None:
         assert not waiter.done()
         await h.put_pool("web", {"min": "1", "max": "1"})
         await asyncio.wait_for(waiter, 5)
+
+
+async def test_one_pool_whose_planning_crashes_is_backed_off_and_the_others_go_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reconciler import controller as controller_module
+    from reconciler.pools import DEFAULT_PREFIX, status_path
+
+    real_plan = controller_module.plan
+    planned: list[str] = []
+
+    def plan_with_a_bug(spec, *args, **kwargs):  # type: ignore[no-untyped-def]
+        planned.append(spec.pool)
+        if spec.pool == "bad":
+            raise ZeroDivisionError("division by zero")
+        return real_plan(spec, *args, **kwargs)
+
+    monkeypatch.setattr(controller_module, "plan", plan_with_a_bug)
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.put_pool("bad", {"min": "1", "max": "1"})
+        # Before containment: ZeroDivisionError out of the pass, and out of `run`.
+        report = await h.c.controller.reconcile_once(wait_actions=False)
+        bad = next(p for p in report.plans if p.pool == "bad")
+        assert bad.plan is None and bad.error == "ZeroDivisionError: division by zero"
+        web = next(p for p in report.plans if p.pool == "web")
+        assert web.plan is not None and web.plan.actions
+        status = await h.c.nomad.get_var(status_path(DEFAULT_PREFIX, "bad"))
+        assert status.items["last_error"] == "planning failed: ZeroDivisionError: division by zero"
+
+        # Backed off: the next pass (no time passed) does not plan it again...
+        planned.clear()
+        await h.c.controller.reconcile_once(wait_actions=False)
+        assert "bad" not in planned and "web" in planned
+        # ...but an edit of its spec is tried at once.
+        await h.put_pool("bad", {"min": "1", "max": "2"})
+        planned.clear()
+        await h.c.controller.reconcile_once(wait_actions=False)
+        assert "bad" in planned
+
+        await h.converge()  # the healthy pool converges beside the broken one
+        assert len(h.ready_nodes("web")) == 1
+        assert h.instances("bad") == []
+
+
+async def test_an_action_ending_while_the_world_is_read_is_not_planned_again() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        controller = h.c.controller
+        plans, _ = await controller.plan_all()
+        [launch] = plans[0].plan.actions  # type: ignore[union-attr]
+        # The launch is under way; it ends (and leaves the in-flight set) while the
+        # world is being read, after the instance list was taken without it.
+        controller.executor.inflight.add(launch.key)
+        real_observe = controller.observer.observe
+
+        async def observe_then_finish():  # type: ignore[no-untyped-def]
+            observed = await real_observe()
+            controller.executor.inflight.discard(launch.key)
+            return observed
+
+        controller.observer.observe = observe_then_finish  # type: ignore[method-assign]
+        plans, _ = await controller.plan_all()
+        assert plans[0].plan is not None
+        assert launch not in plans[0].plan.actions  # not a second launch of the same name
