@@ -3,10 +3,13 @@
 # Two replicas: the one holding the lock on the variable
 # nomad/jobs/multipass-reconciler/leader acts, the other observes and takes over
 # within the lock's TTL + lock delay if the leader dies (at once if it stops
-# cleanly). The job's name matters: Nomad gives a job's tasks read access to the
-# variables under nomad/jobs/<job name>, where the pool specs live. The rest it
-# needs (status and leader writes, node drains) comes from
-# multipass-reconciler.policy.hcl, attached to this job (see docs/operations.md).
+# cleanly). The job's name matters: Nomad lets a job's tasks read exactly the
+# variables nomad/jobs/<job>, nomad/jobs/<job>/<group> and .../<group>/<task>,
+# so the credentials in nomad/jobs/multipass-reconciler reach the templates below
+# without a policy. Nothing under those paths is covered (pools/*, status/*,
+# leader): reading the pool specs, writing status and the leader lock, and node
+# drains all come from multipass-reconciler.policy.hcl, attached to this job
+# (see docs/operations.md).
 #
 #   docker build -f manifests/Containerfile -t registry.lan/multipass-reconciler:0.1 .
 #   nomad job run -var image=registry.lan/multipass-reconciler:0.1 \
@@ -115,11 +118,25 @@ job "multipass-reconciler" {
 
       # The multipassd credentials from the job's own variable (`reconciler secrets
       # import | nomad var put -in json nomad/jobs/multipass-reconciler -`), as files
-      # in the secrets directory, which only this task can read.
+      # in the secrets directory. The image runs as 65534:65534 (manifests/Containerfile):
+      # the files are that user's, mode 0600, or the task could not read them (Nomad
+      # writes templates as the agent's user otherwise; uid/gid need a Linux client
+      # running as root, and no user namespace remapping in Docker).
+      #
+      # Items: client_cert, client_key and multipass_address are required (there is no
+      # multipassd socket inside the container); server_cert is optional but without it
+      # the reconciler refuses to start unless MULTIPASS_SKIP_VERIFY=true; passphrase is
+      # optional (only needed while the daemon has not yet trusted the certificate).
+      # A missing item renders as "", so the env file below names a file or sets a
+      # variable only when its item is there (`.item.Value`: the item itself is a struct,
+      # and a struct is always true to `if`); without client_cert and client_key the
+      # reconciler reads the variable itself and names the missing item.
       template {
         destination = "${NOMAD_SECRETS_DIR}/multipass_cert.pem"
         change_mode = "restart"
         perms       = "0600"
+        uid         = 65534
+        gid         = 65534
         data        = "{{ with nomadVar \"nomad/jobs/multipass-reconciler\" }}{{ .client_cert }}{{ end }}"
       }
 
@@ -127,6 +144,8 @@ job "multipass-reconciler" {
         destination = "${NOMAD_SECRETS_DIR}/multipass_cert_key.pem"
         change_mode = "restart"
         perms       = "0600"
+        uid         = 65534
+        gid         = 65534
         data        = "{{ with nomadVar \"nomad/jobs/multipass-reconciler\" }}{{ .client_key }}{{ end }}"
       }
 
@@ -134,21 +153,30 @@ job "multipass-reconciler" {
         destination = "${NOMAD_SECRETS_DIR}/multipassd_cert.pem"
         change_mode = "restart"
         perms       = "0600"
+        uid         = 65534
+        gid         = 65534
         data        = "{{ with nomadVar \"nomad/jobs/multipass-reconciler\" }}{{ .server_cert }}{{ end }}"
       }
 
+      # toJSON: a passphrase may hold quotes, backslashes, '#' or spaces, which the env
+      # file parser would otherwise cut or reject; it reads JSON strings back unchanged.
       template {
         destination = "${NOMAD_SECRETS_DIR}/multipass.env"
         env         = true
         change_mode = "restart"
+        perms       = "0600"
+        uid         = 65534
+        gid         = 65534
         data        = <<-EOT
           {{ with nomadVar "nomad/jobs/multipass-reconciler" -}}
-          MULTIPASS_SERVER_ADDRESS={{ .multipass_address }}
-          MULTIPASS_PASSPHRASE={{ .passphrase }}
-          {{- end }}
+          {{ with .multipass_address.Value }}MULTIPASS_SERVER_ADDRESS={{ . | toJSON }}{{ end }}
+          {{ with .passphrase.Value }}MULTIPASS_PASSPHRASE={{ . | toJSON }}{{ end }}
+          {{ if and .client_cert.Value .client_key.Value -}}
           MULTIPASS_CLIENT_CERT={{ env "NOMAD_SECRETS_DIR" }}/multipass_cert.pem
           MULTIPASS_CLIENT_KEY={{ env "NOMAD_SECRETS_DIR" }}/multipass_cert_key.pem
-          MULTIPASS_SERVER_CERT={{ env "NOMAD_SECRETS_DIR" }}/multipassd_cert.pem
+          {{ end -}}
+          {{ with .server_cert.Value }}MULTIPASS_SERVER_CERT={{ env "NOMAD_SECRETS_DIR" }}/multipassd_cert.pem{{ end }}
+          {{- end }}
         EOT
       }
 

@@ -1,26 +1,33 @@
-# What multipass-reconciler needs, and nothing more. Attach it to the job, so the
+# What `reconciler run` needs, and nothing more. Attach it to the job, so the
 # workload identity of its tasks carries it:
 #
 #   nomad acl policy apply -namespace default -job multipass-reconciler \
 #     -description "multipass-reconciler" multipass-reconciler \
 #     manifests/multipass-reconciler.policy.hcl
+#
+# tests/unit/test_manifests.py runs a pool's whole life with only this policy and
+# shows each grant necessary by removing it. The CLI (`status` lists status/*,
+# `apply` reads the leader lock) needs more: multipass-reconciler-operator.policy.hcl.
 
 namespace "default" {
   variables {
-    # Connection secrets and pool specs: read only. Specs are people's to write.
+    # Connection secrets: read only. The job's identity can read this exact path
+    # anyway; the grant lets the same policy serve a token outside the job.
     path "nomad/jobs/multipass-reconciler" {
       capabilities = ["read"]
     }
+    # Pool specs: listed and read, never written. Specs are people's to write.
     path "nomad/jobs/multipass-reconciler/pools/*" {
       capabilities = ["read", "list"]
     }
-    # What each pass saw and did.
+    # What each pass saw and did: read back (cooldowns, CAS) and written.
     path "nomad/jobs/multipass-reconciler/status/*" {
-      capabilities = ["read", "list", "write"]
-    }
-    # Leader election: lock acquire, renew and release are writes.
-    path "nomad/jobs/multipass-reconciler/leader" {
       capabilities = ["read", "write"]
+    }
+    # Leader election: lock acquire, renew and release are writes. A lock another
+    # replica holds answers 409 without read, which is all the standby needs.
+    path "nomad/jobs/multipass-reconciler/leader" {
+      capabilities = ["write"]
     }
   }
 

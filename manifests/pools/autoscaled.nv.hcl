@@ -23,5 +23,5 @@ items {
         strategy: {name: target-value, target: 80}
       - name: unplaced
         metric: blocked_evaluations
-  EOT
+    EOT
 }

@@ -48,5 +48,5 @@ items {
       - systemctl daemon-reload
       - systemctl enable --now docker
       - systemctl enable --now nomad
-  EOT
+    EOT
 }
