@@ -136,6 +136,11 @@ async def apply_command(args: argparse.Namespace) -> int:
             )
         else:
             report = await c.controller.reconcile_once(args.pool)
+    return print_apply_report(report, wait=args.wait)
+
+
+def print_apply_report(report: PassReport, *, wait: bool) -> int:
+    """What `apply` did, on stdout (errors on stderr); its exit code."""
     print_plans(report.plans, "text")
     for r in report.results:
         mark = _outcome(r)
@@ -146,7 +151,7 @@ async def apply_command(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     failed = any(pp.problems or pp.error for pp in report.plans)
     failed = failed or any(not r.ok for r in report.results)
-    if args.wait and not report.converged:
+    if wait and not report.converged:
         print("error: not converged before --timeout", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_ERROR if failed else EXIT_OK

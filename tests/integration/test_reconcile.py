@@ -232,3 +232,30 @@ async def test_an_action_ending_while_the_world_is_read_is_not_planned_again() -
         plans, _ = await controller.plan_all()
         assert plans[0].plan is not None
         assert launch not in plans[0].plan.actions  # not a second launch of the same name
+
+
+def test_apply_never_prints_a_secret_that_an_error_quotes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from reconciler.app import EXIT_ERROR, print_apply_report
+    from reconciler.controller import PassReport
+    from reconciler.execute import ActionResult
+    from reconciler.logs import redact
+    from reconciler.plan import Action, ActionKind
+
+    secret = "pass-phrase-4f9c2e"
+    redact(secret)  # as connect() does with the passphrase it loads
+    failed = ActionResult(
+        Action(ActionKind.LAUNCH, "web-abc-0", "below min"),
+        ok=False,
+        duration=1.0,
+        error=f"launch web-abc-0: authenticate({secret!r}) refused",
+    )
+    assert print_apply_report(PassReport(results=[failed]), wait=False) == EXIT_ERROR
+    assert print_apply_report(PassReport(error=f"GET /v1/x?token={secret}"), wait=False) == (
+        EXIT_ERROR
+    )
+    out, err = capsys.readouterr()
+    assert "FAILED: launch web-abc-0: authenticate('[redacted]') refused" in out
+    assert "error: GET /v1/x?token=[redacted]" in err
+    assert secret not in out + err
