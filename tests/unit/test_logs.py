@@ -9,13 +9,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler.logs import REDACTED, redact, redact_pem, setup_logging
+from reconciler import logs
+from reconciler.logs import REDACTED, redact, redact_pem, scrub, setup_logging
 
 KEY = (
     b"-----BEGIN PRIVATE KEY-----\n"
     b"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg7bq0mQ7tdzcbKx9L\n"
     b"-----END PRIVATE KEY-----\n"
 )
+
+
+@pytest.fixture(autouse=True)
+def own_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test registers its own secrets: a 1-character one must not outlive it."""
+    monkeypatch.setattr(logs, "_anywhere", set())
+    monkeypatch.setattr(logs, "_tokens", set())
+    monkeypatch.setattr(logs, "_pattern", None)
 
 
 @pytest.fixture
@@ -81,3 +90,57 @@ def test_secrets_are_scrubbed_from_every_line(stream: io.StringIO) -> None:
     assert token not in out and "hunter2-passphrase" not in out
     assert KEY.decode().splitlines()[1] not in out
     assert out.count(REDACTED) == 3
+
+
+# Multipass sets no minimum passphrase length, and any character may be in one.
+PASSPHRASES = ['pa"ss\\word', "pässwörd1", "ab\\", '"', "ä", "x"]
+
+
+@pytest.mark.parametrize("json_output", [True, False], ids=["json", "text"])
+@pytest.mark.parametrize("passphrase", PASSPHRASES)
+def test_no_passphrase_survives_escaping_or_shortness(
+    stream: io.StringIO, passphrase: str, json_output: bool
+) -> None:
+    redact(passphrase)
+    setup_logging("DEBUG", stream, json_output=json_output)
+    log = logging.getLogger("reconciler.test")
+    log.warning("authenticate with %s refused", passphrase)
+    log.warning("authenticate with %r refused", passphrase)  # a repr doubles backslashes
+    action_record(error=passphrase)
+    try:
+        raise RuntimeError(f"multipassd said: passphrase {passphrase!r} is not correct")
+    except RuntimeError:
+        log.exception("boom")
+    out = stream.getvalue()
+    if json_output:
+        entries = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        assert [e["message"] for e in entries[:2]] == [
+            "authenticate with [redacted] refused",
+            "authenticate with '[redacted]' refused",
+        ]
+        assert entries[2]["error"] == REDACTED
+        assert "passphrase '[redacted]' is not correct" in entries[3]["exception"]
+        text = "\n".join(
+            f"{e['message']} {e.get('error', '')} {e.get('exception', '')}" for e in entries
+        )
+    else:
+        assert "authenticate with [redacted] refused" in out
+        assert "authenticate with '[redacted]' refused" in out
+        assert f"error={REDACTED}" in out and "passphrase '[redacted]' is not correct" in out
+        text = out
+    for spelling in {passphrase, repr(passphrase)[1:-1], json.dumps(passphrase)[1:-1]}:
+        assert f" {spelling} " not in text and f"'{spelling}'" not in text
+
+
+def test_a_short_secret_is_scrubbed_as_a_whole_token_only() -> None:
+    """A 1-character passphrase must not blank out that letter in every word of every line."""
+    redact("a", "42")
+    assert scrub("a pool has a node: web-a42, a=42, passphrase 'a'") == (
+        "[redacted] pool has [redacted] node: web-a42, [redacted]=[redacted], "
+        "passphrase '[redacted]'"
+    )
+
+
+def test_a_long_secret_is_scrubbed_inside_words_too() -> None:
+    redact("hunter2-passphrase")
+    assert scrub("url?p=hunter2-passphrase&x") == "url?p=[redacted]&x"
