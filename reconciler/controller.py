@@ -50,7 +50,8 @@ VERIFY_ROUNDS = 3  # plan, read the chosen victims, plan again: rarely needs a t
 # Below the job's kill_timeout (30 s, manifests/multipass-reconciler.nomad.hcl), leaving
 # room for the lock release (leadership.RELEASE_WAIT) before Nomad kills the task.
 SHUTDOWN_GRACE = 20.0
-DISRUPTIVE = (ActionKind.DRAIN, ActionKind.DELETE)
+# Purges too: with its instance gone, a node record is ours only by what a full read shows.
+DISRUPTIVE = (ActionKind.DRAIN, ActionKind.DELETE, ActionKind.PURGE_NODE)
 
 
 def unread_targets(plans: Iterable[PoolPlan], observed: Observed) -> set[str]:

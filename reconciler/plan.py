@@ -107,6 +107,12 @@ class Plan:
     notes: tuple[str, ...] = ()
     paused: bool = False
     scaling: Decision | None = None  # the policy's decision, for pools with a policy
+    # Protected or held members that are outdated or unhealthy: never replaced, so
+    # the rollout cannot finish while they stay as they are.
+    blocked: tuple[str, ...] = ()
+    # The current-generation instance that never joined while a rollout was under
+    # way: the rollout waits for a person (see _stalled_by).
+    stalled: str | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -121,6 +127,14 @@ class _Budget:
     available: int
     total: int
     launched: int = 0
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What converging found that the plan reports besides actions."""
+
+    blocked: tuple[str, ...] = ()
+    stalled: str | None = None
 
 
 @dataclass(slots=True)
@@ -166,11 +180,12 @@ def plan(
     counts = count_phases(members)
     actions: list[Action] = []
     notes: list[str] = []
+    outcome = _Outcome()
     if spec.paused:
         notes.append("paused: the pool's `paused` item is true; no action is planned")
     else:
         actions += _finish_removals(spec, members, stale_nodes, notes)
-        actions += _converge(spec, members, desired, inflight_keys, notes)
+        actions += _converge(spec, members, desired, notes, outcome)
         # An action already running must not be issued twice; the next pass sees its effect.
         actions = [a for a in actions if a.key not in inflight_keys]
     return Plan(
@@ -185,6 +200,8 @@ def plan(
         notes=tuple(notes),
         paused=spec.paused,
         scaling=scaling,
+        blocked=outcome.blocked,
+        stalled=outcome.stalled,
     )
 
 
@@ -412,7 +429,8 @@ def _phase(
         if not drain_ours:
             return Phase.HELD, None
         deadline_at = node.drain_deadline_at
-        if deadline_at is None and node.drain_started_at is not None:
+        # Nomad reads a zero deadline as "none": never infer one from it.
+        if deadline_at is None and node.drain_started_at is not None and spec.drain_deadline > 0:
             deadline_at = node.drain_started_at + spec.drain_deadline
         past_deadline = deadline_at is not None and now >= deadline_at
         if past_deadline or not _blocking_allocs(spec, live):
@@ -484,26 +502,32 @@ def _finish_removals(
             node = m.node
             ours_drained = is_our_drain(spec, node.drain_meta) and not node.eligible
             if node.status in (NodeStatus.DOWN, NodeStatus.DISCONNECTED) or ours_drained:
-                actions.append(
-                    Action(
-                        ActionKind.PURGE_NODE,
-                        m.name,
-                        f"instance gone, node {node.status}",
-                        node_id=node.id,
-                    )
-                )
+                _purge(spec, node, f"instance gone, node {node.status}", actions, notes)
     if spec.node_purge:
         for node in stale_nodes:
             if node.status is NodeStatus.DOWN:
-                actions.append(
-                    Action(
-                        ActionKind.PURGE_NODE,
-                        node.name,
-                        "stale node record: a newer node has the same name",
-                        node_id=node.id,
-                    )
-                )
+                why = "stale node record: a newer node has the same name"
+                _purge(spec, node, why, actions, notes)
     return actions
+
+
+def _purge(
+    spec: PoolSpec, node: Node, reason: str, actions: list[Action], notes: list[str]
+) -> None:
+    """Purge a node record only on the proof a drain or delete needs: our pool meta.
+
+    With no instance left, the name is all a list entry shows, and anyone can
+    register a node under a name of our shape. A purge planned on a list entry
+    makes the controller read the node in full and plan again (purges are
+    disruptive there, held back while unread); the full read must name our pool.
+    """
+    if node.detailed and node.meta.get(ownership.META_POOL) != spec.pool:
+        notes.append(
+            f"node {node.name} ({node.id}) is not purged: its meta carries no "
+            f"{ownership.META_POOL}={spec.pool}"
+        )
+        return
+    actions.append(Action(ActionKind.PURGE_NODE, node.name, reason, node_id=node.id))
 
 
 def _delete(m: Member, reason: str) -> Action:
@@ -519,19 +543,27 @@ def _delete(m: Member, reason: str) -> Action:
 # ---------------------------------------------------------------- converge
 
 
+def max_unhealthy_for(spec: PoolSpec, size: int) -> int:
+    """How many unhealthy members a pool of ``size`` may remediate at once.
+
+    Percentages round up, unlike Cluster API's MachineHealthCheck: rounded down,
+    a 1- or 2-member pool at 40% could never replace its one failed member.
+    """
+    return spec.max_unhealthy.resolve(size, round_up=True)
+
+
 def _converge(
     spec: PoolSpec,
     members: list[Member],
     desired: int,
-    inflight: frozenset[tuple[str, str]],
     notes: list[str],
+    outcome: _Outcome,
 ) -> list[Action]:
     # One pass over the members for everything counted below (10,000 members: each
     # extra pass costs about a millisecond).
     serving: list[Member] = []
     unhealthy: list[Member] = []
-    outdated: list[Member] = []
-    available = total = 0
+    available = total = current_available = outdated_joined = 0
     for m in members:
         phase = m.phase
         if phase is Phase.NODE_ONLY:
@@ -539,35 +571,94 @@ def _converge(
         total += 1
         if phase in SERVING_PHASES:
             serving.append(m)
-            available += phase is _PHASE_READY
+            if phase is _PHASE_READY:
+                available += 1
+                current_available += not m.outdated
+            outdated_joined += m.outdated and m.node is not None
             if m.unhealthy is not None:
                 unhealthy.append(m)
-            elif m.outdated:
-                outdated.append(m)
-    remediate = True
-    limit = spec.max_unhealthy.resolve(max(len(serving), desired), round_up=True)
-    if unhealthy and len(unhealthy) > limit:
-        remediate = False
+    limit = max_unhealthy_for(spec, max(len(serving), desired))
+    short_circuited = len(unhealthy) > limit
+    if short_circuited:
         notes.append(
             f"remediation short-circuited: {len(unhealthy)} unhealthy members exceed "
             f"max_unhealthy ({limit}); fix the cause (network, template) before they are replaced"
         )
-    if unhealthy:
-        replaceable = [m for m in serving if m.outdated or (remediate and m.unhealthy is not None)]
-    else:
-        replaceable = outdated
+    stalled = _stalled_by(unhealthy, current_available, outdated_joined)
+    if stalled is not None:
+        outcome.stalled = stalled.name
+        notes.append(
+            f"rollout stalled: {stalled.name} of the current spec {stalled.unhealthy} and no "
+            "member of the current spec is ready; no outdated member is replaced until the "
+            f"spec is fixed, or {stalled.name} is deleted to retry"
+        )
+
+    replaceable: list[Member] = []
+    protected: list[str] = []
+    held: list[str] = []
+    for m in serving:
+        if m.unhealthy is None and not m.outdated:
+            continue
+        # Protected and held members are never replaced (Karpenter's do-not-disrupt):
+        # they count toward desired as they are, or a replacement would be launched
+        # only to be scaled in again, forever.
+        if m.protected:
+            protected.append(m.name)
+        elif m.phase is Phase.HELD:
+            held.append(m.name)
+        elif stalled is not None:
+            continue
+        elif short_circuited:
+            # Only a member that never joined can be removed without remediating:
+            # nothing runs there (a template fixed after it broke every VM).
+            if m.outdated and m.node is None:
+                replaceable.append(m)
+        else:
+            replaceable.append(m)
+    outcome.blocked = (*protected, *held)
+    if protected:
+        notes.append(f"protected members block replacement: {', '.join(protected)}")
+    if held:
+        notes.append(
+            "held members (drained or ineligible by someone else) block replacement: "
+            + ", ".join(held)
+        )
     surge = spec.max_surge.resolve(desired, round_up=True)
     unavailable = spec.max_unavailable.resolve(desired, round_up=False)
     if surge == 0 and unavailable == 0:
         surge = 1  # as Kubernetes: a rollout must be able to make progress
 
+    if stalled is not None:
+        return []  # launching would only build another VM that cannot join
     budget = _Budget(serving=len(serving), available=available, total=total)
     actions = _launches(spec, members, serving, replaceable, desired, surge, budget)
-    actions += _removals(spec, serving, replaceable, desired, surge, unavailable, budget, notes)
-    blocked = [m.name for m in replaceable if m.protected]
-    if blocked:
-        notes.append(f"protected members block replacement: {', '.join(blocked)}")
+    # Under the short-circuit nothing with a node is removed, not even to scale in:
+    # the cause (a network split, say) may be hiding serving members.
+    scale_in = not short_circuited
+    actions += _removals(
+        spec, serving, replaceable, desired, surge, unavailable, budget, notes, scale_in
+    )
     return actions
+
+
+def _stalled_by(
+    unhealthy: list[Member], current_available: int, outdated_joined: int
+) -> Member | None:
+    """The current-generation member that shows the new spec cannot work, if any.
+
+    As a Kubernetes Deployment whose new ReplicaSet never becomes available: while
+    outdated members that joined Nomad remain and no member of the current spec is
+    ready, one of the current spec that never joined stops the rollout. Replacing it
+    would build the same VM again, and removing outdated members would trade
+    working capacity for broken. A fresh pool, or one whose outdated members never
+    joined either (nothing known to work), remediates as usual.
+    """
+    if current_available or not outdated_joined:
+        return None
+    for m in unhealthy:
+        if not m.outdated and m.phase is Phase.PENDING:
+            return m
+    return None
 
 
 def _launches(
@@ -617,7 +708,9 @@ def _removals(
     unavailable: int,
     budget: _Budget,
     notes: list[str],
+    scale_in: bool = True,
 ) -> list[Action]:
+    """Unhealthy and outdated members within the budget, then any excess if ``scale_in``."""
     min_available = max(0, desired - unavailable)
     replaceable_names = {m.name for m in replaceable}
     unhealthy_first: list[Member] = []
@@ -635,7 +728,7 @@ def _removals(
             not_joined.append(m)
     outdated = order_for_replacement(spec.scale_in, old) if old else []
     # Scale-in never removes more than the excess, so only that many need ordering.
-    most = max(0, budget.serving - desired)
+    most = max(0, budget.serving - desired) if scale_in else 0
     excess_pool = order_for_scale_in(spec.scale_in, ready, limit=most) if most else []
 
     actions: list[Action] = []
@@ -658,13 +751,19 @@ def _removals(
         # in an earlier pass), unless the budget allows no surge at all.
         if budget.serving - budget.launched - 1 >= desired or surge == 0:
             remove(m, f"unhealthy: {m.unhealthy}")
-    for m in not_joined:
+    for m in not_joined if scale_in else ():
         if excess() > 0:
             remove(m, f"scale down: {budget.serving} members, {desired} desired (not yet joined)")
     for m in outdated:
-        if m.phase is not Phase.READY:
-            remove(m, "outdated: built from an older spec, not serving")
-        elif budget.available - 1 >= min_available and budget.serving - 1 >= min_available:
+        if m.node is None:
+            # Never joined: nothing can run there, nothing to pace.
+            remove(m, "outdated: built from an older spec, never joined")
+            continue
+        # A down or disconnected client may still run its allocations (a network
+        # split): it is paced as if it were ready, but the ready count does not
+        # include it, so the ready members without it must already meet the floor.
+        ready_left = budget.available - (m.phase is _PHASE_READY)
+        if ready_left >= min_available and budget.serving - 1 >= min_available:
             remove(m, f"outdated: template hash {m.template_hash} != {spec.template_hash}")
     for m in excess_pool:
         if excess() <= 0:
@@ -672,7 +771,7 @@ def _removals(
         if budget.available - 1 < min_available:
             break  # never shrink the ready count below desired - max_unavailable
         remove(m, f"scale down: {budget.serving} members, {desired} desired ({spec.scale_in})")
-    if budget.serving > desired and not replaceable:
+    if budget.serving > desired and not replaceable and scale_in:
         notes.append(
             f"{budget.serving - desired} more members are above desired but none can be "
             f"removed now (scale_in {spec.scale_in}, protected or held members)"

@@ -34,7 +34,10 @@ def specs(draw: st.DrawFn) -> PoolSpec:
     }
     if draw(st.booleans()):
         items["count"] = draw(st.integers(0, 8))
-    return spec("web", **items)
+    s = spec("web", **items)
+    # Set past the parser: it refuses 0 (Nomad reads 0 as "no deadline"), but the
+    # planner must not read it as "already past" either if one ever gets through.
+    return replace(s, drain_deadline=draw(st.sampled_from([0.0, 1.0, 60.0, 600.0, 3600.0])))
 
 
 @st.composite
@@ -69,6 +72,14 @@ def worlds(draw: st.DrawFn, s: PoolSpec) -> Observed:
         meta = {ownership.META_POOL: s.pool}
         if draw(st.integers(0, 6)) == 0:
             meta[ownership.META_PROTECT] = "true"
+        # Our drain's deadline as Nomad reports it, or only its start (the planner
+        # then adds the spec's drain_deadline).
+        deadline_at = started_at = None
+        if drain == "ours":
+            if draw(st.booleans()):
+                deadline_at = NOW + draw(st.integers(-100, 100))
+            else:
+                started_at = NOW - draw(st.integers(0, 4000))
         node = Node(
             id=f"n{ordinal}",
             name=name,
@@ -76,7 +87,8 @@ def worlds(draw: st.DrawFn, s: PoolSpec) -> Observed:
             eligible=drain == "none",
             draining=drain in ("ours", "theirs"),
             drain_meta=dmeta,
-            drain_deadline_at=NOW + draw(st.integers(-100, 100)) if drain == "ours" else None,
+            drain_started_at=started_at,
+            drain_deadline_at=deadline_at,
             last_drain_status="complete" if drain == "ours-done" else None,
             meta=meta,
             cpu_mhz=4000,
@@ -204,10 +216,48 @@ def test_never_deletes_a_busy_instance_before_its_drain_is_done(
             if not (s.drain_ignore_system_jobs and x.job_type == "system")
         ]
         if blocking:
-            past_deadline = node.drain_deadline_at is not None and node.drain_deadline_at <= NOW
+            deadline_at = node.drain_deadline_at
+            if deadline_at is None and node.drain_started_at is not None and s.drain_deadline:
+                deadline_at = node.drain_started_at + s.drain_deadline  # 0: no deadline
+            past_deadline = deadline_at is not None and deadline_at <= NOW
             our_drain_done = not node.draining and node.last_drain_status == "complete"
             assert (node.draining and past_deadline) or our_drain_done, f"{a}: busy node mid-drain"
             assert node.drain_meta.get(ownership.DRAIN_META_POOL) == s.pool
+
+
+@given(
+    started_ago=st.integers(0, 4000),
+    deadline=st.sampled_from([0.0, 1.0, 60.0, 600.0, 3600.0]),
+    busy=st.booleans(),
+)
+def test_a_drain_known_by_its_start_only_ends_at_the_spec_deadline(
+    started_ago: int, deadline: float, busy: bool
+) -> None:
+    """Nomad's node list may give a drain's start but no deadline: the spec's then
+    counts from the start, and a zero one (Nomad: no deadline) never ends it."""
+    s = replace(spec(min=1, max=1), drain_deadline=deadline)  # the parser refuses 0
+    keep = ownership.instance_name(s.pool, s.template_hash, 0)
+    name = ownership.instance_name(s.pool, s.template_hash, 1)
+    nodes = (
+        Node(id="n0", name=keep, status=NodeStatus.READY, meta={ownership.META_POOL: s.pool}),
+        Node(
+            id="n1",
+            name=name,
+            status=NodeStatus.READY,
+            eligible=False,
+            draining=True,
+            drain_meta=drain_meta(s, "scale down"),
+            drain_started_at=NOW - started_ago,
+            meta={ownership.META_POOL: s.pool},
+        ),
+    )
+    instances = tuple(
+        Instance(n, InstanceState.RUNNING, created_at=NOW - 9999) for n in (keep, name)
+    )
+    allocs = (Allocation("a", "n1", "job"),) if busy else ()
+    p = plan(s, Observed(instances, nodes, allocs, at=NOW), NOW)
+    deleted = any(a.kind is ActionKind.DELETE and a.instance == name for a in p.actions)
+    assert deleted == (not busy or (deadline > 0 and started_ago >= deadline))
 
 
 @given(cases())
@@ -289,8 +339,15 @@ def test_applying_plans_converges_to_an_empty_plan(case: tuple[PoolSpec, Observe
     idle = 0
     for _ in range(40):
         p = plan(s, w, now)
+        if p.stalled is not None:
+            # What the stall note asks of a person: delete the instance to retry (a
+            # relaunch joins in this model world).
+            assert any(f"rollout stalled: {p.stalled}" in n for n in p.notes)
+            assert p.actions == () or all(a.kind is ActionKind.DELETE for a in p.actions)
+            kept = tuple(i for i in w.instances if i.name != p.stalled)
+            w = replace(w, instances=kept)
         # An empty plan may only be waiting (a VM still joining): let time pass once more.
-        idle = idle + 1 if not p.actions else 0
+        idle = idle + 1 if not p.actions and p.stalled is None else 0
         if idle == 2:
             break
         w = _apply(s, w, p, now)
@@ -371,11 +428,20 @@ def test_a_rollout_stays_within_surge_and_unavailable_and_finishes(
         assert len(serving) >= floor, (len(serving), floor)
         if not p.actions and p.counts["pending"] == 0 and p.counts["draining"] == 0:
             break
+    else:
+        raise AssertionError(f"the rollout never settled; last plan {p.actions}")
+    # Settled for good: protected members count toward desired as they are, so no
+    # replacement is launched for them only to be scaled in again.
+    for _ in range(3):
+        now += 60
+        assert plan(s, w, now).actions == ()
     kept = {ownership.instance_name(s.pool, OLD_HASH, i) for i in protected if i < desired}
     old = {i.name for i in w.instances if OLD_HASH in i.name}
     assert old == kept  # every unprotected old member was replaced, protected ones kept
+    assert len([i for i in w.instances if i.name.startswith("web-")]) == desired
     if kept:
         assert any("protected members block replacement" in n for n in p.notes)
+        assert set(p.blocked) == kept
 
 
 @given(

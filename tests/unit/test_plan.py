@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from reconciler import ownership
-from reconciler.model import InstanceState, NodeStatus
-from reconciler.plan import ActionKind, Phase, plan
+from reconciler.model import Instance, InstanceState, Node, NodeStatus
+from reconciler.plan import ActionKind, Phase, Plan, max_unhealthy_for, plan
 from tests.worlds import NOW, alloc, instance, node, ready_member, spec, world
 
 
@@ -202,3 +202,202 @@ def test_the_planner_is_deterministic() -> None:
     members = [ready_member(s, i) for i in range(4)]
     w = world([m[0] for m in members], [m[1] for m in members])
     assert plan(s, w, NOW) == plan(s, w, NOW)
+
+
+# ---------------------------------------------------------------- protected members
+
+
+def test_a_protected_outdated_member_counts_as_it_is_and_gets_no_replacement() -> None:
+    s = spec(min=3, max=3)
+    kept_old = ready_member(s, 0, thash="bcdfg")
+    kept = (kept_old[0], node(kept_old[0].name, meta={ownership.META_PROTECT: "true"}))
+    current = [ready_member(s, i) for i in (1, 2)]
+    members = [kept, *current]
+    p = plan(s, world([m[0] for m in members], [m[1] for m in members]), NOW)
+    # A replacement launched for it would only be scaled in again, pass after pass.
+    assert p.actions == ()
+    assert p.blocked == (kept[0].name,)
+    assert f"protected members block replacement: {kept[0].name}" in p.notes
+
+
+def test_a_protected_unhealthy_member_is_neither_replaced_nor_removed() -> None:
+    s = spec(min=3, max=4, unhealthy_timeout="5m")
+    sick = ready_member(s, 0)
+    meta = {ownership.META_PROTECT: "true"}
+    sick_node = node(sick[0].name, status=NodeStatus.DOWN, status_age=3600, meta=meta)
+    others = [ready_member(s, i) for i in (1, 2)]
+    w = world([sick[0], *(m[0] for m in others)], [sick_node, *(m[1] for m in others)])
+    p = plan(s, w, NOW)
+    assert p.counts["unhealthy"] == 1
+    assert p.actions == ()
+    assert p.blocked == (sick[0].name,)
+
+
+# ---------------------------------------------------------------- outdated members that are down
+
+
+def _old_pool_down(status_age: float) -> tuple[list[Instance], list[Node]]:
+    """Five members of ``spec(count=5, max=5)``, all with nodes down for ``status_age`` s."""
+    old = spec(count=5, max=5)
+    instances, nodes = [], []
+    for i in range(5):
+        name = ownership.instance_name("web", old.template_hash, i)
+        instances.append(instance(name))
+        nodes.append(node(name, status=NodeStatus.DOWN, status_age=status_age))
+    return instances, nodes
+
+
+def test_an_edit_during_a_network_split_deletes_no_down_member_at_once() -> None:
+    # Down for 30 s: not yet unhealthy, and a disconnected client may still run its work.
+    instances, nodes = _old_pool_down(status_age=30)
+    new = spec(count=5, max=5, image="jammy")
+    p = plan(new, world(instances, nodes), NOW)
+    assert kinds(p) == [("launch", f"web-{new.template_hash}-0")]  # surge only
+
+
+def test_an_outdated_down_member_goes_once_the_ready_ones_meet_the_floor() -> None:
+    s = spec(min=3, max=3)
+    old = ready_member(s, 0, thash="bcdfg")
+    down = node(old[0].name, status=NodeStatus.DOWN, status_age=30)
+    current = [ready_member(s, i) for i in (1, 2, 3)]
+    w = world([old[0], *(m[0] for m in current)], [down, *(m[1] for m in current)])
+    # Three ready members of the current spec without it: desired - max_unavailable.
+    assert kinds(plan(s, w, NOW)) == [("delete", old[0].name)]
+    # With one of them not ready yet it waits: the down member may still be serving.
+    pending = instance(current[2][0].name, age=10)
+    w = world([old[0], *(m[0] for m in current[:2]), pending], [down, current[0][1], current[1][1]])
+    assert plan(s, w, NOW).actions == ()
+
+
+def test_an_outdated_member_that_never_joined_goes_without_pacing() -> None:
+    s = spec(min=2, max=2)
+    current = [ready_member(s, i) for i in range(2)]
+    unjoined = [instance(ownership.instance_name("web", "bcdfg", i), age=30) for i in range(2)]
+    p = plan(s, world([*(m[0] for m in current), *unjoined], [m[1] for m in current]), NOW)
+    assert sorted(kinds(p)) == [("delete", m.name) for m in unjoined]
+
+
+# ---------------------------------------------------------------- the short-circuit
+
+
+def test_the_short_circuit_removes_no_member_that_joined_even_if_outdated() -> None:
+    instances, nodes = _old_pool_down(status_age=3600)
+    new = spec(count=5, max=5, image="jammy")
+    for step in range(3):
+        p = plan(new, world(instances, nodes), NOW + 20 * step)
+        assert any("short-circuited" in n for n in p.notes)
+        assert p.actions == ()
+
+
+def test_the_short_circuit_still_replaces_outdated_members_that_never_joined() -> None:
+    # A template that broke every VM, then fixed: the fix is the way out.
+    new = spec(min=3, max=3)
+    stuck = [instance(ownership.instance_name("web", "bcdfg", i), age=3600) for i in range(3)]
+    p = plan(new, world(stuck), NOW)
+    assert any("short-circuited" in n for n in p.notes)
+    assert kinds(p) == [("launch", f"web-{new.template_hash}-0")]  # launch first
+    replacement = instance(f"web-{new.template_hash}-0", age=10)
+    p = plan(new, world([*stuck, replacement]), NOW)
+    assert [a.kind for a in p.actions] == [ActionKind.DELETE]
+    assert p.actions[0].instance in {i.name for i in stuck}
+
+
+def test_max_unhealthy_percentages_round_up() -> None:
+    forty = spec(max_unhealthy="40%")
+    assert [max_unhealthy_for(forty, n) for n in (1, 2, 3, 5, 10)] == [1, 1, 2, 2, 4]
+    assert max_unhealthy_for(spec(max_unhealthy="2"), 10) == 2
+    # In a plan: 2 of 3 unhealthy is within 40% of 3 (rounded up), 3 of 3 is not.
+    s = spec(min=3, max=3, max_unhealthy="40%", unhealthy_timeout="5m")
+
+    def down_pool(down: int) -> Plan:
+        pairs = [ready_member(s, i) for i in range(3)]
+        nodes = [
+            node(i.name, status=NodeStatus.DOWN, status_age=3600) if k < down else n
+            for k, (i, n) in enumerate(pairs)
+        ]
+        return plan(s, world([i for i, _ in pairs], nodes), NOW)
+
+    assert not any("short-circuited" in n for n in down_pool(2).notes)
+    assert [a.kind for a in down_pool(2).actions] == [ActionKind.LAUNCH]
+    assert any("3 unhealthy members exceed max_unhealthy (2)" in n for n in down_pool(3).notes)
+
+
+# ---------------------------------------------------------------- a rollout to a broken spec
+
+
+def test_a_rollout_whose_new_member_never_joins_stalls_after_one() -> None:
+    old = spec(count=3, max=3)
+    new = spec(count=3, max=3, image="jammy", join_timeout="60s")
+    pairs = [ready_member(old, i) for i in range(3)]
+    instances, nodes = [m[0] for m in pairs], [m[1] for m in pairs]
+    launched: list[str] = []
+    t = NOW
+    for _ in range(120):  # 40 minutes of passes 20 s apart; launched VMs never join
+        p = plan(new, world(instances, nodes), t)
+        assert [a.kind for a in p.actions if a.kind is not ActionKind.LAUNCH] == []
+        for a in p.actions:
+            launched.append(a.instance)
+            instances.append(dataclasses.replace(instance(a.instance), created_at=t))
+        t += 20
+    assert launched == [f"web-{new.template_hash}-0"]  # one bad instance, no churn
+    assert p.stalled == launched[0]
+    assert any(f"rollout stalled: {launched[0]}" in n for n in p.notes)
+    assert p.counts["ready"] == 3  # the old members keep serving
+
+
+def test_a_fresh_pool_with_a_member_that_never_joins_still_remediates() -> None:
+    s = spec(min=3, max=4, join_timeout="60s")
+    ok = [ready_member(s, i) for i in range(2)]
+    stuck = instance(f"web-{s.template_hash}-2", age=61)
+    p = plan(s, world([*(m[0] for m in ok), stuck], [m[1] for m in ok]), NOW)
+    assert p.stalled is None
+    assert kinds(p) == [("launch", f"web-{s.template_hash}-3")]
+
+
+# ---------------------------------------------------------------- purges need proof
+
+
+def test_a_node_is_purged_only_on_our_pool_meta_from_a_full_read() -> None:
+    s = spec(min=0, max=5)
+    name = f"web-{s.template_hash}-7"
+    stub = dataclasses.replace(node(name, status=NodeStatus.DOWN), meta={})
+    # A list entry: planned, so the controller reads the node in full first.
+    assert [a.kind for a in plan(s, world([], [stub]), NOW).actions] == [ActionKind.PURGE_NODE]
+    for meta in ({}, {ownership.META_POOL: "someone-else"}):
+        read = dataclasses.replace(stub, meta=meta, detailed=True)
+        p = plan(s, world([], [read]), NOW)
+        assert p.actions == (), meta
+    ours = dataclasses.replace(stub, meta={ownership.META_POOL: "web"}, detailed=True)
+    assert [a.node_id for a in plan(s, world([], [ours]), NOW).actions] == [ours.id]
+
+
+def test_the_controller_holds_back_a_purge_of_a_node_not_read_in_full() -> None:
+    from reconciler.controller import PoolPlan, unread_targets, without_unread_targets
+    from reconciler.pools import PoolVariable
+
+    s = spec(min=0, max=5)
+    stub = dataclasses.replace(node(f"web-{s.template_hash}-7", status=NodeStatus.DOWN), meta={})
+    w = world([], [stub])
+    p = plan(s, w, NOW)
+    pp = PoolPlan(PoolVariable("web", "pools/web", {}, 1), s, p)
+    assert unread_targets([pp], w) == {stub.id}
+    held = without_unread_targets(pp, w)
+    assert held.plan is not None and held.plan.actions == ()
+
+
+# ---------------------------------------------------------------- drain deadlines
+
+
+def test_a_zero_drain_deadline_never_ends_a_drain_by_itself() -> None:
+    s = dataclasses.replace(spec(min=1, max=1), drain_deadline=0.0)  # the parser refuses 0
+    keep = ready_member(s, 0)
+    name = f"web-{s.template_hash}-1"
+    draining = dataclasses.replace(
+        node(name, eligible=False, draining=True, drain_by=s), drain_started_at=NOW - 1
+    )
+    w = world([keep[0], instance(name)], [keep[1], draining], [alloc(draining.id)])
+    assert plan(s, w, NOW).actions == ()
+    # A positive spec deadline does end it, counted from when the drain started.
+    s60 = dataclasses.replace(s, drain_deadline=60.0)
+    assert plan(s60, w, NOW + 30).actions == ()
+    assert kinds(plan(s60, w, NOW + 60)) == [("delete", name)]
