@@ -19,6 +19,7 @@ from typing import Any
 
 from reconciler.diff import summary_line
 from reconciler.execute import ActionResult
+from reconciler.logs import scrub
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import CasConflict, NotFound
 from reconciler.plan import Plan
@@ -65,10 +66,27 @@ def conditions_for(
     c = plan.counts
     failed = [r for r in results if not r.ok]
     ready = c["ready"] >= plan.desired and not c["outdated"]
+    ready_reason = "Converged" if ready else "Converging"
+    ready_message = f"{c['ready']} of {plan.desired} members ready"
+    if not ready and plan.blocked:
+        # Protected and held members are never replaced: without a person the pool
+        # stays short of the spec, so say who holds it.
+        ready_reason = "RolloutBlocked"
+        ready_message += (
+            "; protected or held members are not replaced and block the rollout: "
+            + ", ".join(plan.blocked)
+        )
     moving = bool(plan.actions) or c["pending"] or c["draining"] or c["drained"]
     short_circuit = next((n for n in plan.notes if "short-circuited" in n), None)
     degraded_reason, degraded_message = "AsExpected", ""
-    if short_circuit:
+    if plan.stalled is not None:
+        degraded_reason = "RolloutStalled"
+        degraded_message = (
+            f"{plan.stalled}, of the current spec, never joined Nomad and no member of the "
+            "current spec is ready, so no outdated member is replaced; fix the spec (the "
+            f"edit replaces {plan.stalled}), or delete {plan.stalled} to retry"
+        )
+    elif short_circuit:
         degraded_reason, degraded_message = "RemediationShortCircuited", short_circuit
     elif failed:
         degraded_reason = "ActionsFailed"
@@ -82,12 +100,7 @@ def conditions_for(
         )
     return [
         Condition("SpecValid", True, "Parsed", ""),
-        Condition(
-            "Ready",
-            ready,
-            "Converged" if ready else "Converging",
-            f"{c['ready']} of {plan.desired} members ready",
-        ),
+        Condition("Ready", ready, ready_reason, ready_message),
         Condition(
             "Progressing",
             bool(moving) and not plan.paused,
@@ -114,7 +127,9 @@ def status_items(
         prior = old.get(cond.type)
         unchanged = prior is not None and prior.get("status") == cond.status
         since = prior.get("last_transition", "") if unchanged and prior else _iso(now)
-        conditions.append({**cond.__dict__, "last_transition": since})
+        # Scrubbed before JSON encoding too: escaping could hide a secret's spelling.
+        message = scrub(cond.message)
+        conditions.append({**cond.__dict__, "message": message, "last_transition": since})
     items = {
         "spec_index": str(index),
         "conditions": json.dumps(conditions, sort_keys=True),
@@ -129,7 +144,9 @@ def status_items(
         items["notes"] = "; ".join(plan.notes)
         for key in COUNT_KEYS:
             items[key] = str(plan.counts.get(key, 0))
-    return {k: v for k, v in items.items() if v != ""}
+    # An exception's text may quote a request with the token or passphrase in it:
+    # whatever the items say, no registered secret reaches the status variable.
+    return {k: scrub(v) for k, v in items.items() if v != ""}
 
 
 SCALE_KEYS = ("last_scale_count", "last_scale_at", "last_scale_direction", "last_scale_reason")

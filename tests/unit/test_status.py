@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from reconciler import logs, ownership
+from reconciler.execute import ActionResult
 from reconciler.plan import plan
 from reconciler.status import status_items
-from tests.worlds import NOW, ready_member, spec, world
+from tests.worlds import NOW, instance, node, ready_member, spec, world
 
 
 def conds(items: dict[str, str]) -> dict[str, dict[str, object]]:
@@ -74,3 +78,53 @@ def test_the_table_shows_what_a_person_needs_at_a_glance() -> None:
     assert "SpecValid: max: 1 is below min (3)" in table
     assert "3/4" in table and "protected members block replacement" in table
     assert "last scaled up to 4 at 2026-11-25T04:00:00Z" in table
+
+
+@pytest.fixture
+def own_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret registered here must not outlive the test (logs keeps them process-wide)."""
+    monkeypatch.setattr(logs, "_anywhere", set())
+    monkeypatch.setattr(logs, "_tokens", set())
+    monkeypatch.setattr(logs, "_pattern", None)
+
+
+@pytest.mark.usefixtures("own_secrets")
+def test_a_secret_in_an_error_never_reaches_the_status_variable() -> None:
+    secret = "s3cr3t-nomad-token-4f1c"
+    logs.redact(secret)
+    s = spec(min=1)
+    p = plan(s, world(), NOW)
+    failed = ActionResult(
+        p.actions[0], ok=False, duration=0.1, error=f'POST /launch {{"token": "{secret}"}}: 500'
+    )
+    items = status_items(p, 7, [], [failed], {}, NOW)
+    assert all(secret not in v for v in items.values()), items
+    assert logs.REDACTED in items["last_error"]
+    assert logs.REDACTED in str(conds(items)["Degraded"]["message"])
+    # And an error handed in from outside a plan (a failed pass) is scrubbed too.
+    assert secret not in status_items(p, 7, [], [], {}, NOW, error=f"boom {secret}")["last_error"]
+
+
+def test_a_rollout_to_a_spec_whose_vm_never_joins_is_degraded_rollout_stalled() -> None:
+    old = spec(min=2, max=2)
+    new = spec(min=2, max=2, image="jammy", join_timeout="60s")
+    pairs = [ready_member(old, i) for i in range(2)]
+    stuck = instance(f"web-{new.template_hash}-0", age=61)
+    p = plan(new, world([*(m[0] for m in pairs), stuck], [m[1] for m in pairs]), NOW)
+    degraded = conds(status_items(p, 7, [], [], {}, NOW))["Degraded"]
+    assert degraded["status"] is True and degraded["reason"] == "RolloutStalled"
+    message = str(degraded["message"])
+    assert stuck.name in message and "fix the spec" in message and "delete" in message
+
+
+def test_protected_members_that_block_a_rollout_are_named_in_ready() -> None:
+    s = spec(min=2, max=2)
+    old = ready_member(s, 0, thash="bcdfg")
+    kept = node(old[0].name, meta={ownership.META_PROTECT: "true"})
+    current = ready_member(s, 1)
+    p = plan(s, world([old[0], current[0]], [kept, current[1]]), NOW)
+    items = status_items(p, 7, [], [], {}, NOW)
+    ready = conds(items)["Ready"]
+    assert ready["status"] is False and ready["reason"] == "RolloutBlocked"
+    assert old[0].name in str(ready["message"])
+    assert f"protected members block replacement: {old[0].name}" in items["notes"]
