@@ -103,7 +103,56 @@ async def test_protected_members_are_never_drained_and_block_a_rollout() -> None
         for _ in range(30):
             report = await h.step()
             assert protected in h.ready_nodes()
+            # It counts as it is: no replacement is launched only to be scaled in again.
+            assert h.instances() == [protected]
         [pool] = report.plans
         assert pool.plan is not None
         assert any("protected members block replacement" in n for n in pool.plan.notes)
         assert pool.plan.counts["protected"] == 1
+
+
+async def test_a_broken_template_edit_on_a_healthy_pool_stops_after_one_bad_instance() -> None:
+    async with harness() as h:
+        items = {"min": "3", "max": "3", "join_timeout": "60s"}
+        await h.put_pool("web", items)
+        await h.converge()
+        old = h.instances()
+        await h.put_pool("web", {**items, "cloud_init": BROKEN_TEMPLATE})
+        seen = set(old)
+        for _ in range(120):  # 10 minutes: ten join timeouts
+            await h.step()
+            seen.update(h.instances())
+            assert set(old) <= set(h.ready_nodes())  # the old members keep serving
+        [bad] = seen - set(old)  # one launch, never replaced: no churn
+        assert h.instances() == sorted([*old, bad])
+        degraded = (await conditions(h))["Degraded"]
+        assert degraded["status"] is True and degraded["reason"] == "RolloutStalled"
+        assert bad in str(degraded["message"])
+
+        # Deleting the bad instance is the retry the message offers: it is launched
+        # once more (the lowest free name again) and the rollout stalls again.
+        h.sim.multipass_state.delete([bad], purge=True)
+        for _ in range(40):
+            await h.step()
+            assert len(h.instances()) <= 4
+        assert h.instances() == sorted([*old, bad])
+        assert set(old) <= set(h.ready_nodes())
+        assert (await conditions(h))["Degraded"]["reason"] == "RolloutStalled"
+
+
+async def test_a_down_node_named_like_ours_is_purged_only_with_our_pool_meta() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "0", "max": "1"})
+        nomad = h.sim.nomad_state
+        # Registered by someone else under a name of our shape; no instance of ours.
+        theirs = nomad.register_node("web-bcdfg-7", meta={ownership.META_POOL: "someone-else"})
+        unmarked = nomad.register_node("web-bcdfg-8", meta={})
+        ours = nomad.register_node("web-bcdfg-9", meta={ownership.META_POOL: "web"})
+        h.sim.advance(10, step=5)
+        for name in ("web-bcdfg-7", "web-bcdfg-8", "web-bcdfg-9"):
+            nomad.node_lost(name)
+        h.sim.advance(120, step=5)
+        for _ in range(6):
+            await h.step()
+        assert theirs in nomad.nodes and unmarked in nomad.nodes
+        assert ours not in nomad.nodes  # the full read names our pool: purged
