@@ -79,15 +79,17 @@ def conditions_for(
     moving = bool(plan.actions) or c["pending"] or c["draining"] or c["drained"]
     short_circuit = next((n for n in plan.notes if "short-circuited" in n), None)
     degraded_reason, degraded_message = "AsExpected", ""
-    if plan.stalled is not None:
+    if short_circuit:
+        # First: with many members down too, the cause is likelier the network than
+        # the new spec (the stall is still in the notes).
+        degraded_reason, degraded_message = "RemediationShortCircuited", short_circuit
+    elif plan.stalled is not None:
         degraded_reason = "RolloutStalled"
         degraded_message = (
             f"{plan.stalled}, of the current spec, never joined Nomad and no member of the "
             "current spec is ready, so no outdated member is replaced; fix the spec (the "
             f"edit replaces {plan.stalled}), or delete {plan.stalled} to retry"
         )
-    elif short_circuit:
-        degraded_reason, degraded_message = "RemediationShortCircuited", short_circuit
     elif failed:
         degraded_reason = "ActionsFailed"
         degraded_message = "; ".join(

@@ -8,6 +8,7 @@ import pytest
 
 from reconciler import logs, ownership
 from reconciler.execute import ActionResult
+from reconciler.model import NodeStatus
 from reconciler.plan import plan
 from reconciler.status import status_items
 from tests.worlds import NOW, instance, node, ready_member, spec, world
@@ -128,3 +129,16 @@ def test_protected_members_that_block_a_rollout_are_named_in_ready() -> None:
     assert ready["status"] is False and ready["reason"] == "RolloutBlocked"
     assert old[0].name in str(ready["message"])
     assert f"protected members block replacement: {old[0].name}" in items["notes"]
+
+
+def test_a_short_circuit_outranks_a_stall_whose_cause_is_likelier_the_network() -> None:
+    old = spec(min=3, max=3)
+    new = spec(min=3, max=3, image="jammy", join_timeout="60s")
+    pairs = [ready_member(old, i) for i in range(3)]
+    down = [node(i.name, status=NodeStatus.DOWN, status_age=3600) for i, _ in pairs]
+    stuck = instance(f"web-{new.template_hash}-0", age=61)
+    p = plan(new, world([*(i for i, _ in pairs), stuck], down), NOW)
+    assert p.stalled == stuck.name
+    degraded = conds(status_items(p, 7, [], [], {}, NOW))["Degraded"]
+    assert degraded["reason"] == "RemediationShortCircuited"
+    assert f"rollout stalled: {stuck.name}" in status_items(p, 7, [], [], {}, NOW)["notes"]
