@@ -9,7 +9,7 @@ survive a restart.
 
     parse_policy(text) -> Policy                    policy.py (PolicyError lists problems)
     pool_signals(spec, observed) -> Signals          signals.py
-    decide(policy, signals, current=..., ...) -> Decision   decide.py
+    decide(policy, signals, members=..., ...) -> Decision   decide.py
 """
 
 from reconciler.scaling.decide import CheckResult, Decision, LastScale, decide
