@@ -43,9 +43,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class DaemonInfo:
+    """The host as multipassd reports it: totals, not what its instances leave free."""
+
     cpus: int
-    memory: int  # bytes
-    available_space: int  # bytes
+    memory: int  # bytes of RAM in the host
+    available_space: int  # bytes of the daemon's storage volume, its total size
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,10 @@ def _quoted_name(message: str) -> str:
 
 
 def map_rpc_error(exc: grpc.aio.AioRpcError, what: str) -> errors.MultipassError:
-    """Translate a gRPC status into the typed error it means."""
+    """Translate a gRPC status into the typed error it means.
+
+    ``what`` is the RPC's name; some codes mean one thing for one RPC only.
+    """
     code = exc.code()
     message = exc.details() or ""
     text = f"{what}: {message}"
@@ -79,10 +84,10 @@ def map_rpc_error(exc: grpc.aio.AioRpcError, what: str) -> errors.MultipassError
     if code == grpc.StatusCode.NOT_FOUND:
         return errors.DoesNotExist(_quoted_name(message), text)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
-        if "Passphrase is not set" in message:
+        # authenticate's only FAILED_PRECONDITION is "no passphrase set", worded
+        # differently across daemon versions: the code is what to trust.
+        if what == "authenticate":
             return errors.PassphraseNotSet(text)
-        if "nsufficient" in message:
-            return errors.InsufficientCapacity(text)
         return errors.InvalidRequest(text)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return errors.DeadlineExceeded(f"{what}: no answer from multipassd before the deadline")
@@ -95,6 +100,29 @@ def map_rpc_error(exc: grpc.aio.AioRpcError, what: str) -> errors.MultipassError
             )
         return errors.MultipassUnavailable(text)
     return errors.MultipassError(f"{what}: {code.name}: {message}")
+
+
+# How the daemon prefixes the errors it met starting instances (a timeout among them).
+_START_ERRORS = "The following errors occurred"
+
+
+def map_launch_error(exc: grpc.aio.AioRpcError, name: str) -> errors.MultipassError:
+    """A launch's status: as map_rpc_error, with the daemon's launch failures typed.
+
+    FAILED_PRECONDITION is every failure after the name was claimed (image fetch,
+    disk room, VM creation); the daemon undid the launch. Errors met while starting
+    come as INVALID_ARGUMENT with the start-errors prefix; the instance stays.
+    """
+    code = exc.code()
+    message = exc.details() or ""
+    text = f"launch {name}: {message}"
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        if message.startswith("Available disk ("):
+            return errors.InsufficientCapacity(name, text, instance_kept=False)
+        return errors.LaunchFailed(name, text, instance_kept=False)
+    if code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith(_START_ERRORS):
+        return errors.LaunchFailed(name, text, instance_kept=True)
+    return map_rpc_error(exc, "launch")
 
 
 def fetch_server_certificate(address: str, client_cert: bytes, client_key: bytes) -> bytes:
@@ -206,9 +234,13 @@ class MultipassClient:
     # ------------------------------------------------------------ plumbing
 
     async def _stream(
-        self, method: str, request: Any, timeout: float | None = None
+        self,
+        method: str,
+        request: Any,
+        timeout: float | None = None,
+        mapper: Callable[[grpc.aio.AioRpcError], errors.MultipassError] | None = None,
     ) -> AsyncIterator[Any]:
-        """Write one request, yield every reply; map the final status."""
+        """Write one request, yield every reply; map the final status (``mapper`` or generic)."""
         call = getattr(self.stub, method)(timeout=timeout or self.call_timeout)
         started = time.monotonic()
         error: str | None = None
@@ -218,7 +250,7 @@ class MultipassClient:
             async for reply in call:
                 yield reply
         except grpc.aio.AioRpcError as exc:
-            mapped = map_rpc_error(exc, method)
+            mapped = mapper(exc) if mapper is not None else map_rpc_error(exc, method)
             error = type(mapped).__name__
             raise mapped from None
         except GeneratorExit:
@@ -306,8 +338,17 @@ class MultipassClient:
         )
         messages: list[str] = []
         try:
-            # The daemon waits up to `timeout` for the VM to boot; give the call a margin.
-            async for reply in self._stream("launch", request, timeout=timeout + 30):
+            # The daemon waits up to `timeout` for the VM to answer SSH, then up to
+            # `timeout` again for cloud-init. A deadline that passes first only ends
+            # this call (DeadlineExceeded, temporary): the launch goes on, and a retry
+            # finds the name taken, which exist_ok turns into success.
+            replies = self._stream(
+                "launch",
+                request,
+                timeout=timeout + 30,
+                mapper=lambda exc: map_launch_error(exc, name),
+            )
+            async for reply in replies:
                 which = reply.WhichOneof("create_oneof")
                 if which == "create_message":
                     messages.append(reply.create_message)

@@ -18,7 +18,7 @@ class WrongPassphrase(MultipassError, PermanentError):
 
 
 class PassphraseNotSet(MultipassError, PermanentError):
-    """`authenticate` while the daemon has no passphrase (FAILED_PRECONDITION)."""
+    """`authenticate` while the daemon has no passphrase (FAILED_PRECONDITION, any wording)."""
 
 
 class AlreadyExists(MultipassError, PermanentError):
@@ -39,8 +39,23 @@ class DoesNotExist(MultipassError, PermanentError):
         super().__init__(message)
 
 
-class InsufficientCapacity(MultipassError, PermanentError):
-    """The host has no room for the instance asked for."""
+class LaunchFailed(MultipassError, PermanentError):
+    """The daemon took the launch but could not finish it.
+
+    ``instance_kept`` says what it left: False when it failed while preparing
+    (FAILED_PRECONDITION; the daemon released the name and left no instance), True
+    when the VM was created but did not start or boot in time (the instance stays,
+    stopped or still booting).
+    """
+
+    def __init__(self, name: str, message: str, *, instance_kept: bool) -> None:
+        self.name = name
+        self.instance_kept = instance_kept
+        super().__init__(message)
+
+
+class InsufficientCapacity(LaunchFailed):
+    """The host's free disk is below the image's minimum size."""
 
 
 class InvalidRequest(MultipassError, PermanentError):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import random
 import re
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from reconciler.clock import Clock
 from reconciler.model import InstanceState
@@ -40,7 +39,7 @@ class SimInstance:
     created_at: float
     ready_at: float
     state: InstanceState = InstanceState.STARTING
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = ""
     ipv4: tuple[str, ...] = ()
 
 
@@ -58,6 +57,14 @@ class HostCapacity:
     disk: int = 1024 * GiB
 
 
+# What the hypervisor says when a VM's memory cannot be had (the daemon passes it on).
+NO_MEMORY_MESSAGE = (
+    "qemu-system-x86_64: cannot set up guest memory 'pc.ram': Cannot allocate memory"
+)
+# Ubuntu 24.04's cloud image: a disk smaller than this is refused.
+DEFAULT_IMAGE_SIZE = 3 * GiB + GiB // 2
+
+
 class MultipassState:
     def __init__(
         self,
@@ -65,13 +72,19 @@ class MultipassState:
         rng: random.Random | None = None,
         *,
         boot_seconds: float = 40.0,
+        prepare_seconds: float = 0.0,
         capacity: HostCapacity | None = None,
+        image_size: int = DEFAULT_IMAGE_SIZE,
         version: str = "1.15.0",
     ) -> None:
         self.clock = clock
         self.rng = rng or random.Random(0)
         self.boot_seconds = boot_seconds
+        # Mean time a launch spends fetching and preparing its image (the name is
+        # "being prepared" meanwhile); each launch draws 0.5x..1.5x of it from the RNG.
+        self.prepare_seconds = prepare_seconds
         self.capacity = capacity or HostCapacity()
+        self.image_size = image_size
         self.version = version
         self.instances: dict[str, SimInstance] = {}
         self.preparing: set[str] = set()
@@ -80,31 +93,58 @@ class MultipassState:
 
     # ------------------------------------------------------------ launch
 
-    def begin_launch(self, name: str, memory: int, disk: int) -> None:
-        """Claim a name for a launch in progress, as the daemon does before fetching the image."""
+    def begin_launch(self, name: str, memory: int = 0, disk: int = 0) -> None:
+        """Claim a name for a launch in progress, as the daemon does before fetching the image.
+
+        ``memory`` and ``disk`` are accepted for callers that pass them; the daemon checks
+        neither here (see ``check_disk`` and ``fits_in_memory`` for when it does).
+        """
         if not _NAME.match(name):
             raise SimRpcError("INVALID_ARGUMENT", f'Invalid instance name supplied: "{name}"')
         if name in self.instances:
             raise SimRpcError("INVALID_ARGUMENT", f'instance "{name}" already exists')
         if name in self.preparing:
             raise SimRpcError("INVALID_ARGUMENT", f'instance "{name}" is being prepared')
-        used_mem = sum(
-            i.memory for i in self.instances.values() if i.state is not InstanceState.DELETED
-        )
-        used_disk = sum(i.disk for i in self.instances.values())
-        if used_mem + memory > self.capacity.memory:
-            raise SimRpcError(
-                "FAILED_PRECONDITION",
-                f'Insufficient memory to launch "{name}": {memory} bytes asked, '
-                f"{self.capacity.memory - used_mem} available",
-            )
-        if used_disk + disk > self.capacity.disk:
-            raise SimRpcError(
-                "FAILED_PRECONDITION",
-                f'Insufficient disk space to launch "{name}": {disk} bytes asked, '
-                f"{self.capacity.disk - used_disk} available",
-            )
         self.preparing.add(name)
+
+    def prepare_duration(self) -> float:
+        """How long this launch's image preparation takes (seeded)."""
+        if self.prepare_seconds <= 0:
+            return 0.0
+        return self.prepare_seconds * self.rng.uniform(0.5, 1.5)
+
+    def check_disk(self, disk: int) -> None:
+        """The daemon's checks once the image is known: it must fit the request and the host.
+
+        Free room is what the host's disk has after every instance's disk (purged ones
+        excepted), as if images were fully allocated. Less free room than the request,
+        but more than the image, only earns a warning in the daemon's log.
+        """
+        if disk < self.image_size:
+            raise SimRpcError(
+                "FAILED_PRECONDITION",
+                f"Requested disk ({disk} bytes) below minimum for this image "
+                f"({self.image_size} bytes)",
+            )
+        free = max(0, self.capacity.disk - sum(i.disk for i in self.instances.values()))
+        if free < self.image_size:
+            raise SimRpcError(
+                "FAILED_PRECONDITION",
+                f"Available disk ({free} bytes) below minimum for this image "
+                f"({self.image_size} bytes)",
+            )
+
+    def fits_in_memory(self, memory: int) -> bool:
+        """Whether a VM of ``memory`` bytes can start beside the running ones.
+
+        The daemon never checks memory: the hypervisor fails to start the VM instead.
+        """
+        return self.memory_in_use() + memory <= self.capacity.memory
+
+    def memory_in_use(self) -> int:
+        # A stopped VM holds no memory.
+        live = (InstanceState.STARTING, InstanceState.RUNNING)
+        return sum(i.memory for i in self.instances.values() if i.state in live)
 
     def abort_launch(self, name: str) -> None:
         self.preparing.discard(name)
@@ -126,6 +166,7 @@ class MultipassState:
             user_data=user_data,
             created_at=now,
             ready_at=now + self.boot_seconds,
+            id=f"{self.rng.getrandbits(128):032x}",
             ipv4=(ip,),
         )
         self.instances[name] = inst
@@ -155,18 +196,18 @@ class MultipassState:
         return gone
 
     def stop(self, name: str) -> None:
-        """Test hook: the VM stops (crash, host reboot)."""
+        """The VM stops: a crash, a host reboot, or a start the hypervisor could not make."""
         inst = self.instances[name]
         inst.state = InstanceState.STOPPED
         self._pending_events.append(Event("stopped", name, inst))
 
-    def available(self) -> tuple[int, int, int]:
-        live = [i for i in self.instances.values() if i.state is not InstanceState.DELETED]
-        return (
-            self.capacity.cpus,
-            self.capacity.memory - sum(i.memory for i in live),
-            self.capacity.disk - sum(i.disk for i in self.instances.values()),
-        )
+    def host_totals(self) -> tuple[int, int, int]:
+        """CPUs, memory and disk of the host, as the daemon's daemon_info reports them.
+
+        Totals, not what is left: multipassd reports the host's RAM and the size of
+        its storage volume; free room is the caller's computation.
+        """
+        return self.capacity.cpus, self.capacity.memory, self.capacity.disk
 
     def tick(self) -> list[Event]:
         """Advance to the clock's now; report what happened since the last tick."""

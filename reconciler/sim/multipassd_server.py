@@ -9,17 +9,21 @@ simulator, and the daemon trusts it only after `authenticate`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 
+from reconciler.model import InstanceState
 from reconciler.multipass._pb import multipass_pb2 as pb
 from reconciler.multipass._pb import multipass_pb2_grpc as pb_grpc
 from reconciler.sim.certs import SimCertificates, fingerprint
 from reconciler.sim.faults import FaultInjector
-from reconciler.sim.multipass_state import Event, MultipassState, SimRpcError
+from reconciler.sim.multipass_state import NO_MEMORY_MESSAGE, Event, MultipassState, SimRpcError
 from reconciler.units import format_size, parse_size
+
+log = logging.getLogger(__name__)
 
 UNAUTHENTICATED_MESSAGE = (
     "The user is not authenticated with the Multipass service.\n\n"
@@ -27,10 +31,18 @@ UNAUTHENTICATED_MESSAGE = (
     "you first need an authenticated user to set and provide you with a trusted passphrase "
     "(e.g. via 'multipass set local.passphrase')."
 )
+# Current daemons refuse `authenticate` without a passphrase with this (shortened here);
+# daemons before it said NO_PASSPHRASE_MESSAGE_OLD. Both are FAILED_PRECONDITION.
 NO_PASSPHRASE_MESSAGE = (
+    "Incorrect passphrase. No passphrase is set.\n\n"
+    "An authenticated user must first set one with 'multipass set local.passphrase'."
+)
+NO_PASSPHRASE_MESSAGE_OLD = (
     "Passphrase is not set. Please `multipass set local.passphrase` with a trusted client."
 )
 WRONG_PASSPHRASE_MESSAGE = "Passphrase is not correct. Please try again."
+# What the daemon waits for a launched VM to boot when the request gives no timeout.
+DEFAULT_LAUNCH_TIMEOUT = 300.0
 
 
 class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
@@ -77,7 +89,7 @@ class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
         await self._enter("authenticate", context, auth=False)
         request = await self._first(request_iterator, context)
         if not self.s.passphrase:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NO_PASSPHRASE_MESSAGE)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, self.s.no_passphrase_message)
         if request.passphrase != self.s.passphrase:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, WRONG_PASSPHRASE_MESSAGE)
         fp = self._client_fingerprint(context)
@@ -93,8 +105,9 @@ class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
     async def daemon_info(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
         await self._enter("daemon_info", context)
         await self._first(request_iterator, context)
-        cpus, memory, disk = self.s.state.available()
-        yield pb.DaemonInfoReply(cpus=cpus, memory=max(0, memory), available_space=max(0, disk))
+        # Host totals, as the daemon reports them (despite the field's name).
+        cpus, memory, disk = self.s.state.host_totals()
+        yield pb.DaemonInfoReply(cpus=cpus, memory=memory, available_space=disk)
 
     async def list(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
         await self._enter("list", context)
@@ -153,38 +166,20 @@ class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            self.s.state.begin_launch(name, memory, disk)
+            self.s.state.begin_launch(name)
         except SimRpcError as exc:
             await self._fail(context, exc)
-        try:
-            for percent in ("10", "55", "100"):
-                yield pb.LaunchReply(
-                    launch_progress=pb.LaunchProgress(
-                        type=pb.LaunchProgress.IMAGE, percent_complete=percent
-                    )
-                )
-                await asyncio.sleep(0)
-            if self.s.faults.should_fail(self.s.launch_failure):
-                self.s.state.abort_launch(name)
-                await context.abort(
-                    grpc.StatusCode.INTERNAL, f'failed to launch "{name}": simulated failure'
-                )
-            yield pb.LaunchReply(create_message=f"Creating {name}")
-            inst = self.s.state.create(
-                name,
-                request.image or "24.04",
-                request.num_cores or 1,
-                memory,
-                disk,
-                request.cloud_init_user_data,
-            )
-        except BaseException:
-            self.s.state.abort_launch(name)
-            raise
-        yield pb.LaunchReply(create_message="Waiting for initialization to complete")
-        # Like the daemon, answer once the VM has booted (or the request's timeout passed).
-        await self.s.wait_running(inst.name)
-        yield pb.LaunchReply(vm_instance_name=name)
+        # The launch runs in a task of the daemon's own: a client that cancels its
+        # stream stops hearing about it, but the daemon still prepares and starts the VM.
+        replies: asyncio.Queue[Any] = asyncio.Queue()
+        self.s.start_launch(_Launch(self.s, name, request, memory, disk, replies.put_nowait))
+        while True:
+            reply = await replies.get()
+            if reply is None:
+                return
+            if isinstance(reply, SimRpcError):
+                await self._fail(context, reply)
+            yield reply
 
     async def delet(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
         await self._enter("delet", context)
@@ -200,6 +195,107 @@ class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
         await self._enter("purge", context)
         await self._first(request_iterator, context)
         yield pb.PurgeReply(purged_instances=self.s.state.purge())
+
+
+class _Launch:
+    """One launch, from a claimed name to a booted VM (or the error the daemon answers).
+
+    Replies go to ``send``; the last is None (success) or a SimRpcError (the call's status).
+    """
+
+    def __init__(
+        self,
+        server: MultipassdSimServer,
+        name: str,
+        request: Any,
+        memory: int,
+        disk: int,
+        send: Callable[[Any], None],
+    ) -> None:
+        self.s = server
+        self.name = name
+        self.request = request
+        self.memory = memory
+        self.disk = disk
+        self.send = send
+
+    async def run(self) -> None:
+        state, name = self.s.state, self.name
+        try:
+            await self._prepare()
+        except SimRpcError as exc:
+            # As the daemon: a failure while preparing releases the name, leaves no VM.
+            state.abort_launch(name)
+            self.send(exc)
+            return
+        except BaseException:
+            state.abort_launch(name)
+            raise
+        request = self.request
+        fits = state.fits_in_memory(self.memory)  # beside the VMs already there
+        state.create(
+            name,
+            request.image or "24.04",
+            request.num_cores or 1,
+            self.memory,
+            self.disk,
+            request.cloud_init_user_data,
+        )
+        self.send(pb.LaunchReply(create_message=f"Starting {name}"))
+        if not fits:
+            # The daemon does not check memory; the hypervisor cannot start the VM, and
+            # the instance stays behind, stopped.
+            state.stop(name)
+            self.send(_start_errors(f"Instance shutdown during start: {NO_MEMORY_MESSAGE}"))
+            return
+        self.send(pb.LaunchReply(reply_message="Waiting for initialization to complete"))
+        self.send(await self._wait_booted())
+
+    async def _prepare(self) -> None:
+        """Image fetch and preparation: the name is "being prepared" throughout."""
+        name = self.name
+        self.send(pb.LaunchReply(create_message=f"Creating {name}"))
+        for percent in ("10", "55", "100"):
+            self.send(
+                pb.LaunchReply(
+                    launch_progress=pb.LaunchProgress(
+                        type=pb.LaunchProgress.IMAGE, percent_complete=percent
+                    )
+                )
+            )
+        await self.s.state.clock.sleep(self.s.state.prepare_duration())
+        self.s.state.check_disk(self.disk)
+        if self.s.faults.should_fail(self.s.launch_failure):
+            raise SimRpcError(
+                "FAILED_PRECONDITION", f'failed to prepare "{name}": simulated failure'
+            )
+        self.send(pb.LaunchReply(create_message=f"Configuring {name}"))
+
+    async def _wait_booted(self) -> Any:
+        """The last reply: the VM's name once booted, or the daemon's error if not in time.
+
+        The daemon waits up to the request's timeout (5 minutes when 0) and then
+        answers with the error, leaving the instance to go on booting.
+        """
+        timeout = self.request.timeout if self.request.timeout > 0 else DEFAULT_LAUNCH_TIMEOUT
+        booted = asyncio.ensure_future(self.s.wait_running(self.name))
+        timer = asyncio.ensure_future(self.s.state.clock.sleep(timeout))
+        try:
+            await asyncio.wait((booted, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            booted.cancel()
+            timer.cancel()
+        inst = self.s.state.instances.get(self.name)
+        if inst is not None and inst.state is InstanceState.RUNNING:
+            return pb.LaunchReply(vm_instance_name=self.name)
+        if inst is not None and inst.state is InstanceState.STARTING:
+            return _start_errors("timed out waiting for initialization to complete")
+        return _start_errors("Instance shutdown during start")
+
+
+def _start_errors(error: str) -> SimRpcError:
+    """How the daemon answers errors met while starting: INVALID_ARGUMENT, prefixed."""
+    return SimRpcError("INVALID_ARGUMENT", f"The following errors occurred:\n{error}")
 
 
 class MultipassdSimServer:
@@ -220,11 +316,13 @@ class MultipassdSimServer:
         self.passphrase = passphrase
         self.faults = faults or FaultInjector()
         self.launch_failure = Fault()  # error_rate: launches that fail after preparing
+        self.no_passphrase_message = NO_PASSPHRASE_MESSAGE
         self.host = host
         self.port = port
         self.trusted: set[str] = set()
         self.calls: dict[str, int] = {}
         self._running: dict[str, asyncio.Event] = {}
+        self._launches: set[asyncio.Task[None]] = set()
         self._server: grpc.aio.Server | None = None
 
     @property
@@ -246,8 +344,28 @@ class MultipassdSimServer:
         if self._server is not None:
             await self._server.stop(grace=0.5)
             self._server = None
+        for task in list(self._launches):
+            task.cancel()
         for event in self._running.values():
             event.set()
+
+    def start_launch(self, launch: _Launch) -> None:
+        """Run a launch on the daemon's side, independent of the call that asked for it."""
+
+        async def run() -> None:
+            try:
+                await launch.run()
+            except asyncio.CancelledError:
+                launch.send(SimRpcError("UNAVAILABLE", "multipassd is shutting down"))
+                raise
+            except Exception as exc:  # a simulator bug: fail the call, loudly
+                log.exception("simulated launch of %s crashed", launch.name)
+                launch.send(SimRpcError("INTERNAL", f"simulator error: {exc!r}"))
+            launch.send(None)  # ignored when an error was sent already
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._launches.add(task)
+        task.add_done_callback(self._launches.discard)
 
     async def wait_running(self, name: str) -> None:
         inst = self.state.instances.get(name)

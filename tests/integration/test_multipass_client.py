@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,12 +15,17 @@ from reconciler.clock import ManualClock
 from reconciler.errors import ConfigError
 from reconciler.model import InstanceState
 from reconciler.multipass import errors
+from reconciler.multipass._pb import multipass_pb2 as pb
 from reconciler.multipass.client import LaunchResult, MultipassClient
 from reconciler.multipass.settings import MultipassSettings
 from reconciler.sim.certs import SimCertificates, generate
 from reconciler.sim.faults import Fault
 from reconciler.sim.multipass_state import GiB, HostCapacity, MultipassState
-from reconciler.sim.multipassd_server import MultipassdSimServer
+from reconciler.sim.multipassd_server import (
+    NO_PASSPHRASE_MESSAGE,
+    NO_PASSPHRASE_MESSAGE_OLD,
+    MultipassdSimServer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +33,29 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> SimCertificates:
     return generate(tmp_path_factory.mktemp("certs"))
 
 
-@pytest.fixture
-async def daemon(certs: SimCertificates) -> AsyncIterator[MultipassdSimServer]:
+@contextlib.asynccontextmanager
+async def running_daemon(
+    certs: SimCertificates, **state_options: Any
+) -> AsyncIterator[MultipassdSimServer]:
     state = MultipassState(
         ManualClock(),
         random.Random(1),
         boot_seconds=30,
         capacity=HostCapacity(cpus=8, memory=8 * GiB, disk=100 * GiB),
+        **state_options,
     )
     server = MultipassdSimServer(state, certs, passphrase="s3cret")
     await server.start()
-    yield server
-    await server.stop()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def daemon(certs: SimCertificates) -> AsyncIterator[MultipassdSimServer]:
+    async with running_daemon(certs) as server:
+        yield server
 
 
 def settings(certs: SimCertificates, address: str, **kw: object) -> MultipassSettings:
@@ -67,18 +85,27 @@ async def boot(daemon: MultipassdSimServer, seconds: float = 31) -> None:
     daemon.tick()
 
 
-async def launch(client: MultipassClient, daemon: MultipassdSimServer, name: str) -> LaunchResult:
-    task = asyncio.create_task(
-        client.launch(
-            name, image="24.04", cpus=2, memory="2G", disk="10G", user_data="#cloud-config\n"
-        )
+async def launch(
+    client: MultipassClient, daemon: MultipassdSimServer, name: str, **options: Any
+) -> LaunchResult:
+    """Launch and let the VM boot: the call answers once the simulated clock has moved."""
+    kw: dict[str, Any] = dict(
+        image="24.04", cpus=2, memory="2G", disk="10G", user_data="#cloud-config\n"
     )
-    for _ in range(50):
-        if name in daemon.state.instances or task.done():
-            break
-        await asyncio.sleep(0.02)
+    kw.update(options)
+    task = asyncio.create_task(client.launch(name, **kw))
+    await until(lambda: name in daemon.state.instances or task.done())
     await boot(daemon)
     return await task
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run (calls reach the daemon) until ``condition`` holds."""
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never held")
 
 
 async def test_untrusted_certificate_is_refused_until_authenticated(
@@ -91,17 +118,26 @@ async def test_untrusted_certificate_is_refused_until_authenticated(
             await c.list_instances()
         with pytest.raises(errors.WrongPassphrase, match="Passphrase is not correct"):
             await c.authenticate("guess")
+        assert daemon.trusted == set()
+        with pytest.raises(errors.NotAuthenticated):
+            await c.list_instances()
         await c.authenticate("s3cret")
         assert await c.list_instances() == []
 
 
-async def test_no_passphrase_set_is_a_failed_precondition(certs: SimCertificates) -> None:
+@pytest.mark.parametrize("message", [NO_PASSPHRASE_MESSAGE, NO_PASSPHRASE_MESSAGE_OLD])
+async def test_no_passphrase_set_is_recognised_in_any_wording(
+    certs: SimCertificates, message: str
+) -> None:
     server = MultipassdSimServer(MultipassState(ManualClock()), certs, passphrase=None)
+    server.no_passphrase_message = message
     await server.start()
     try:
         async with MultipassClient(settings(certs, server.address), call_timeout=5) as c:
-            with pytest.raises(errors.PassphraseNotSet, match="Passphrase is not set"):
+            with pytest.raises(errors.PassphraseNotSet) as exc:
                 await c.authenticate("anything")
+        assert message in str(exc.value)
+        assert server.trusted == set()
     finally:
         await server.stop()
 
@@ -151,14 +187,133 @@ async def test_delete_of_missing_instance(client: MultipassClient) -> None:
         await client.delete(["ghost"], missing_ok=False)
 
 
-async def test_capacity_is_finite(client: MultipassClient, daemon: MultipassdSimServer) -> None:
-    info = await client.daemon_info()
-    assert info.memory == 8 * GiB
-    await launch(client, daemon, "big-1")
-    with pytest.raises(errors.InsufficientCapacity, match="Insufficient memory"):
-        await client.launch("big-2", image="24.04", cpus=2, memory="7G", disk="5G", user_data="")
-    assert "big-2" not in daemon.state.instances
-    assert (await client.daemon_info()).memory == 6 * GiB
+async def test_daemon_info_reports_host_totals_whatever_runs(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    before = await client.daemon_info()
+    assert (before.cpus, before.memory, before.available_space) == (8, 8 * GiB, 100 * GiB)
+    await launch(client, daemon, "big-1", memory="6G", disk="40G")
+    assert await client.daemon_info() == before
+
+
+async def test_memory_the_host_lacks_leaves_a_stopped_instance(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    await launch(client, daemon, "big-1", memory="6G")
+    # The daemon does not check memory: the VM is created and fails to start.
+    with pytest.raises(errors.LaunchFailed, match="Instance shutdown during start") as exc:
+        await client.launch("big-2", image="24.04", cpus=2, memory="3G", disk="5G", user_data="")
+    assert exc.value.instance_kept and exc.value.name == "big-2"
+    [stopped] = await client.info(["big-2"])
+    assert stopped.state is InstanceState.STOPPED
+    # A stopped VM holds no memory: once big-1 is gone, 6G start beside stopped big-2.
+    assert await client.delete(["big-1"]) == ["big-1"]
+    assert (await launch(client, daemon, "big-3", memory="6G")).created
+
+
+async def test_disk_below_the_image_minimum_fails_the_launch_and_frees_the_name(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    with pytest.raises(errors.LaunchFailed, match=r"Requested disk \(\d+ bytes\) below minimum"):
+        await client.launch("small", image="24.04", cpus=1, memory="1G", disk="2G", user_data="")
+    await launch(client, daemon, "full", memory="1G", disk="97G")
+    with pytest.raises(errors.InsufficientCapacity, match=r"Available disk \(3221225472 bytes\)"):
+        await client.launch("small", image="24.04", cpus=1, memory="1G", disk="5G", user_data="")
+    assert sorted(daemon.state.instances) == ["full"] and not daemon.state.preparing
+    # A free disk above the image's size suffices, however big the request: only a warning.
+    await client.delete(["full"])
+    assert (await launch(client, daemon, "small", memory="1G", disk="500G")).created
+
+
+async def test_a_launch_failing_after_preparing_is_a_failed_precondition(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    daemon.launch_failure = Fault(error_rate=1.0)
+    with pytest.raises(errors.LaunchFailed, match="simulated failure") as exc:
+        await client.launch("f-1", image="24.04", cpus=1, memory="1G", disk="5G", user_data="")
+    assert not exc.value.instance_kept
+    assert "f-1" not in daemon.state.instances and not daemon.state.preparing
+    daemon.launch_failure = Fault()
+    assert (await launch(client, daemon, "f-1")).created  # the name was released
+
+
+async def test_a_launch_answers_when_its_timeout_passes_before_boot(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    task = asyncio.create_task(
+        client.launch(
+            "slow-1", image="24.04", cpus=1, memory="1G", disk="5G", user_data="", timeout=10
+        )
+    )
+    await until(lambda: "slow-1" in daemon.state.instances)
+    await asyncio.sleep(0.05)
+    daemon.state.clock.advance(11)  # type: ignore[attr-defined]
+    daemon.tick()
+    with pytest.raises(errors.LaunchFailed, match="timed out waiting for initialization") as exc:
+        await task
+    assert exc.value.instance_kept
+    # The daemon leaves the instance to go on booting.
+    assert daemon.state.instances["slow-1"].state is InstanceState.STARTING
+    await boot(daemon)
+    [booted] = await client.info(["slow-1"])
+    assert booted.state is InstanceState.RUNNING
+
+
+async def test_a_name_is_being_prepared_for_a_while_and_a_cancel_does_not_stop_it(
+    certs: SimCertificates,
+) -> None:
+    async with (
+        running_daemon(certs, prepare_seconds=20) as daemon,
+        MultipassClient(settings(certs, daemon.address), call_timeout=5) as c,
+    ):
+        await c.authenticate("s3cret")
+        first = asyncio.create_task(
+            c.launch("p-1", image="24.04", cpus=1, memory="1G", disk="5G", user_data="")
+        )
+        await until(lambda: "p-1" in daemon.state.preparing)
+        with pytest.raises(errors.BeingPrepared, match='instance "p-1" is being prepared'):
+            await c.launch("p-1", image="24.04", cpus=1, memory="1G", disk="5G", user_data="")
+        assert await c.list_instances() == []  # the daemon lists no instance yet
+        # The caller goes away (a crash, a cancelled pass); the daemon carries on.
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        await asyncio.sleep(0.05)
+        daemon.state.clock.advance(30)  # type: ignore[attr-defined]
+        await until(lambda: "p-1" in daemon.state.instances)
+        assert not daemon.state.preparing
+        await boot(daemon)
+        [inst] = await c.list_instances()
+        assert (inst.name, inst.state) == ("p-1", InstanceState.RUNNING)
+        again = await c.launch("p-1", image="24.04", cpus=1, memory="1G", disk="5G", user_data="")
+        assert not again.created
+
+
+async def test_list_rpc_over_the_wire(client: MultipassClient, daemon: MultipassdSimServer) -> None:
+    await launch(client, daemon, "l-2")
+    await launch(client, daemon, "l-1")
+    replies = await client._collect("list", pb.ListRequest())
+    listed = [
+        (i.name, pb.InstanceStatus.Status.Name(i.instance_status.status))
+        for r in replies
+        for i in r.instance_list.instances
+    ]
+    assert listed == [("l-1", "RUNNING"), ("l-2", "RUNNING")]
+    [one] = [i for r in replies for i in r.instance_list.instances if i.name == "l-1"]
+    assert list(one.ipv4) == list(daemon.state.instances["l-1"].ipv4)
+
+
+async def test_purge_removes_only_deleted_instances(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    await launch(client, daemon, "k-1")
+    await launch(client, daemon, "d-1")
+    assert await client.delete(["d-1"], purge=False) == []
+    [deleted] = await client.info(["d-1"])
+    assert deleted.state is InstanceState.DELETED
+    assert await client.purge() == ["d-1"]
+    assert [i.name for i in await client.list_instances()] == ["k-1"]
+    assert await client.purge() == []
 
 
 async def test_version(client: MultipassClient) -> None:
@@ -199,7 +354,7 @@ async def test_pinning_rejects_a_different_daemon_certificate(
     other = generate(tmp_path / "other")
     wrong = settings(certs, daemon.address, server_cert=other.server_cert.read_bytes())
     async with MultipassClient(wrong, call_timeout=3, attempts=1) as c:
-        with pytest.raises((errors.TlsVerificationFailed, errors.MultipassUnavailable)):
+        with pytest.raises(errors.TlsVerificationFailed, match="MULTIPASS_SERVER_CERT"):
             await c.authenticate("s3cret")
     assert daemon.trusted == set()
 
