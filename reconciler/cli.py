@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError
@@ -30,6 +31,18 @@ def _connection_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--client-cert", dest="nomad_client_cert", help="NOMAD_CLIENT_CERT")
     g.add_argument("--client-key", dest="nomad_client_key", help="NOMAD_CLIENT_KEY")
     g.add_argument(
+        "--skip-verify",
+        dest="nomad_skip_verify",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="do not verify Nomad's TLS certificate (NOMAD_SKIP_VERIFY)",
+    )
+    g.add_argument(
+        "--tls-server-name",
+        dest="nomad_tls_server_name",
+        help="name to verify Nomad's certificate against (NOMAD_TLS_SERVER_NAME)",
+    )
+    g.add_argument(
         "--multipass-address",
         dest="multipass_address",
         help="multipassd address, host:port or unix:/path (MULTIPASS_SERVER_ADDRESS)",
@@ -41,8 +54,17 @@ def _connection_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 1 (error), not 2: plan's 2 means "changes"."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Subparsers are made with the parent's class, so every subcommand gets _Parser.
+    parser = _Parser(
         prog="reconciler",
         description=(
             "Keeps Multipass VMs running as Nomad clients in line with a spec in Nomad Variables."
@@ -75,6 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--never-join", type=float, default=0.0, help="fraction of VMs that never join"
     )
+    sim.add_argument(
+        "--launch-failure",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="fraction of launches that fail after preparing (FAILED_PRECONDITION)",
+    )
+    sim.add_argument(
+        "--prepare-seconds",
+        type=float,
+        default=0.0,
+        help="mean simulated image preparation time; the name is 'being prepared' meanwhile",
+    )
+    sim.add_argument("--host-cpus", type=int, default=16, help="the simulated host's CPUs")
+    sim.add_argument("--host-memory", default="64G", help="the simulated host's RAM, e.g. 64G")
+    sim.add_argument("--host-disk", default="1T", help="the simulated host's disk, e.g. 1T")
     sim.add_argument(
         "--job",
         action="append",

@@ -72,6 +72,8 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         ca_cert=getattr(args, "nomad_cacert", None),
         client_cert=getattr(args, "nomad_client_cert", None),
         client_key=getattr(args, "nomad_client_key", None),
+        skip_verify=getattr(args, "nomad_skip_verify", None),
+        tls_server_name=getattr(args, "nomad_tls_server_name", None),
     )
     prefix = getattr(args, "prefix", None) or env.get("RECONCILER_PREFIX") or DEFAULT_PREFIX
     return Settings(

@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 from reconciler.clock import ScaledClock
 from reconciler.errors import ConfigError
 from reconciler.sim.faults import parse_fault_flag
+from reconciler.sim.multipass_state import HostCapacity
 from reconciler.sim.nomad_state import Policy
 from reconciler.sim.world import SimConfig, Simulation
+from reconciler.units import parse_size
 
 T = TypeVar("T")
 
@@ -26,14 +28,7 @@ def shell_exports(env: dict[str, str]) -> str:
 async def run_sim_command(args: argparse.Namespace) -> int:
     faults = _parse_all(args.fault, parse_fault_flag)
     jobs = _parse_all(args.job, parse_job_flag)
-    config = SimConfig(
-        seed=args.seed,
-        boot_seconds=args.boot_seconds,
-        acl=args.acl,
-        nomad_port=args.nomad_port,
-        multipass_port=args.multipass_port,
-        never_join=args.never_join,
-    )
+    config = sim_config_from_args(args)
     clock = ScaledClock(speed=args.speed)
     state_dir = Path(args.state_dir) if args.state_dir else None
     async with Simulation(config, clock, state_dir=state_dir) as sim:
@@ -55,6 +50,49 @@ async def run_sim_command(args: argparse.Namespace) -> int:
         await stop.wait()
     print("simulators stopped", file=sys.stderr)
     return 0
+
+
+def sim_config_from_args(args: argparse.Namespace) -> SimConfig:
+    """The simulation `reconciler sim`'s flags ask for; a bad value is a ConfigError naming it."""
+    for flag, rate in (
+        ("--never-join", args.never_join),
+        ("--launch-failure", args.launch_failure),
+    ):
+        if not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"{flag}: {rate} is not a fraction between 0 and 1")
+    for flag, seconds in (
+        ("--boot-seconds", args.boot_seconds),
+        ("--prepare-seconds", args.prepare_seconds),
+    ):
+        if seconds < 0:
+            raise ConfigError(f"{flag}: {seconds} must not be negative")
+    if args.host_cpus < 1:
+        raise ConfigError(f"--host-cpus: {args.host_cpus} must be at least 1")
+    return SimConfig(
+        seed=args.seed,
+        boot_seconds=args.boot_seconds,
+        prepare_seconds=args.prepare_seconds,
+        acl=args.acl,
+        nomad_port=args.nomad_port,
+        multipass_port=args.multipass_port,
+        never_join=args.never_join,
+        launch_failure=args.launch_failure,
+        capacity=HostCapacity(
+            cpus=args.host_cpus,
+            memory=_size("--host-memory", args.host_memory),
+            disk=_size("--host-disk", args.host_disk),
+        ),
+    )
+
+
+def _size(flag: str, text: str) -> int:
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+    if size <= 0:
+        raise ConfigError(f"{flag}: {text!r} must be more than zero")
+    return size
 
 
 def _parse_all(texts: list[str], parse: Callable[[str], T]) -> list[T]:

@@ -44,6 +44,9 @@ class SimConfig:
     nomad_port: int = 0
     multipass_port: int = 0
     never_join: float = 0.0  # fraction of booted VMs that never join Nomad
+    launch_failure: float = 0.0  # fraction of launches that fail after preparing
+    # Mean simulated seconds a launch prepares its image ("being prepared" meanwhile).
+    prepare_seconds: float = 0.0
     cpu_mhz_per_core: int = 2000
 
 
@@ -76,6 +79,7 @@ class Simulation:
             self.clock,
             random.Random(self.rng.getrandbits(32)),
             boot_seconds=self.config.boot_seconds,
+            prepare_seconds=self.config.prepare_seconds,
             capacity=self.config.capacity,
         )
         self.nomad = NomadSimServer(
@@ -88,7 +92,7 @@ class Simulation:
             faults=self.faults,
             port=self.config.multipass_port,
         )
-        self.multipassd.launch_failure = Fault()
+        self.multipassd.launch_failure = Fault(error_rate=self.config.launch_failure)
         self.join_failure = Fault(error_rate=self.config.never_join)
         self.rejected: dict[str, str] = {}  # instance -> why it never joined
         self._ticker: asyncio.Task[None] | None = None

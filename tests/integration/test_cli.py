@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 from collections.abc import Iterator
@@ -9,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, build_parser, main
+from reconciler.errors import ConfigError
+from reconciler.multipass import errors
+from reconciler.multipass.client import MultipassClient
+from reconciler.multipass.settings import MultipassSettings
 from reconciler.pools import DEFAULT_PREFIX
+from reconciler.sim.multipass_state import GiB, HostCapacity
+from reconciler.sim.runner import sim_config_from_args
+from reconciler.sim.world import Simulation
 from tests.integration.cli_sim import CLI, ROOT, running_sim
 
 
@@ -91,3 +100,84 @@ def test_bad_run_flags_are_named_and_nothing_starts(sim_env: dict[str, str]) -> 
     assert ttl.returncode == 1 and "--leader-ttl: 5 is not within 10..86400" in ttl.stderr
     addr = run(sim_env, "run", "--no-leader-election", "--metrics-addr", "localhost")
     assert addr.returncode == 1 and "--metrics-addr: 'localhost' is not host:port" in addr.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["plan", "-o", "yaml"], "argument -o/--output: invalid choice: 'yaml'"),
+        (["status", "--bogus"], "unrecognized arguments: --bogus"),
+        (["apply", "--timeout", "soon"], "argument --timeout: invalid float value: 'soon'"),
+        (["render"], "the following arguments are required: --pool"),
+        (["spec", "validate"], "one of the arguments --pool file is required"),
+        (["secrets"], "the following arguments are required: SUBCOMMAND"),
+        (["sim", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_usage_errors_exit_1_not_plans_changes_code(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == EXIT_ERROR != EXIT_CHANGES
+    err = capsys.readouterr().err
+    assert err.startswith("usage: reconciler") and f"error: {complaint}" in err
+
+
+def sim_args(*flags: str) -> argparse.Namespace:
+    return build_parser().parse_args(["sim", *flags])
+
+
+def test_sim_flags_set_launch_failures_preparation_and_the_host() -> None:
+    config = sim_config_from_args(
+        sim_args(
+            "--launch-failure",
+            "0.25",
+            "--prepare-seconds",
+            "4",
+            "--host-cpus",
+            "4",
+            "--host-memory",
+            "8G",
+            "--host-disk",
+            "100G",
+        )
+    )
+    assert (config.launch_failure, config.prepare_seconds) == (0.25, 4.0)
+    assert config.capacity == HostCapacity(cpus=4, memory=8 * GiB, disk=100 * GiB)
+    defaults = sim_config_from_args(sim_args())
+    assert (defaults.launch_failure, defaults.prepare_seconds) == (0.0, 0.0)
+    assert defaults.capacity == HostCapacity()
+
+
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [
+        (["--launch-failure", "1.5"], "--launch-failure: 1.5 is not a fraction between 0 and 1"),
+        (["--never-join", "-0.1"], "--never-join: -0.1 is not a fraction between 0 and 1"),
+        (["--prepare-seconds", "-1"], "--prepare-seconds: -1.0 must not be negative"),
+        (["--host-memory", "lots"], "--host-memory: 'lots' is not a size like 512M or 2G"),
+        (["--host-disk", "0"], "--host-disk: '0' must be more than zero"),
+        (["--host-cpus", "0"], "--host-cpus: 0 must be at least 1"),
+    ],
+)
+def test_bad_sim_flags_are_named(flags: list[str], complaint: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        sim_config_from_args(sim_args(*flags))
+    assert str(exc.value) == complaint
+
+
+async def test_sim_launch_failure_flag_fails_launches_over_the_wire() -> None:
+    config = sim_config_from_args(sim_args("--launch-failure", "1", "--host-disk", "50G"))
+    async with Simulation(config) as sim:
+        env = sim.environment()
+        settings = MultipassSettings.from_env(env)
+        async with MultipassClient(settings, call_timeout=5) as client:
+            info = await client.daemon_info()
+            assert info.available_space == 50 * GiB
+            with pytest.raises(errors.LaunchFailed, match="simulated failure"):
+                await client.launch(
+                    "web-bcdfg-0", image="24.04", cpus=1, memory="1G", disk="5G", user_data=""
+                )
+        assert sim.multipass_state.instances == {}

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.cli import build_parser
 from reconciler.errors import ConfigError
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.settings import DEFAULT_ADDRESS, NomadSettings
+from reconciler.settings import settings_from_args
 
 TOKEN = "6e3a1b8c-0000-4e1f-9d7e-secret-token"
 
@@ -91,3 +93,19 @@ def test_https_builds_a_verifying_context_unless_told_not_to() -> None:
     assert isinstance(strict, ssl.SSLContext) and strict.verify_mode == ssl.CERT_REQUIRED
     loose = NomadSettings(address="https://nomad:4646", skip_verify=True).ssl_context()
     assert isinstance(loose, ssl.SSLContext) and loose.verify_mode == ssl.CERT_NONE
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "status", "run", "render", "spec"])
+def test_tls_flags_override_the_environment(command: str) -> None:
+    env = {"NOMAD_SKIP_VERIFY": "true", "NOMAD_TLS_SERVER_NAME": "server.global.nomad"}
+    argv = {
+        "render": ["render", "--pool", "web"],
+        "spec": ["spec", "validate", "--pool", "web"],
+    }.get(command, [command])
+    from_env = settings_from_args(build_parser().parse_args(argv), env).nomad
+    assert from_env.skip_verify and from_env.tls_server_name == "server.global.nomad"
+    flags = ["--no-skip-verify", "--tls-server-name", "nomad.internal"]
+    flagged = settings_from_args(build_parser().parse_args([*argv, *flags]), env).nomad
+    assert flagged.skip_verify is False and flagged.tls_server_name == "nomad.internal"
+    forced = settings_from_args(build_parser().parse_args([*argv, "--skip-verify"]), {}).nomad
+    assert forced.skip_verify is True and forced.tls_server_name is None
