@@ -286,10 +286,18 @@ def _remove(a: Action, instances: dict[str, Instance], nodes: dict[str, Node], n
 
 
 def _apply(s: PoolSpec, w: Observed, p: Plan, now: float) -> Observed:
-    """A model world: each action takes effect by the next pass; new VMs join as ready nodes."""
+    """A model world: each action takes effect by the next pass; new VMs join as ready nodes.
+
+    Drains already under way finish too (Nomad migrates the work away): with a zero
+    drain_deadline nothing else would end them.
+    """
     instances = {i.name: i for i in w.instances}
     nodes = {n.id: n for n in w.nodes}
     allocs = list(w.allocations)
+    for nid, n in list(nodes.items()):
+        if n.draining:
+            nodes[nid] = replace(n, draining=False, last_drain_status="complete")
+            allocs = [x for x in allocs if x.node_id != nid]
     for a in p.actions:
         if a.kind is ActionKind.LAUNCH:
             instances[a.instance] = Instance(a.instance, InstanceState.RUNNING, created_at=now)
@@ -343,7 +351,8 @@ def test_applying_plans_converges_to_an_empty_plan(case: tuple[PoolSpec, Observe
             # What the stall note asks of a person: delete the instance to retry (a
             # relaunch joins in this model world).
             assert any(f"rollout stalled: {p.stalled}" in n for n in p.notes)
-            assert p.actions == () or all(a.kind is ActionKind.DELETE for a in p.actions)
+            # Only removals already under way finish; nothing is launched or drained.
+            assert {a.kind for a in p.actions} <= {ActionKind.DELETE, ActionKind.PURGE_NODE}
             kept = tuple(i for i in w.instances if i.name != p.stalled)
             w = replace(w, instances=kept)
         # An empty plan may only be waiting (a VM still joining): let time pass once more.
