@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 import yaml
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from reconciler import ownership
 from reconciler.errors import PermanentError
@@ -59,9 +59,49 @@ def hcl_string(value: object) -> str:
     return json.dumps(str(value)).replace("${", "$${").replace("%{", "%%{")
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Also refuses ``*`` and ``**`` results too large for user-data.
+
+    Rendering runs inside the reconciler, so ``{{ 'a' * 10**12 }}`` or
+    ``{{ (10**10)**(10**10) }}`` in one pool's template would exhaust its memory
+    or CPU and stop every pool. Anything that large could never fit under
+    MAX_USER_DATA anyway. (Other filters can still allocate a lot, e.g. center();
+    only rendering in a resource-limited subprocess would bound those.)
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        if operator == "*":
+            _check_repeat(left, right)
+            _check_repeat(right, left)
+        elif _power_bits(left, right) > 8 * MAX_USER_DATA:
+            raise SecurityError(f"{left} ** {right} is too large for user-data")
+        return super().call_binop(context, operator, left, right)
+
+
+def _power_bits(base: object, exponent: object) -> int:
+    """A lower bound on the bits of an int ``base ** exponent``, found without computing it."""
+    if not (isinstance(base, int) and isinstance(exponent, int)) or exponent <= 0:
+        return 0
+    return (abs(base).bit_length() - 1) * exponent
+
+
+def _check_repeat(sequence: object, times: object) -> None:
+    if not (isinstance(sequence, (str, list, tuple)) and isinstance(times, int)):
+        return
+    if len(sequence) * times > MAX_USER_DATA:
+        raise SecurityError(
+            f"repeating {len(sequence)} items {times} times exceeds the user-data limit "
+            f"of {MAX_USER_DATA}"
+        )
+
+
 @functools.cache
 def environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _Sandbox(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -118,6 +158,14 @@ def render_cloud_init(spec: PoolSpec, instance: str) -> str:
         raise RenderError(f"{where}: {exc.message}; define it in cloud_init_vars") from None
     except jinja2.TemplateError as exc:
         raise RenderError(f"{where}: {exc}") from None
+    except Exception as exc:
+        # Python errors inside the template ({{ 1/0 }}, iterating a number given in
+        # cloud_init_vars...) are the spec's fault too, never the reconciler's: report
+        # them like any other template error so one pool cannot stop a pass.
+        raise RenderError(
+            f"{where}: rendering failed with {type(exc).__name__}: {exc} "
+            "(check the template and the values in cloud_init_vars)"
+        ) from None
     size = len(out.encode())
     if size > MAX_USER_DATA:
         raise RenderError(
@@ -129,6 +177,8 @@ def render_cloud_init(spec: PoolSpec, instance: str) -> str:
         doc = yaml.safe_load(out)
     except yaml.YAMLError as exc:
         raise RenderError(f"{where}: rendered user-data is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise RenderError(f"{where}: rendered user-data is nested too deeply to read") from None
     if not isinstance(doc, dict):
         raise RenderError(f"{where}: rendered user-data must be a YAML mapping")
     return out

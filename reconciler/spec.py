@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -30,6 +31,7 @@ from reconciler.scale_in import STRATEGIES
 from reconciler.scaling.policy import Policy, PolicyError, parse_policy
 from reconciler.units import (
     CountOrPercent,
+    format_duration,
     format_size,
     parse_bool,
     parse_count_or_percent,
@@ -38,6 +40,21 @@ from reconciler.units import (
 )
 
 MAX_POOL_SIZE = 10_000
+# Values in cloud_init_vars after YAML aliases are expanded: rendering and the template
+# hash walk them all, so a few nested aliases could otherwise expand to millions.
+MAX_VARS_VALUES = 10_000
+# Floors under durations whose zero would make the pool act on every pass.
+MIN_DRAIN_DEADLINE = 1.0
+MIN_JOIN_TIMEOUT = 60.0
+MIN_UNHEALTHY_TIMEOUT = 30.0
+# Nomad's own rule for node pool names; a client configured with another name (or the
+# built-in "all") refuses to start, so its VM could never join.
+_NODE_POOL_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+# What the shipped template reads from cloud_init_vars (its header comment documents them).
+DEFAULT_TEMPLATE_VARS = ("servers", "nomad_version", "network_interface")
+# Characters of a Debian package version (epoch:upstream-revision); the value lands in a
+# shell command, so anything else is refused rather than quoted.
+_APT_VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")
 
 
 @dataclass(frozen=True)
@@ -59,17 +76,17 @@ ITEMS: tuple[Item, ...] = (
     Item("disk", "size", "10G", "disk per instance, at least 1G"),
     Item("node_class", "string", "<pool name>", "Nomad node_class the clients register with"),
     Item("datacenter", "string", "dc1", "Nomad datacenter of the clients"),
-    Item("node_pool", "string", "default", "Nomad node pool of the clients"),
+    Item("node_pool", "string", "default", "Nomad node pool: letters, digits, - and _; not all"),
     Item("cloud_init", "template", "<shipped nomad-client.yaml.j2>", "Jinja2 cloud-init template"),
     Item("cloud_init_vars", "yaml map", "{}", "variables for the template (servers: [...])"),
-    Item("drain_deadline", "duration", "1h", "how long a drain may take before the VM goes anyway"),
+    Item("drain_deadline", "duration", "1h", "how long a drain may take (at least 1s)"),
     Item("drain_ignore_system_jobs", "bool", "false", "drains leave system jobs running"),
     Item("node_purge", "bool", "true", "purge the Nomad node once its VM is gone"),
     Item("scale_in", "enum", "least_busy", "which members go first: " + ", ".join(STRATEGIES)),
     Item("max_surge", "count|percent", "1", "extra members allowed during a replacement"),
     Item("max_unavailable", "count|percent", "0", "ready members that may be missing in a rollout"),
-    Item("join_timeout", "duration", "10m", "a VM not joined by then is unhealthy"),
-    Item("unhealthy_timeout", "duration", "5m", "node down or VM stopped this long: unhealthy"),
+    Item("join_timeout", "duration", "10m", "a VM not joined by then is unhealthy (at least 1m)"),
+    Item("unhealthy_timeout", "duration", "5m", "node down or VM stopped this long (at least 30s)"),
     Item("max_unhealthy", "count|percent", "40%", "above this many unhealthy, remediation stops"),
     Item("paused", "bool", "false", "plan and do nothing for this pool"),
     Item("policy", "yaml", None, "autoscaling policy: checks, cooldown (docs/autoscaling.md)"),
@@ -182,7 +199,8 @@ class _Parser:
     def int_in(self, name: str, lo: int, hi: int, default: int | None) -> int | None:
         def parse(raw: str) -> int:
             s = raw.strip()
-            if not s.lstrip("-").isdigit():
+            # isascii: str.isdigit also accepts digits such as '²' that int() then refuses.
+            if not (s.isascii() and s.lstrip("-").isdigit()):
                 raise ValueError(f"{raw!r} is not a whole number")
             value = int(s)
             if not lo <= value <= hi:
@@ -197,11 +215,35 @@ def _yaml_map(raw: str) -> dict[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else {}
     except yaml.YAMLError as exc:
         raise ValueError(f"is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ValueError("is nested too deeply to read") from None
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise ValueError("must be a YAML mapping with string keys, e.g. 'servers: [10.0.0.2]'")
+    if _count_values(value, MAX_VARS_VALUES + 1) > MAX_VARS_VALUES:
+        raise ValueError(
+            f"holds more than {MAX_VARS_VALUES} values once YAML aliases are expanded; "
+            "a template needs far fewer"
+        )
     return value
+
+
+def _count_values(value: Any, limit: int) -> int:
+    """Values in a YAML tree as rendering sees it (aliases repeated), counted up to ``limit``.
+
+    Iterative and bounded, so a self-referencing alias or a billion-laughs document
+    stops at the limit instead of recursing or expanding without end.
+    """
+    seen, stack = 0, [value]
+    while stack and seen < limit:
+        item = stack.pop()
+        seen += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return seen
 
 
 def _name(raw: str) -> str:
@@ -220,6 +262,75 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _node_pool(raw: str) -> str:
+    s = raw.strip()
+    if not _NODE_POOL_RE.match(s) or s == "all":
+        raise ValueError(
+            f"{raw!r} must be 1-128 letters, digits, '-' or '_', and not 'all' "
+            "(Nomad refuses to start a client in any other node pool)"
+        )
+    return s
+
+
+def _duration_at_least(minimum: float, why: str) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        seconds = parse_duration(raw)
+        if seconds < minimum:
+            raise ValueError(f"{raw!r} must be at least {format_duration(minimum)} ({why})")
+        return seconds
+
+    return parse
+
+
+def _default_template_var_problems(variables: Mapping[str, Any]) -> list[str]:
+    """What the shipped template needs from cloud_init_vars; a custom template decides its own."""
+    problems = [
+        f"cloud_init_vars.{name}: not used by the shipped template, which reads only "
+        f"{', '.join(DEFAULT_TEMPLATE_VARS)} (a custom cloud_init template may use other names)"
+        for name in sorted(set(variables) - set(DEFAULT_TEMPLATE_VARS) - BUILTIN_NAMES)
+    ]
+    problems += _servers_problems(variables.get("servers"))
+    version = variables.get("nomad_version")
+    if version is not None and not (isinstance(version, str) and _APT_VERSION_RE.match(version)):
+        problems.append(
+            f"cloud_init_vars.nomad_version: {version!r} must be an apt version string such as "
+            "'1.9.3-1' (quote it: YAML reads 1.10 as the number 1.1)"
+        )
+    interface = variables.get("network_interface")
+    if interface is not None and not (isinstance(interface, str) and interface.strip()):
+        problems.append(
+            f"cloud_init_vars.network_interface: {interface!r} must be an interface name "
+            "such as 'eth0'"
+        )
+    return problems
+
+
+def _servers_problems(servers: Any) -> list[str]:
+    example = "e.g. 'servers: [10.0.0.2, nomad.lab:4647]'"
+    if servers is None:
+        return [
+            "cloud_init_vars.servers: required by the shipped template: a list of Nomad "
+            f"server addresses, {example}"
+        ]
+    if not isinstance(servers, list):
+        return [
+            f"cloud_init_vars.servers: {servers!r} must be a list of Nomad server addresses, "
+            f"{example} (a single server too: 'servers: [nomad.lab]')"
+        ]
+    if not servers:
+        return [
+            "cloud_init_vars.servers: is empty; a VM needs at least one Nomad server "
+            f"address to join, {example}"
+        ]
+    return [
+        f"cloud_init_vars.servers: entry {i} ({s!r}) must be a host name or address "
+        "without spaces, optionally with :port, e.g. 10.0.0.2 or nomad.lab:4647 "
+        "(quote it if YAML reads it as a number)"
+        for i, s in enumerate(servers, 1)
+        if not isinstance(s, str) or not s.strip() or any(c.isspace() for c in s.strip())
+    ]
+
+
 def _min_size(minimum: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         size = parse_size(raw)
@@ -228,6 +339,19 @@ def _min_size(minimum: int) -> Callable[[str], int]:
         return size
 
     return parse
+
+
+def _check_compiles(text: str, problems: list[str]) -> str:
+    """``text`` if it compiles as a template, else "" with the reason added to ``problems``."""
+    try:
+        compile_template(text)
+    except jinja2.TemplateSyntaxError as exc:
+        problems.append(f"cloud_init: template syntax error on line {exc.lineno}: {exc.message}")
+        return ""
+    except Exception as exc:  # e.g. RecursionError from absurd nesting: still the spec's fault
+        problems.append(f"cloud_init: the template cannot be compiled: {type(exc).__name__}: {exc}")
+        return ""
+    return text
 
 
 def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> PoolSpec:
@@ -261,20 +385,21 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
     disk = p.get("disk", _min_size(1024**3), 10 * 1024**3)
     node_class = p.get("node_class", _name, pool)
     datacenter = p.get("datacenter", _name, "dc1")
-    node_pool = p.get("node_pool", _name, "default")
-    cloud_init = items.get("cloud_init")
+    node_pool = p.get("node_pool", _node_pool, "default")
+    cloud_init = p.get("cloud_init", str, None)
+    problems_before = len(p.problems)
     cloud_init_vars = p.get("cloud_init_vars", _yaml_map, {})
+    vars_parsed = len(p.problems) == problems_before
     shadowed = sorted(set(cloud_init_vars) & BUILTIN_NAMES)
     if shadowed:
         p.problems.append(
             f"cloud_init_vars: {', '.join(shadowed)} are given by the reconciler and cannot be set"
         )
     template_text = cloud_init if cloud_init is not None else default_template_text()
-    try:
-        compile_template(template_text)
-    except jinja2.TemplateSyntaxError as exc:
-        p.problems.append(f"cloud_init: template syntax error on line {exc.lineno}: {exc.message}")
-        template_text = ""
+    # The shipped template: the item is absent, or holds the very same text.
+    if vars_parsed and template_text == default_template_text():
+        p.problems.extend(_default_template_var_problems(cloud_init_vars))
+    template_text = _check_compiles(template_text, p.problems)
 
     policy = None
     if "policy" in items:
@@ -303,14 +428,32 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
         node_pool=node_pool,
         cloud_init=cloud_init,
         cloud_init_vars=MappingProxyType(dict(cloud_init_vars)),
-        drain_deadline=p.get("drain_deadline", parse_duration, 3600.0),
+        drain_deadline=p.get(
+            "drain_deadline",
+            _duration_at_least(MIN_DRAIN_DEADLINE, "Nomad reads 0 as no deadline"),
+            3600.0,
+        ),
         drain_ignore_system_jobs=p.get("drain_ignore_system_jobs", parse_bool, False),
         node_purge=p.get("node_purge", parse_bool, True),
         scale_in=p.get("scale_in", _choice(STRATEGIES), "least_busy"),
         max_surge=p.get("max_surge", parse_count_or_percent, CountOrPercent(1)),
         max_unavailable=p.get("max_unavailable", parse_count_or_percent, CountOrPercent(0)),
-        join_timeout=p.get("join_timeout", parse_duration, 600.0),
-        unhealthy_timeout=p.get("unhealthy_timeout", parse_duration, 300.0),
+        join_timeout=p.get(
+            "join_timeout",
+            _duration_at_least(
+                MIN_JOIN_TIMEOUT,
+                "a VM needs longer to boot and join; every new one would be replaced",
+            ),
+            600.0,
+        ),
+        unhealthy_timeout=p.get(
+            "unhealthy_timeout",
+            _duration_at_least(
+                MIN_UNHEALTHY_TIMEOUT,
+                "shorter would replace members over a missed heartbeat or a reboot",
+            ),
+            300.0,
+        ),
         max_unhealthy=p.get("max_unhealthy", parse_count_or_percent, CountOrPercent(40, True)),
         paused=p.get("paused", parse_bool, False),
         policy=policy,

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Go's time.Duration is int64 nanoseconds; Nomad (and Go's ParseDuration) refuse anything longer,
+# so a longer value would only fail later, at every drain, instead of here.
+MAX_DURATION = (2**63 - 1) / 1e9
 
 
 def parse_duration(text: str) -> float:
@@ -19,6 +22,8 @@ def parse_duration(text: str) -> float:
     s = text.strip()
     if s == "0":
         return 0.0
+    if s.startswith("-"):
+        raise ValueError(f"{text!r} is negative; give a duration like 90s, 5m or 1h30m")
     pos, total = 0, 0.0
     for match in _DURATION_PART.finditer(s):
         if match.start() != pos:
@@ -27,6 +32,8 @@ def parse_duration(text: str) -> float:
         pos = match.end()
     if pos != len(s) or not s:
         raise ValueError(f"{text!r} is not a duration like 90s, 5m or 1h30m")
+    if total > MAX_DURATION:
+        raise ValueError(f"{text!r} is longer than the longest Go duration, 2562047h")
     return total
 
 
@@ -101,7 +108,8 @@ def parse_count_or_percent(text: str) -> CountOrPercent:
     s = text.strip()
     percent = s.endswith("%")
     digits = s[:-1] if percent else s
-    if not digits.isdigit():
+    # isascii: str.isdigit also accepts digits such as '²' that int() then refuses.
+    if not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"{text!r} is not a count like 1 or a percentage like 25%")
     value = int(digits)
     if percent and value > 100:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.render import default_template_text
 from reconciler.spec import SpecError, parse_pool_spec
 
 VARS = {"cloud_init_vars": "servers: [10.0.0.2]"}
@@ -64,7 +65,11 @@ def test_defaults() -> None:
             {"min": "1", "max": "3", "cloud_init": "#cloud-config\n{% if %}"},
             "cloud_init: template syntax error",
         ),
-        ({"min": "1", "max": "3", "cloud_init_vars": "{}"}, "'servers' is undefined"),
+        ({"min": "1", "max": "3", "cloud_init_vars": "{}"}, "cloud_init_vars.servers: required"),
+        (
+            {"min": "1", "max": "3", "cloud_init": "#cloud-config\nx: {{ nope }}"},
+            "cloud_init: 'nope' is undefined; define it in cloud_init_vars",
+        ),
         (
             {"min": "1", "max": "3", "cloud_init": "hello {{ 1 }}"},
             "must start with a '#cloud-config' line",
@@ -108,3 +113,140 @@ def test_template_hash_ignores_sizing_and_follows_shape() -> None:
         {"cloud_init_vars": "servers: [10.0.0.9]"},
     ):
         assert parse_pool_spec("web", {**base, **change}).template_hash != h, change
+
+
+CUSTOM = "#cloud-config\nrunserver: {{ s }}\n"
+
+
+@pytest.mark.parametrize(
+    ("template", "variables", "expected"),
+    [
+        ("#cloud-config\nx: {{ 1/0 }}\n", "{}", "ZeroDivisionError: division by zero"),
+        (
+            "#cloud-config\nx: [{% for s in servers %}{{ s }}{% endfor %}]\n",
+            "servers: 5",
+            "TypeError: 'int' object is not iterable",
+        ),
+        ("#cloud-config\nx: {{ s.upper() }}\n", "s: 5", "'int object' has no attribute 'upper'"),
+    ],
+)
+def test_python_errors_while_rendering_are_spec_problems(
+    template: str, variables: str, expected: str
+) -> None:
+    # Before: the exception escaped parse_pool_spec and stopped the whole pass.
+    found = problems({"min": "1", "max": "3", "cloud_init": template, "cloud_init_vars": variables})
+    assert len(found) == 1 and found[0].startswith("cloud_init: ") and expected in found[0], found
+
+
+def test_a_template_too_deeply_nested_to_compile_is_a_spec_problem() -> None:
+    deep = "#cloud-config\nx: {{ " + "(" * 3000 + "1" + ")" * 3000 + " }}\n"
+    found = problems({"min": "1", "max": "3", "cloud_init": deep})
+    assert len(found) == 1, found
+    assert found[0].startswith("cloud_init: the template cannot be compiled: RecursionError")
+
+
+@pytest.mark.parametrize(
+    ("item", "value", "expected"),
+    [
+        ("drain_deadline", "0", "drain_deadline: '0' must be at least 1s (Nomad reads 0 as no"),
+        ("drain_deadline", "0s", "drain_deadline: '0s' must be at least 1s"),
+        ("drain_deadline", "999ms", "drain_deadline: '999ms' must be at least 1s"),
+        ("drain_deadline", "-5m", "drain_deadline: '-5m' is negative"),
+        ("drain_deadline", "3000000h", "drain_deadline: '3000000h' is longer than the longest Go"),
+        ("join_timeout", "0s", "join_timeout: '0s' must be at least 1m"),
+        ("join_timeout", "59s", "join_timeout: '59s' must be at least 1m"),
+        ("unhealthy_timeout", "0", "unhealthy_timeout: '0' must be at least 30s"),
+        ("unhealthy_timeout", "29s", "unhealthy_timeout: '29s' must be at least 30s"),
+    ],
+)
+def test_durations_below_their_floor_are_refused(item: str, value: str, expected: str) -> None:
+    found = problems({"min": "1", "max": "3", item: value})
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_durations_at_their_floor_are_accepted() -> None:
+    s = parse_pool_spec(
+        "web",
+        {
+            "min": "1",
+            "max": "3",
+            "drain_deadline": "1s",
+            "join_timeout": "1m",
+            "unhealthy_timeout": "30s",
+            **VARS,
+        },
+    )
+    assert (s.drain_deadline, s.join_timeout, s.unhealthy_timeout) == (1, 60, 30)
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ("servers: nomad.lab", "cloud_init_vars.servers: 'nomad.lab' must be a list"),
+        ("servers: 5", "cloud_init_vars.servers: 5 must be a list"),
+        ("servers: []", "cloud_init_vars.servers: is empty"),
+        ("servers: ['']", "cloud_init_vars.servers: entry 1 ('') must be a host name"),
+        ("servers: [a, {b: 1}]", "cloud_init_vars.servers: entry 2 ({'b': 1}) must be"),
+        ("servers: [10]", "cloud_init_vars.servers: entry 1 (10) must be"),
+        ("servers: ['nomad lab']", "cloud_init_vars.servers: entry 1 ('nomad lab') must be"),
+        ("nomad_version: 1.10\nservers: [a]", "cloud_init_vars.nomad_version: 1.1 must be"),
+        ("nomad_version: '1; reboot'\nservers: [a]", "cloud_init_vars.nomad_version:"),
+        ("network_interface: ''\nservers: [a]", "cloud_init_vars.network_interface:"),
+        ("servrs: [a]\nservers: [a]", "cloud_init_vars.servrs: not used by the shipped"),
+    ],
+)
+def test_the_shipped_templates_variables_are_checked(variables: str, expected: str) -> None:
+    found = problems({"min": "1", "max": "3", "cloud_init_vars": variables})
+    assert any(p.startswith(expected) for p in found), found
+    # The shipped template's text pasted into cloud_init is checked the same way.
+    pasted = {"min": "1", "max": "3", "cloud_init": default_template_text()}
+    assert any(p.startswith(expected) for p in problems({**pasted, "cloud_init_vars": variables}))
+
+
+def test_the_shipped_templates_good_variables_pass() -> None:
+    good = (
+        "servers: [10.0.0.2, 'nomad.lab:4647']\nnomad_version: '1:1.9.3-1'\nnetwork_interface: eth0"
+    )
+    s = parse_pool_spec("web", {"min": "1", "max": "3", "cloud_init_vars": good})
+    assert s.cloud_init_vars["servers"] == ["10.0.0.2", "nomad.lab:4647"]
+
+
+def test_a_custom_template_chooses_its_own_variables() -> None:
+    s = parse_pool_spec(
+        "web", {"min": "1", "max": "3", "cloud_init": CUSTOM, "cloud_init_vars": "s: 5"}
+    )
+    assert dict(s.cloud_init_vars) == {"s": 5}
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        ({"node_pool": "all"}, "node_pool: 'all' must be 1-128 letters, digits"),
+        ({"node_pool": "gpu.pool"}, "node_pool: 'gpu.pool' must be"),
+        ({"node_pool": "p" * 129}, "node_pool: "),
+        ({"min": "²"}, "min: '²' is not a whole number"),
+        ({"max_surge": "²"}, "max_surge: '²' is not a count like 1"),
+        ({"cpus": "-1"}, "cpus: -1 is not within 1..64"),
+        ({"disk": "512M"}, "disk: '512M' is below the minimum 1G"),
+    ],
+)
+def test_edge_values_are_refused_clearly(items: dict[str, str], expected: str) -> None:
+    found = problems({"min": "1", "max": "3", **items})
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_node_pool_takes_nomads_names() -> None:
+    s = parse_pool_spec("web", {"min": "1", "max": "3", "node_pool": "gpu_pool-2", **VARS})
+    assert s.node_pool == "gpu_pool-2"
+
+
+def test_cloud_init_vars_that_expand_without_end_are_refused_quickly() -> None:
+    # Nine levels of nine aliases: 9**9 values once expanded, all hashed and rendered.
+    doc = "servers: [a]\nl0: &l0 [x, x, x, x, x, x, x, x, x]\n"
+    for level in range(1, 9):
+        doc += f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]\n"
+    found = problems({"min": "1", "max": "3", "cloud_init": CUSTOM, "cloud_init_vars": doc})
+    assert any(p.startswith("cloud_init_vars: holds more than 10000 values") for p in found)
+    deep = "s: " + "[" * 5000 + "]" * 5000
+    found = problems({"min": "1", "max": "3", "cloud_init": CUSTOM, "cloud_init_vars": deep})
+    assert "cloud_init_vars: is nested too deeply to read" in found
