@@ -163,6 +163,9 @@ class Controller:
         self.backoff_max = backoff_max
         self._backoff: dict[str, _Backoff] = {}
         self._crashes: dict[str, _Crash] = {}
+        # Pools the last pass left alone because of a backoff, and when it ends: the
+        # loop wakes then (even if it ended while that pass was still writing status).
+        self._deferred: dict[str, float] = {}
         self.shutdown_grace = shutdown_grace
         self._stop: asyncio.Event | None = None  # run()'s stop: no action starts once set
         self._wake = asyncio.Event()
@@ -271,10 +274,12 @@ class Controller:
                 self._crashes.pop(pp.pool, None)
                 continue
             if crash is not None and crash.index == pp.variable.index and mono < crash.not_before:
+                self._deferred[pp.pool] = crash.not_before
                 continue  # held back (_held_back): not planned, so not a new failure
             failures = crash.failures + 1 if crash is not None else 1
             delay = self._delay(failures)
             self._crashes[pp.pool] = _Crash(pp.error, pp.variable.index, failures, mono + delay)
+            self._deferred[pp.pool] = mono + delay
             log.error(
                 "pool %s: planning failed, retried in %.0fs (or when its spec changes): %s",
                 pp.pool,
@@ -295,6 +300,7 @@ class Controller:
         so it is warm and ready, but acts on nothing and writes no status.
         """
         report = PassReport()
+        self._deferred = {}
         started = time.monotonic()
         if self.metrics:
             self.metrics.pass_started()
@@ -341,6 +347,7 @@ class Controller:
             assert pp.spec is not None and pp.plan is not None
             backoff = self._backoff.get(pp.pool)
             if backoff and mono < backoff.not_before and not wait_actions:
+                self._deferred[pp.pool] = backoff.not_before
                 continue
             for action in pp.plan.actions:
                 if self._stopping():  # checked per action: SIGTERM can come mid-pass
@@ -495,12 +502,10 @@ class Controller:
         self._wake.clear()
 
     def _next_backoff_end(self) -> float | None:
-        """Seconds until the earliest backoff (of actions or of a crash) ends; None: none."""
-        mono = self.clock.monotonic()
-        ends = [b.not_before for b in self._backoff.values()]
-        ends += [c.not_before for c in self._crashes.values()]
-        future = [t - mono for t in ends if t > mono]
-        return min(future) if future else None
+        """Seconds until the first backoff the last pass waited on ends (0: ended); None: none."""
+        if not self._deferred:
+            return None
+        return max(0.0, min(self._deferred.values()) - self.clock.monotonic())
 
     def _cancel_actions(self, why: str) -> None:
         if self._tasks:

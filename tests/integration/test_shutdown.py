@@ -29,6 +29,10 @@ from reconciler.sim.faults import Fault
 from tests.integration.sim_harness import Harness, harness
 
 LOCK = leader_path(DEFAULT_PREFIX)
+# Real seconds per simulated second: room for requests to go out and come back on a
+# loaded machine. The TTL leaves a renewal many of them (its budget is in simulated time).
+REAL_STEP = 0.05
+TTL = 30.0
 
 
 @contextlib.asynccontextmanager
@@ -57,7 +61,7 @@ def lock_held(h: Harness) -> bool:
 
 async def tick(h: Harness, seconds: float = 1.0) -> None:
     h.sim.advance(seconds, step=seconds)
-    await asyncio.sleep(0.02)  # let requests go out and come back
+    await asyncio.sleep(REAL_STEP)
 
 
 async def until(h: Harness, what: str, check: Callable[[], bool], seconds: int = 60) -> None:
@@ -73,7 +77,7 @@ def elector_for(h: Harness, controller: Controller) -> LeaderElector:
     clock = h.sim.clock
     assert isinstance(clock, ManualClock)
     return LeaderElector(
-        h.c.nomad, LOCK, clock, ttl=15, lock_delay=15, on_change=lambda _: controller.wake()
+        h.c.nomad, LOCK, clock, ttl=TTL, lock_delay=TTL, on_change=lambda _: controller.wake()
     )
 
 
@@ -115,7 +119,8 @@ async def test_calls_still_running_when_the_grace_ends_are_cancelled_and_the_loc
         for _ in range(4):  # within the grace: still waiting, still leading
             await tick(h)
             assert not running.done() and lock_held(h)
-        await until(h, "the shutdown", running.done, seconds=3)
+        # Past the grace (a launch would take 20 s more): cancelled, and the lock released.
+        await until(h, "the shutdown", running.done, seconds=10)
         assert not lock_held(h)
         assert not controller.executor.inflight
 
@@ -133,7 +138,7 @@ async def test_a_lost_lease_cancels_the_actions_under_way_and_sends_nothing_more
         leading = False  # the lease ends (the elector's on_change wakes the loop)
         controller.wake()
         await until(
-            h, "the actions to be cancelled", lambda: not controller.executor.inflight, seconds=3
+            h, "the actions to be cancelled", lambda: not controller.executor.inflight, seconds=10
         )
         for _ in range(60):  # a minute on: the queued launches were never sent
             await tick(h)
@@ -145,15 +150,29 @@ async def test_a_lost_lease_cancels_the_actions_under_way_and_sends_nothing_more
 async def test_a_pool_is_looked_at_again_when_its_backoff_ends_not_at_the_resync() -> None:
     async with one_launch_at_a_time() as h:
         controller = h.c.controller
+        passed_over: list[bool] = []  # per pass: was web left alone for its backoff?
+        controller.on_pass = lambda report: passed_over.append("web" in controller._deferred)
         h.sim.multipassd.launch_failure = Fault(error_rate=1.0)
         await h.put_pool("web", {"min": "1", "max": "1"})
         stop = asyncio.Event()
         running = asyncio.create_task(controller.run(stop))
         await until(h, "a failed launch", lambda: bool(controller._backoff.get("web")))
         h.sim.multipassd.launch_failure = Fault()
+        await real_time_until("a pass that left web alone", lambda: any(passed_over))
         sent = launches(h)
-        # Nothing else wakes the loop (no resync, no spec or node change): the end
-        # of the backoff (backoff_base = 2 s after the first failure) must.
-        await until(h, "a new launch", lambda: launches(h) > sent, seconds=10)
+        # The loop is parked now, and nothing else wakes it (no resync, no spec or node
+        # change): the end of the backoff (backoff_base = 2 s after the failure) must.
+        # Simulated time stops past it; real time is given only for the pass to run.
+        await tick(h, 3.0)
+        await real_time_until("a launch after the backoff", lambda: launches(h) > sent)
         stop.set()
         await until(h, "the shutdown", running.done)
+
+
+async def real_time_until(what: str, check: Callable[[], bool]) -> None:
+    """Poll ``check()`` with simulated time standing still (10 s of real time at most)."""
+    for _ in range(200):
+        if check():
+            return
+        await asyncio.sleep(REAL_STEP)
+    raise AssertionError(f"{what}: not with simulated time standing still")
