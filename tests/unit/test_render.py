@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import hcl2
 import pytest
 import yaml
@@ -9,21 +12,17 @@ import yaml
 from reconciler import ownership
 from reconciler.render import MAX_USER_DATA, RenderError, render_cloud_init
 from reconciler.sim.cloudinit import interpret
-from reconciler.spec import SpecError, parse_pool_spec
+from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
 
 
-def spec(**items: str):  # type: ignore[no-untyped-def]
+def spec(**items: str) -> PoolSpec:
     base = {"min": "1", "max": "3", "cloud_init_vars": "servers: [10.0.0.2, 'nomad.lab:4647']"}
     return parse_pool_spec("web", {**base, **items})
 
 
-def _with(**fields: object):  # type: ignore[no-untyped-def]
+def _with(**fields: Any) -> PoolSpec:
     """A valid spec with fields swapped afterwards, as if validation had let them through."""
-    s = spec()
-    broken = type(s).__new__(type(s))
-    for slot in type(s).__slots__:
-        object.__setattr__(broken, slot, fields.get(slot, getattr(s, slot)))
-    return broken
+    return replace(spec(), **fields)
 
 
 def test_default_template_is_cloud_config_with_a_nomad_client() -> None:
