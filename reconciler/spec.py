@@ -407,6 +407,8 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
             policy = parse_policy(str(items["policy"]))
         except PolicyError as exc:
             p.problems.extend(exc.problems)
+        except RecursionError:  # PyYAML recurses per nesting level; the text is at fault
+            p.problems.append("policy: is nested too deeply to read")
         if count is not None:
             p.problems.append(
                 "count: cannot be set together with policy (the policy decides the count "

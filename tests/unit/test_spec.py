@@ -250,3 +250,9 @@ def test_cloud_init_vars_that_expand_without_end_are_refused_quickly() -> None:
     deep = "s: " + "[" * 5000 + "]" * 5000
     found = problems({"min": "1", "max": "3", "cloud_init": CUSTOM, "cloud_init_vars": deep})
     assert "cloud_init_vars: is nested too deeply to read" in found
+
+
+def test_a_policy_nested_too_deeply_is_a_spec_problem() -> None:
+    # Before: PyYAML's RecursionError escaped parse_pool_spec.
+    found = problems({"min": "1", "max": "3", "policy": "checks: " + "[" * 5000 + "]" * 5000})
+    assert found == ["policy: is nested too deeply to read"]
