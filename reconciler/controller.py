@@ -74,7 +74,7 @@ def without_unread_targets(pp: PoolPlan, observed: Observed) -> PoolPlan:
     if not unread:
         return pp
     kept = tuple(a for a in pp.plan.actions if a.node_id not in unread or a.kind not in DISRUPTIVE)
-    note = f"held back until their nodes are read in full: {len(unread)} drains/deletes"
+    note = f"held back until their nodes are read in full: {len(unread)} drains, deletes or purges"
     plan_ = dataclasses.replace(pp.plan, actions=kept, notes=(*pp.plan.notes, note))
     return dataclasses.replace(pp, plan=plan_)
 
