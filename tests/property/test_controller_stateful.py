@@ -2,8 +2,14 @@
 
 Spec edits, injected faults, time passing and reconciler crashes (a new
 controller with no memory, in-flight calls abandoned) come in any order. After
-every step: no VM beyond max + surge of the specs in play, nothing foreign
+every step: no VM beyond max + surge of the specs in play (launches the daemon
+is still preparing count: they become VMs even when their caller crashed), each
+name in the pool once and of the form <pool>-<hash>-<ordinal>, nothing foreign
 touched. At the end, with faults gone, the pool converges to its spec.
+
+Launches spend a while "being prepared" (unlisted, their name refused to a second
+launch), as multipassd's do, so a crash mid-launch leaves the daemon finishing a
+launch the new controller cannot see.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from reconciler.sim.world import SimConfig
 from tests.integration.sim_harness import Harness, harness
 
 SURGE = 1
+PREPARE_SECONDS = 8.0  # mean; each launch draws 4..12 s (seeded)
 FOREIGN_VM = "primary"
 FOREIGN_NODE = "nomad-server-1"
 
@@ -45,7 +52,13 @@ class ControllerMachine(RuleBasedStateMachine):
 
     @initialize(seed=st.integers(0, 1000))
     def start(self, seed: int) -> None:
-        config = SimConfig(seed=seed, boot_seconds=20, heartbeat_timeout=15, migrate_seconds=10)
+        config = SimConfig(
+            seed=seed,
+            boot_seconds=20,
+            heartbeat_timeout=15,
+            migrate_seconds=10,
+            prepare_seconds=PREPARE_SECONDS,
+        )
         self.h = self.run(self.stack.enter_async_context(harness(config)))
         mp = self.h.sim.multipass_state
         mp.begin_launch(FOREIGN_VM, 2**30, 2**30)
@@ -143,11 +156,28 @@ class ControllerMachine(RuleBasedStateMachine):
             old.pools, observer, executor, old.clock, status=old.status
         )
 
+    def pool_names(self) -> list[str]:
+        """Every instance of the pool and every launch of it the daemon is preparing."""
+        assert self.h is not None
+        preparing = sorted(n for n in self.h.sim.multipass_state.preparing if n.startswith("web-"))
+        return self.h.instances() + preparing
+
     @invariant()
     def never_beyond_max_plus_surge(self) -> None:
         if self.h is None:
             return
-        assert len(self.h.instances()) <= max(self.maxes) + SURGE, (self.h.instances(), self.maxes)
+        names = self.pool_names()
+        assert len(names) <= max(self.maxes) + SURGE, (names, self.maxes)
+
+    @invariant()
+    def pool_names_are_unique_and_well_formed(self) -> None:
+        if self.h is None:
+            return
+        names = self.pool_names()
+        assert len(names) == len(set(names)), f"a name launched twice: {names}"
+        for name in names:
+            parsed = ownership.parse_instance_name(name)
+            assert parsed is not None and parsed[0] == "web", f"{name}: not web-<hash>-<ordinal>"
 
     @invariant()
     def protected_members_keep_their_vm(self) -> None:
@@ -167,7 +197,11 @@ class ControllerMachine(RuleBasedStateMachine):
         try:
             if self.h is not None:
                 self.heal()
+                # Launches a crash orphaned finish in the daemon; then the pool settles.
+                self.h.sim.advance(2 * PREPARE_SECONDS, step=PREPARE_SECONDS)
+                self.run(asyncio.sleep(0.05))
                 self.run(self.h.converge(max_passes=80))
+                assert not self.h.sim.multipass_state.preparing
                 lo, _ = self.spec
                 assert len(self.h.ready_nodes()) == lo
                 assert len(self.h.instances()) == lo
