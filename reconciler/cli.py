@@ -2,6 +2,7 @@
 
 Exit codes (DESIGN.md): plan 0 = no changes, 2 = changes, 1 = error;
 spec validate 0 = valid, 1 = invalid; everything else 0 = ok, 1 = error.
+A usage error (unknown flag, bad value) is an error too: 1, never plan's 2.
 """
 
 from __future__ import annotations
