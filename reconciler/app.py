@@ -17,7 +17,7 @@ import yaml
 
 from reconciler import client_certs
 from reconciler.clock import Clock, SystemClock
-from reconciler.controller import SHUTDOWN_GRACE, Controller, PassReport, PoolPlan
+from reconciler.controller import Controller, PassReport, PoolPlan
 from reconciler.diff import invalid_to_json, plan_to_json, render_text, use_colour
 from reconciler.errors import ConfigError
 from reconciler.execute import ActionResult, Executor, ExecutorLimits
@@ -216,6 +216,10 @@ async def run_command(args: argparse.Namespace) -> int:
             f"--leader-ttl: {args.leader_ttl:g} is not within 10..86400 seconds "
             "(Nomad's bounds for a variable lock's TTL)"
         )
+    if args.shutdown_grace <= 0:
+        raise ConfigError(
+            f"--shutdown-grace: {args.shutdown_grace:g} must be a positive number of seconds"
+        )
     listen = parse_listen_address(args.metrics_addr) if args.metrics_addr else None
     clock = SystemClock()
     metrics = Metrics(clock)
@@ -224,8 +228,8 @@ async def run_command(args: argparse.Namespace) -> int:
             connect(settings, clock=clock, limits=limits, metrics=metrics)
         )
         # Calls in flight get this long after SIGTERM; with the lock release it must
-        # fit in the job's kill_timeout. (No CLI flag sets it yet: the default.)
-        c.controller.shutdown_grace = getattr(args, "shutdown_grace", None) or SHUTDOWN_GRACE
+        # fit in the job's kill_timeout.
+        c.controller.shutdown_grace = args.shutdown_grace
         if listen is not None:
             await stack.enter_async_context(HealthServer(metrics, *listen))
         if args.no_leader_election:

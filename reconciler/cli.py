@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from reconciler import __version__
+from reconciler.controller import SHUTDOWN_GRACE
 from reconciler.errors import ReconcilerError
 from reconciler.logs import scrub, setup_logging
 
@@ -153,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--leader-ttl", type=float, default=15.0, help="lock TTL and lock delay, seconds (>= 10)"
+    )
+    run.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=SHUTDOWN_GRACE,
+        help="seconds calls in flight get after SIGTERM before they are cancelled and the "
+        "leader lock is released; keep it below the job's kill_timeout minus 5 s",
     )
     _connection_flags(run)
 

@@ -100,6 +100,8 @@ def test_bad_run_flags_are_named_and_nothing_starts(sim_env: dict[str, str]) -> 
     assert ttl.returncode == 1 and "--leader-ttl: 5 is not within 10..86400" in ttl.stderr
     addr = run(sim_env, "run", "--no-leader-election", "--metrics-addr", "localhost")
     assert addr.returncode == 1 and "--metrics-addr: 'localhost' is not host:port" in addr.stderr
+    grace = run(sim_env, "run", "--no-leader-election", "--shutdown-grace", "0")
+    assert grace.returncode == 1 and "--shutdown-grace: 0 must be a positive" in grace.stderr
 
 
 @pytest.mark.parametrize(
