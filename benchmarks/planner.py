@@ -21,7 +21,7 @@ import time
 
 from reconciler import ownership
 from reconciler.model import Allocation, Instance, InstanceState, Node, NodeStatus, Observed
-from reconciler.plan import plan
+from reconciler.plan import ActionKind, plan
 from reconciler.spec import PoolSpec, parse_pool_spec
 
 NOW = 1_700_000_000.0
@@ -77,19 +77,23 @@ async def count_reads(n: int, desired: int) -> int:
     from reconciler.sim.world import SimConfig, Simulation
 
     config = SimConfig(capacity=HostCapacity(cpus=10**6, memory=10**6 * GiB, disk=10**7 * GiB))
-    async with Simulation(config, ManualClock(NOW)) as sim:
+    clock = ManualClock(NOW)
+    async with Simulation(config, clock) as sim:
         spec = make_spec(n)
         for i in range(n):
             name = ownership.instance_name(spec.pool, spec.template_hash, i)
             sim.multipass_state.begin_launch(name, GiB, GiB)
             sim.multipass_state.create(name, "24.04", 1, GiB, GiB, "")
             sim.nomad_state.register_node(name, meta={ownership.META_POOL: spec.pool})
+        # A minute of cluster life: the VMs boot and the nodes turn ready, so the
+        # pool is healthy and the pass measured is a steady one or a plain scale-down.
+        sim.advance(60, step=30)
         settings = Settings(
             prefix=DEFAULT_PREFIX,
             nomad=NomadSettings(address=sim.nomad.address),
             env=sim.environment(),
         )
-        async with connect(settings) as c:
+        async with connect(settings, clock=clock) as c:
             await c.nomad.put_var(
                 pool_path(DEFAULT_PREFIX, spec.pool),
                 {
@@ -99,8 +103,19 @@ async def count_reads(n: int, desired: int) -> int:
                 },
             )
             before = sum(sim.nomad.requests.values()) + sum(sim.multipassd.calls.values())
-            await c.controller.plan_all()
+            plans, _ = await c.controller.plan_all()
             after = sum(sim.nomad.requests.values()) + sum(sim.multipassd.calls.values())
+    # The count means something only for the pass it claims to measure: a world the
+    # planner judged unhealthy (or short-circuited) would be measured silently otherwise.
+    [pool_plan] = plans
+    assert pool_plan.plan is not None, pool_plan.problems or pool_plan.error
+    drains = [a for a in pool_plan.plan.actions if a.kind is ActionKind.DRAIN]
+    expected = n - desired
+    if len(pool_plan.plan.actions) != expected or len(drains) != expected:
+        raise SystemExit(
+            f"{n} members, desired {desired}: expected {expected} drains, the pass planned "
+            f"{[a.kind.value for a in pool_plan.plan.actions]} {pool_plan.plan.notes}"
+        )
     return after - before
 
 
