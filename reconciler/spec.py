@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 import yaml
@@ -55,6 +55,8 @@ DEFAULT_TEMPLATE_VARS = ("servers", "nomad_version", "network_interface")
 # Characters of a Debian package version (epoch:upstream-revision); the value lands in a
 # shell command, so anything else is refused rather than quoted.
 _APT_VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")
+
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True)
@@ -272,14 +274,22 @@ def _node_pool(raw: str) -> str:
     return s
 
 
-def _duration_at_least(minimum: float, why: str) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        seconds = parse_duration(raw)
-        if seconds < minimum:
-            raise ValueError(f"{raw!r} must be at least {format_duration(minimum)} ({why})")
-        return seconds
+def _at_least(
+    parse: Callable[[str], _N], show: Callable[[_N], str], minimum: _N, why: str
+) -> Callable[[str], _N]:
+    """A parser of ``parse``'s values that refuses those below ``minimum``, saying why."""
 
-    return parse
+    def parse_bounded(raw: str) -> _N:
+        value = parse(raw)
+        if value < minimum:
+            raise ValueError(f"{raw!r} must be at least {show(minimum)} ({why})")
+        return value
+
+    return parse_bounded
+
+
+def _duration_at_least(minimum: float, why: str) -> Callable[[str], float]:
+    return _at_least(parse_duration, format_duration, minimum, why)
 
 
 def _default_template_var_problems(variables: Mapping[str, Any]) -> list[str]:
@@ -332,13 +342,9 @@ def _servers_problems(servers: Any) -> list[str]:
 
 
 def _min_size(minimum: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        size = parse_size(raw)
-        if size < minimum:
-            raise ValueError(f"{raw!r} is below the minimum {format_size(minimum)}")
-        return size
-
-    return parse
+    return _at_least(
+        parse_size, format_size, minimum, "the smallest VM an Ubuntu Nomad client runs in"
+    )
 
 
 def _check_compiles(text: str, problems: list[str]) -> str:

@@ -39,7 +39,7 @@ def test_defaults() -> None:
             {"min": "1", "max": "3", "memory": "2 gigs"},
             "memory: '2 gigs' is not a size like 512M or 2G",
         ),
-        ({"min": "1", "max": "3", "memory": "256M"}, "memory: '256M' is below the minimum 512M"),
+        ({"min": "1", "max": "3", "memory": "256M"}, "memory: '256M' must be at least 512M"),
         (
             {"min": "1", "max": "3", "drain_deadline": "soon"},
             "drain_deadline: 'soon' is not a duration",
@@ -227,7 +227,7 @@ def test_a_custom_template_chooses_its_own_variables() -> None:
         ({"min": "²"}, "min: '²' is not a whole number"),
         ({"max_surge": "²"}, "max_surge: '²' is not a count like 1"),
         ({"cpus": "-1"}, "cpus: -1 is not within 1..64"),
-        ({"disk": "512M"}, "disk: '512M' is below the minimum 1G"),
+        ({"disk": "512M"}, "disk: '512M' must be at least 1G"),
     ],
 )
 def test_edge_values_are_refused_clearly(items: dict[str, str], expected: str) -> None:
