@@ -552,7 +552,7 @@ class Controller:
                 raise
             except ReconcilerError as exc:
                 failures += 1
-                delay = min(self.backoff_max, self.backoff_base * 2 ** min(failures, 10))
+                delay = self._delay(failures + 1)  # the first retry waits twice the base
                 log.warning("watching %s failed (%s); retrying in %.0fs", what, exc, delay)
                 await self.clock.sleep(delay)
 
