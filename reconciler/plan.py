@@ -113,6 +113,8 @@ class Plan:
     # The current-generation instance that never joined while a rollout was under
     # way: the rollout waits for a person (see _stalled_by).
     stalled: str | None = None
+    # Why remediation is short-circuited (more unhealthy than max_unhealthy); None: it is not.
+    short_circuit: str | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -135,6 +137,7 @@ class _Outcome:
 
     blocked: tuple[str, ...] = ()
     stalled: str | None = None
+    short_circuit: str | None = None
 
 
 @dataclass(slots=True)
@@ -202,6 +205,7 @@ def plan(
         scaling=scaling,
         blocked=outcome.blocked,
         stalled=outcome.stalled,
+        short_circuit=outcome.short_circuit,
     )
 
 
@@ -580,10 +584,11 @@ def _converge(
     limit = max_unhealthy_for(spec, max(len(serving), desired))
     short_circuited = len(unhealthy) > limit
     if short_circuited:
-        notes.append(
+        outcome.short_circuit = (
             f"remediation short-circuited: {len(unhealthy)} unhealthy members exceed "
             f"max_unhealthy ({limit}); fix the cause (network, template) before they are replaced"
         )
+        notes.append(outcome.short_circuit)
     stalled = _stalled_by(unhealthy, current_available, outdated_joined)
     if stalled is not None:
         outcome.stalled = stalled.name

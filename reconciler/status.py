@@ -77,7 +77,7 @@ def conditions_for(
             + ", ".join(plan.blocked)
         )
     moving = bool(plan.actions) or c["pending"] or c["draining"] or c["drained"]
-    short_circuit = next((n for n in plan.notes if "short-circuited" in n), None)
+    short_circuit = plan.short_circuit
     degraded_reason, degraded_message = "AsExpected", ""
     if short_circuit:
         # First: with many members down too, the cause is likelier the network than
