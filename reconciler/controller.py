@@ -41,7 +41,7 @@ from reconciler.plan import Action, ActionKind, Plan, plan
 from reconciler.pools import PoolSource, PoolVariable, status_path
 from reconciler.scaling.decide import LastScale
 from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
-from reconciler.status import StatusWriter, last_scale_from, status_items
+from reconciler.status import StatusWriter, error_items, last_scale_from, status_items
 from reconciler.telemetry import Metrics
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ class Controller:
         self.backoff_max = backoff_max
         self._backoff: dict[str, _Backoff] = {}
         self._crashes: dict[str, _Crash] = {}
+        self._loaded: list[PoolVariable] = []  # the pool variables this pass read
         # Pools the last pass left alone because of a backoff, and when it ends: the
         # loop wakes then (even if it ended while that pass was still writing status).
         self._deferred: dict[str, float] = {}
@@ -196,6 +197,7 @@ class Controller:
         Raises a ReconcilerError when a read fails: no partial view is ever planned on.
         """
         variables = await self.pools.load(only)
+        self._loaded = variables  # for the status of a pass whose reads then fail
         # Taken before observing: an action that ends while the world is read may
         # not show in what was read, and must still count as under way, or it
         # would be planned a second time.
@@ -301,6 +303,7 @@ class Controller:
         """
         report = PassReport()
         self._deferred = {}
+        self._loaded = []
         started = time.monotonic()
         if self.metrics:
             self.metrics.pass_started()
@@ -311,6 +314,7 @@ class Controller:
         except ReconcilerError as exc:
             report.error = str(exc)
             log.warning("pass skipped: %s", exc)
+            await self._write_read_failure(exc)
             return report
         finally:
             if self.metrics:
@@ -395,16 +399,40 @@ class Controller:
 
     async def _write_crash(self, pp: PoolPlan) -> None:
         """Record a crashed planning as the pool's last error; the rest of its status stays."""
+        await self._write_error(
+            pp.variable, f"planning failed: {pp.error}", "PlanningFailed", pp.variable.index
+        )
+
+    async def _write_read_failure(self, exc: ReconcilerError) -> None:
+        """A read failed, so nothing was planned: say so in each loaded pool's status.
+
+        Only pools whose variables were read this pass (a failed pool list names
+        none), and only while leading; the first status write that fails ends it
+        (Nomad itself is then most likely what is down).
+        """
+        if self.status is None or not self.write_status or not self._leading():
+            return
+        error = f"observing failed, nothing planned: {exc}"
+        for variable in self._loaded:
+            if not await self._write_error(variable, error, "ObserveFailed"):
+                return
+
+    async def _write_error(
+        self, variable: PoolVariable, error: str, reason: str, index: int | None = None
+    ) -> bool:
+        """Degraded with ``reason`` and ``error`` in the pool's status; False if not written."""
         assert self.status is not None
-        error = f"planning failed: {pp.error}"
+        now = self.clock.now()
 
         def build(previous: Mapping[str, str]) -> dict[str, str]:
-            return {**previous, "spec_index": str(pp.variable.index), "last_error": error}
+            return error_items(previous, error, reason, now, index)
 
         try:
-            await self.status.write(status_path(self.pools.prefix, pp.pool), build)
+            await self.status.write(status_path(self.pools.prefix, variable.pool), build)
         except ReconcilerError as exc:
-            log.warning("pool %s: status not written: %s", pp.pool, exc)
+            log.warning("pool %s: status not written: %s", variable.pool, exc)
+            return False
+        return True
 
     def _action_done(self, pool: str) -> Callable[[asyncio.Task[ActionResult]], None]:
         def done(task: asyncio.Task[ActionResult]) -> None:

@@ -151,6 +151,41 @@ def status_items(
     return {k: scrub(v) for k, v in items.items() if v != ""}
 
 
+def error_items(
+    previous: Mapping[str, str], error: str, reason: str, now: float, index: int | None = None
+) -> dict[str, str]:
+    """The status after a pass that planned nothing for the pool (a failed read, a crash).
+
+    What the last planned pass recorded (counts, plan, scaling history) stays: it
+    is the last that is known. ``last_error`` says what failed and the Degraded
+    condition turns True with ``reason``; its transition time holds while it
+    stays True, so a lasting outage writes nothing new pass after pass.
+    """
+    message = scrub(error)
+    conditions = _load_conditions(previous.get("conditions", ""))
+    prior = next((c for c in conditions if c.get("type") == "Degraded"), None)
+    held = prior is not None and prior.get("status") is True and prior.get("last_transition")
+    degraded = {
+        "type": "Degraded",
+        "status": True,
+        "reason": reason,
+        "message": message,
+        "last_transition": prior["last_transition"] if held and prior else _iso(now),
+    }
+    if prior is None:
+        conditions.append(degraded)
+    else:
+        conditions = [degraded if c is prior else c for c in conditions]
+    items = {
+        **previous,
+        "conditions": json.dumps(conditions, sort_keys=True),
+        "last_error": message,
+    }
+    if index is not None:
+        items["spec_index"] = str(index)
+    return items
+
+
 SCALE_KEYS = ("last_scale_count", "last_scale_at", "last_scale_direction", "last_scale_reason")
 
 

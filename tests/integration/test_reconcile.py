@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 
 from reconciler import ownership
+from reconciler.pools import DEFAULT_PREFIX, status_path
 from reconciler.sim.faults import Fault
 from tests.integration.sim_harness import harness
 
@@ -68,6 +70,31 @@ async def test_a_failed_instance_list_is_not_an_empty_inventory() -> None:
         h.sim.faults.clear()
         await h.converge()
         assert len(h.instances()) == 3
+
+
+async def test_a_failed_read_shows_in_status_and_clears_when_reads_succeed() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.converge()
+        path = status_path(DEFAULT_PREFIX, "web")
+        h.sim.faults.set("info", Fault(error_rate=1.0))
+        report = await h.step()
+        assert report.error is not None and h.instances() != []
+        during = (await h.c.nomad.get_var(path)).items
+        degraded = {c["type"]: c for c in json.loads(during["conditions"])}["Degraded"]
+        assert degraded["status"] is True and degraded["reason"] == "ObserveFailed"
+        assert during["last_error"].startswith("observing failed, nothing planned: ")
+        assert during["ready"] == "1"  # the last known counts stay
+        # A lasting outage does not rewrite the variable pass after pass.
+        index = (await h.c.nomad.get_var(path)).modify_index
+        await h.step()
+        assert (await h.c.nomad.get_var(path)).modify_index == index
+
+        h.sim.faults.clear()
+        await h.converge()
+        after = (await h.c.nomad.get_var(path)).items
+        degraded = {c["type"]: c for c in json.loads(after["conditions"])}["Degraded"]
+        assert degraded["status"] is False and "last_error" not in after
 
 
 async def test_foreign_vms_and_nodes_are_never_touched() -> None:

@@ -10,7 +10,7 @@ from reconciler import logs, ownership
 from reconciler.execute import ActionResult
 from reconciler.model import NodeStatus
 from reconciler.plan import plan
-from reconciler.status import status_items
+from reconciler.status import error_items, status_items
 from tests.worlds import NOW, instance, node, ready_member, spec, world
 
 
@@ -142,3 +142,38 @@ def test_a_short_circuit_outranks_a_stall_whose_cause_is_likelier_the_network() 
     degraded = conds(status_items(p, 7, [], [], {}, NOW))["Degraded"]
     assert degraded["reason"] == "RemediationShortCircuited"
     assert f"rollout stalled: {stuck.name}" in status_items(p, 7, [], [], {}, NOW)["notes"]
+
+
+def test_a_pass_that_planned_nothing_keeps_the_known_status_and_says_what_failed() -> None:
+    s = spec(min=2)
+    members = [ready_member(s, i) for i in range(2)]
+    converged = plan(s, world([m[0] for m in members], [m[1] for m in members]), NOW)
+    last_good = status_items(converged, 7, [], [], {}, NOW)
+    assert conds(last_good)["Degraded"]["status"] is False
+
+    failed = error_items(
+        last_good, "observing failed: multipassd unreachable", "ObserveFailed", NOW + 30
+    )
+    degraded = conds(failed)["Degraded"]
+    assert degraded["status"] is True and degraded["reason"] == "ObserveFailed"
+    assert degraded["last_transition"] == "2023-11-14T22:13:50Z"  # NOW + 30
+    assert failed["last_error"] == "observing failed: multipassd unreachable"
+    # The counts and the Ready condition are the last known ones, kept as they were.
+    assert failed["ready"] == "2" and failed["spec_index"] == "7"
+    assert conds(failed)["Ready"] == conds(last_good)["Ready"]
+
+    # The outage lasts: the same items, so nothing is written again.
+    again = "observing failed: multipassd unreachable"
+    assert error_items(failed, again, "ObserveFailed", NOW + 90) == failed
+
+    # The next planned pass clears it, with a new transition time.
+    recovered = status_items(converged, 7, [], [], failed, NOW + 120)
+    assert conds(recovered)["Degraded"]["status"] is False
+    assert conds(recovered)["Degraded"]["last_transition"] == "2023-11-14T22:15:20Z"
+    assert "last_error" not in recovered
+
+
+def test_an_error_with_no_status_yet_writes_a_degraded_condition_only() -> None:
+    items = error_items({}, "planning failed: boom", "PlanningFailed", NOW, index=3)
+    assert items["spec_index"] == "3" and items["last_error"] == "planning failed: boom"
+    assert [c["type"] for c in json.loads(items["conditions"])] == ["Degraded"]
