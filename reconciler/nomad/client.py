@@ -65,8 +65,10 @@ from reconciler.nomad.settings import NomadSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WAIT = 300.0  # Nomad's default for a blocking query without ?wait
-MAX_WAIT = 600.0  # Nomad caps ?wait at 10 minutes
+# A blocking query's hold, as Nomad computes it (QueryOptions.TimeToBlock): a wait
+# of 0 or less means the default, and no query is held longer than the maximum.
+DEFAULT_WAIT = 300.0  # structs.DefaultBlockingRPCQueryTime
+MAX_WAIT = 300.0  # structs.MaxBlockingRPCQueryTime
 BLOCKING_MARGIN = 5.0  # seconds on top of wait + jitter before giving up on an answer
 
 # 500 answers whose text says the condition is permanent (see the module doc).
@@ -182,13 +184,17 @@ class NomadClient:
 
     @staticmethod
     def _blocking(index: int | None, wait: float | None) -> tuple[dict[str, str], float | None]:
-        """Query parameters and timeout for a (possibly) blocking read."""
-        if index is None and wait is None:
+        """Query parameters and timeout for a read that blocks when given an index.
+
+        Without an index (or with index 0) Nomad answers at once, whatever the
+        wait. With one, a wait of 0 would not mean "now" but Nomad's default 5
+        minutes, so a wait that is not positive (to the millisecond Nomad gets)
+        makes this a plain read, sent with neither index nor wait.
+        """
+        if not index or (wait is not None and round(wait * 1000) <= 0):
             return {}, None
-        wait = min(MAX_WAIT, DEFAULT_WAIT if wait is None else max(0.0, wait))
-        params = {"wait": models.format_go_duration(wait)}
-        if index is not None:
-            params["index"] = str(index)
+        wait = min(MAX_WAIT, DEFAULT_WAIT if wait is None else wait)
+        params = {"index": str(index), "wait": models.format_go_duration(wait)}
         return params, blocking_timeout(wait)
 
     def _unavailable(self, where: str, status: int, text: str) -> NomadError:

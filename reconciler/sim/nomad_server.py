@@ -51,8 +51,9 @@ from reconciler.units import parse_duration  # Go durations, as Nomad parses `wa
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WAIT = 300.0  # Nomad's blocking-query default
-MAX_WAIT = 600.0  # and its cap
+# structs.DefaultBlockingRPCQueryTime and MaxBlockingRPCQueryTime: both 5 minutes.
+DEFAULT_WAIT = 300.0
+MAX_WAIT = 300.0
 NOMAD_VERSION = "1.9.3"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -422,6 +423,15 @@ def eval_json(e: SimEval) -> dict[str, Any]:
 # ---------------------------------------------------------------- the server
 
 
+def time_to_block(index: int, wait: float) -> float:
+    """Seconds a query with ``?index`` and ``?wait`` is held (QueryOptions.TimeToBlock)."""
+    if index == 0:
+        return 0.0
+    if wait <= 0:
+        return DEFAULT_WAIT
+    return min(wait, MAX_WAIT)
+
+
 def _text(status: int, message: str, index: int | None = None) -> web.Response:
     headers = {"X-Nomad-Index": str(index)} if index is not None else None
     return web.Response(status=status, text=message, content_type="text/plain", headers=headers)
@@ -623,7 +633,14 @@ class NomadSimServer:
             raise SimError(400, f"invalid character in request body: {exc.msg}") from None
 
     def _wait_params(self, request: web.Request) -> tuple[int, float]:
-        wait = DEFAULT_WAIT
+        """``(index, seconds to hold)`` of a request, as Nomad's agent parses them.
+
+        ``wait`` is a Go duration (command/agent/http.go parseWait); how long a
+        query then blocks is QueryOptions.TimeToBlock (nomad/structs): not at
+        all without an index, the default 5 minutes for a wait of 0 or less,
+        and never more than 5 minutes.
+        """
+        wait = 0.0
         if "wait" in request.query:
             try:
                 wait = parse_duration(request.query["wait"])
@@ -637,7 +654,7 @@ class NomadSimServer:
                     raise ValueError
             except ValueError:
                 raise SimError(400, "Invalid index") from None
-        return index, min(wait, MAX_WAIT)
+        return index, time_to_block(index, wait)
 
     async def _blocking(
         self,

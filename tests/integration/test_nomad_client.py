@@ -266,6 +266,54 @@ async def test_a_blocking_query_times_out_with_the_same_index(nomad: NomadClient
     assert again.value == first.value
 
 
+async def test_a_wait_of_zero_is_a_read_that_does_not_block(
+    server: NomadSimServer, nomad: NomadClient
+) -> None:
+    """Nomad holds ?index=N&wait=0s for its default 5 minutes; the client must not send it."""
+    await nomad.put_var(POOLS + "a", {"min": "1"})
+    first = await nomad.list_vars(POOLS)
+    again = await bounded(nomad.list_vars(POOLS, index=first.index, wait=0))
+    assert again.index == first.index and again.value == first.value
+    assert not server.state.listeners  # answered without being held
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
+    """A server that answers GET /v1/vars with [] and records each request's query."""
+    queries: list[dict[str, str]] = []
+
+    async def vars_(request: web.Request) -> web.Response:
+        queries.append(dict(request.query))
+        return web.json_response([], headers={"X-Nomad-Index": "9"})
+
+    app = web.Application()
+    app.router.add_get("/v1/vars", vars_)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", queries
+    await runner.cleanup()
+
+
+async def test_blocking_parameters_are_what_nomad_honours(
+    recorder: tuple[str, list[dict[str, str]]],
+) -> None:
+    address, queries = recorder
+    async with client(address) as c:
+        await c.list_vars("p/")  # a plain read
+        await c.list_vars("p/", index=0, wait=30)  # index 0: Nomad does not block
+        await c.list_vars("p/", index=5, wait=-1)  # "no wait": a plain read as well
+        await c.list_vars("p/", index=5, wait=900)  # Nomad holds 5 minutes at most
+        await c.list_vars("p/", index=5)  # Nomad's default, said explicitly
+    assert queries == [
+        {"prefix": "p/"},
+        {"prefix": "p/"},
+        {"prefix": "p/"},
+        {"prefix": "p/", "index": "5", "wait": "300s"},
+        {"prefix": "p/", "index": "5", "wait": "300s"},
+    ]
+
+
 async def test_a_variable_watch_wakes_only_for_its_prefix(
     server: NomadSimServer, nomad: NomadClient
 ) -> None:

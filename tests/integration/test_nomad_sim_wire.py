@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 
@@ -10,7 +11,13 @@ import pytest
 
 from reconciler.clock import ManualClock
 from reconciler.sim.faults import Fault
-from reconciler.sim.nomad_server import NomadSimServer, go_duration, parse_duration, rfc3339
+from reconciler.sim.nomad_server import (
+    NomadSimServer,
+    go_duration,
+    parse_duration,
+    rfc3339,
+    time_to_block,
+)
 from reconciler.sim.nomad_state import NomadState
 
 
@@ -94,6 +101,34 @@ async def test_bad_blocking_parameters(sim: tuple[NomadSimServer, httpx.AsyncCli
     assert wait.status_code == 400 and wait.text == "Invalid wait time"
     index = await http.get("/v1/nodes", params={"index": "x"})
     assert index.status_code == 400 and index.text == "Invalid index"
+
+
+async def test_a_wait_of_zero_blocks_for_the_default_not_at_all(
+    sim: tuple[NomadSimServer, httpx.AsyncClient],
+) -> None:
+    """QueryOptions.TimeToBlock: wait <= 0 is the default 5 minutes, so ?wait=0s holds."""
+    srv, http = sim
+    first = await http.put("/v1/var/app/x", json={"Items": {"a": "1"}})
+    index = first.headers["X-Nomad-Index"]
+    query = asyncio.create_task(
+        http.get("/v1/vars", params={"prefix": "app/", "index": index, "wait": "0s"})
+    )
+    for _ in range(200):  # until the server holds it open (it answered early if done)
+        if srv.state.listeners or query.done():
+            break
+        await asyncio.sleep(0.01)
+    assert not query.done(), "a wait of 0s answered at once; Nomad holds it for 5 minutes"
+    await http.put("/v1/var/app/y", json={"Items": {"a": "2"}})
+    answer = await asyncio.wait_for(query, 5)
+    assert int(answer.headers["X-Nomad-Index"]) > int(index)
+    assert [v["Path"] for v in answer.json()] == ["app/x", "app/y"]
+
+
+def test_time_to_block_is_nomads() -> None:
+    assert time_to_block(0, 60) == 0  # no index: not a blocking query
+    assert time_to_block(7, 0) == time_to_block(7, -1) == 300  # the default
+    assert time_to_block(7, 600) == 300  # the most a query is held
+    assert time_to_block(7, 0.5) == 0.5
 
 
 async def test_fault_keys_match_by_method_path_and_glob(
