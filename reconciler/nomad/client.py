@@ -482,6 +482,8 @@ class NomadClient:
     ) -> tuple[Variable, str]:
         """Take the lock on ``path`` (creating the variable if needed): (variable, lock ID).
 
+        Nomad writes the variable as the request carries it: its items become
+        ``items``, and an acquire without them leaves the variable empty.
         Nomad lets a lock lapse if it is not renewed within about 2 x TTL, then
         keeps it unavailable for ``lock_delay``. LockHeld while anyone holds it.
         """

@@ -814,9 +814,14 @@ class NomadSimServer:
             var = self.state.lock_renew(ns, path, lock_id)
             return _json(variable_json(var, items=False, lock=True))
         if op == "lock-release":
-            if items:
+            # nomad/variables_endpoint.go canonicalizeAndValidate: the lock ID first,
+            # then any Items at all (an empty map too): a release never writes data.
+            lock_id = (lock or {}).get("ID") or ""
+            if not lock_id:
+                raise SimError(400, "missing lock information")
+            if items is not None:
                 raise SimError(400, "lock release operation doesn't take variable items")
-            var = self.state.lock_release(ns, path, (lock or {}).get("ID") or "")
+            var = self.state.lock_release(ns, path, lock_id)
             return _json(variable_json(var, items=False), index=var.modify_index)
         if not items:
             raise SimError(400, "variable missing required Items object")

@@ -169,6 +169,18 @@ async def test_locks(server: NomadSimServer, clock: ManualClock, nomad: NomadCli
         await nomad.lock_release("locks/leader", second)  # Nomad's 500, recognised
 
 
+async def test_a_lock_acquire_writes_the_variable_it_carries(nomad: NomadClient) -> None:
+    """VarLockAcquire overwrites the variable, data included (state_store_variables.go)."""
+    await nomad.put_var("locks/leader", {"holder": "old", "note": "kept?"})
+    var, lock_id = await nomad.lock_acquire("locks/leader", ttl=10, items={"holder": "new"})
+    assert var.items == {"holder": "new"}
+    assert (await nomad.get_var("locks/leader")).items == {"holder": "new"}
+    await nomad.lock_release("locks/leader", lock_id)
+    assert (await nomad.get_var("locks/leader")).items == {"holder": "new"}  # release keeps them
+    await nomad.lock_acquire("locks/leader", ttl=10)  # no items: the variable is emptied
+    assert (await nomad.get_var("locks/leader")).items == {}
+
+
 # ---------------------------------------------------------------- nodes
 
 

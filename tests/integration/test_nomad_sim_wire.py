@@ -67,6 +67,12 @@ async def test_lock_shapes(sim: tuple[NomadSimServer, httpx.AsyncClient]) -> Non
     assert renew.status_code == 200 and "Items" not in renew.json()
     wrong = await http.put("/v1/var/locks/l?lock-release", json={"Lock": {"ID": "other"}})
     assert wrong.status_code == 409
+    for items in ({}, {"a": "b"}):  # Nomad refuses any Items on a release, even an empty map
+        with_items = await http.put(
+            "/v1/var/locks/l?lock-release", json={"Lock": {"ID": lock["ID"]}, "Items": items}
+        )
+        assert with_items.status_code == 400
+        assert with_items.text == "lock release operation doesn't take variable items"
     release = await http.put("/v1/var/locks/l?lock-release", json={"Lock": {"ID": lock["ID"]}})
     assert release.status_code == 200 and "Lock" not in release.json()
 

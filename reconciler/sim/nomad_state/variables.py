@@ -147,7 +147,7 @@ class VariableTables(StateBase):
         lock_delay: float = DEFAULT_LOCK_DELAY,
         items: Mapping[str, str] | None = None,
     ) -> SimVariable:
-        """Lock the variable (creating it if absent); 409 while any lock is on it."""
+        """Lock the variable (creating it if absent), its items becoming ``items``; 409 while locked."""
         self.tick()
         self.validate_path(path)
         if ttl < 0 or lock_delay < 0:
@@ -159,8 +159,9 @@ class VariableTables(StateBase):
             raise SimConflict(SimVariable(ns, path, {}), "variable already holds a lock")
         now = self.now()
         var = existing or SimVariable(ns, path, {}, create_time=now)
-        if items:
-            var.items = dict(items)
+        # VarLockAcquire writes the request's variable, data included: an acquire
+        # without Items leaves the variable empty (nomad/state/state_store_variables.go).
+        var.items = dict(items or {})
         var.lock = SimLock(self.new_id(), ttl, lock_delay, now + LOCK_TTL_GRACE * ttl)
         var.modify_time = now
         self.variables[(ns, path)] = var
