@@ -147,7 +147,7 @@ class VariableTables(StateBase):
         lock_delay: float = DEFAULT_LOCK_DELAY,
         items: Mapping[str, str] | None = None,
     ) -> SimVariable:
-        """Lock the variable (creating it if absent), its items becoming ``items``; 409 while locked."""
+        """Lock the variable (creating it if absent); its items become ``items``. 409 if locked."""
         self.tick()
         self.validate_path(path)
         if ttl < 0 or lock_delay < 0:
