@@ -616,8 +616,10 @@ class NomadClient:
         return await self._drain(node_id, body)
 
     async def set_eligibility(self, node_id: str, eligible: bool) -> int:
-        """Mark the node (in)eligible for new placements; returns its new ModifyIndex.
+        """Mark the node (in)eligible for new placements; returns the write's index.
 
+        The index is 0 when the node already was so (Nomad writes nothing then).
+        Nomad's answer carries it in Index: its NodeModifyIndex is always 0 here.
         Nomad refuses "eligible" while the node drains (BadRequest here).
         """
         url = self._node_path(node_id, "/eligibility")
@@ -626,7 +628,7 @@ class NomadClient:
             await self._request("POST", url, params=self._params(namespaced=False), body=body)
         )
         data = models._Reader(reply.where, self._json(reply))
-        return data.int_("NodeModifyIndex")
+        return data.int_("Index")
 
     async def purge_node(self, node_id: str) -> int:
         """Remove the node from Nomad's state (NotFound if already gone); returns the index."""

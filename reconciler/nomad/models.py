@@ -98,6 +98,21 @@ class LastDrain:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeEvent:
+    """One of Node.Events: what happened to the node, as Nomad recorded it (the last ten).
+
+    subsystem: "Cluster", "Drain", "Driver", "Heartbeat", "Scheduler" or "Storage";
+    message: Nomad's own text ("Node registered", "Node drain complete", ...).
+    """
+
+    message: str
+    subsystem: str
+    details: Mapping[str, str]
+    timestamp: float | None
+    create_index: int
+
+
+@dataclass(frozen=True, slots=True)
 class DrainStrategy:
     """Node.DrainStrategy while a drain is in progress (only in a full node read).
 
@@ -147,6 +162,7 @@ class NodeStub:
     meta: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     drain_strategy: DrainStrategy | None = None
     status_updated_at: float | None = None
+    events: tuple[NodeEvent, ...] = ()
 
     @property
     def eligible(self) -> bool:
@@ -531,6 +547,23 @@ def _last_drain(r: _Reader) -> LastDrain | None:
     )
 
 
+def _events(r: _Reader) -> tuple[NodeEvent, ...]:
+    raw = r.opt("Events", list, None) or []
+    events = []
+    for i, item in enumerate(raw):
+        e = _Reader(f"{r.where}: Events[{i}]", item)
+        events.append(
+            NodeEvent(
+                message=e.opt("Message", str, ""),
+                subsystem=e.opt("Subsystem", str, ""),
+                details=e.str_map("Details"),
+                timestamp=rfc3339(e.where, e.obj.get("Timestamp"), "Timestamp"),
+                create_index=e.int_("CreateIndex"),
+            )
+        )
+    return tuple(events)
+
+
 def _drain_strategy(r: _Reader) -> DrainStrategy | None:
     ds = r.child("DrainStrategy")
     if ds is None:
@@ -578,6 +611,7 @@ def parse_node(where: str, data: Any) -> NodeStub:
         meta=r.str_map("Meta"),
         drain_strategy=strategy,
         status_updated_at=float(status_updated) if status_updated else None,
+        events=_events(r),
     )
 
 

@@ -238,7 +238,16 @@ def node_json(n: SimNode) -> dict[str, Any]:
         "Status": n.status,
         "StatusDescription": n.status_description,
         "StatusUpdatedAt": int(n.status_updated_at),
-        "Events": [],
+        "Events": [
+            {
+                "Message": e.message,
+                "Subsystem": e.subsystem,
+                "Details": dict(e.details) or None,
+                "Timestamp": rfc3339(e.timestamp),
+                "CreateIndex": e.create_index,
+            }
+            for e in n.events
+        ],
         "Drivers": {"exec": {"Detected": True, "Healthy": True}},
         "HostVolumes": None,
         "LastDrain": _last_drain_json(n),
@@ -911,8 +920,13 @@ class NomadSimServer:
         )
 
     @staticmethod
-    def _write_response(index: int) -> web.Response:
-        body = {"NodeModifyIndex": index, "EvalIDs": None, "EvalCreateIndex": 0, "Index": index}
+    def _write_response(index: int, *, node_modify_index: int) -> web.Response:
+        body = {
+            "NodeModifyIndex": node_modify_index,
+            "EvalIDs": None,
+            "EvalCreateIndex": 0,
+            "Index": index,
+        }
         return _json(body, index=index)
 
     async def drain(self, request: web.Request) -> web.Response:
@@ -944,7 +958,7 @@ class NomadSimServer:
             mark_eligible=bool(body.get("MarkEligible", False)),
             meta=meta,
         )
-        return self._write_response(index)
+        return self._write_response(index, node_modify_index=index)
 
     async def eligibility(self, request: web.Request) -> web.Response:
         self._node_access(request, write=True)
@@ -954,7 +968,9 @@ class NomadSimServer:
         if wanted not in ("eligible", "ineligible"):
             raise SimError(500, f'invalid scheduling eligibility "{wanted or ""}"')
         index = self.state.set_eligibility(node_id, wanted == "eligible")
-        return self._write_response(index)
+        # Node.UpdateEligibility sets only the reply's Index (0 when there was
+        # nothing to do); its NodeModifyIndex stays 0, unlike UpdateDrain's.
+        return self._write_response(index, node_modify_index=0)
 
     async def apply_node_meta(self, request: web.Request) -> web.Response:
         """POST /v1/client/metadata (a client agent endpoint servers forward by NodeID)."""

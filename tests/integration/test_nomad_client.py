@@ -22,6 +22,7 @@ from reconciler.nomad import (
     LockHeld,
     LockLost,
     NodeDetails,
+    NodeStub,
     NomadClient,
     NomadSettings,
     NomadUnavailable,
@@ -238,6 +239,54 @@ async def test_nodes_drains_eligibility_and_purge(
     assert server.requests["PUT /v1/node/" + a + "/purge"] == before + 1
     with pytest.raises(NotFound):
         await nomad.drain_node(a, deadline_s=60)
+
+
+async def test_nodes_carry_events_as_nomad_records_them(
+    server: NomadSimServer, clock: ManualClock, nomad: NomadClient
+) -> None:
+    """Node.Events: registration, drain set / updated / disabled / complete, heartbeats."""
+    a = ready_node(server, clock, "n-0")
+    server.state.run_job("web", count=1, cpu_mhz=100, memory_mb=64)
+
+    def said(node: NodeStub) -> list[tuple[str, str]]:
+        return [(e.subsystem, e.message) for e in node.events]
+
+    registered = await nomad.get_node(a)
+    assert said(registered) == [("Cluster", "Node registered")]
+    assert registered.events[0].create_index == registered.create_index
+    assert registered.events[0].timestamp == clock.now() - 5
+    await nomad.drain_node(a, deadline_s=0)
+    await nomad.drain_node(a, deadline_s=600)  # a new spec for a drain under way
+    await nomad.cancel_drain(a)
+    await nomad.cancel_drain(a)  # nothing was draining: no event
+    index = await nomad.set_eligibility(a, True)
+    assert index == (await nomad.get_node(a)).modify_index  # the write's index
+    assert await nomad.set_eligibility(a, True) == 0  # nothing to do: nothing written
+    await nomad.drain_node(a, deadline_s=5)
+    advance(server, clock, 5)  # the deadline stops what is left
+    node = await nomad.get_node(a)
+    assert said(node)[1:] == [
+        ("Drain", "Node drain strategy set"),
+        ("Drain", "Node drain strategy updated"),
+        ("Drain", "Node drain disabled"),
+        ("Cluster", "Node marked as eligible for scheduling"),
+        ("Drain", "Node drain strategy set"),
+        ("Drain", "Node drain complete"),
+    ]
+    assert dict(node.events[-1].details) == {"deadline_reached": "true"}
+    server.state.node_lost("n-0")
+    advance(server, clock, 30)
+    server.state.node_recovered("n-0")
+    tail = said(await nomad.get_node(a))[-2:]
+    assert tail == [
+        ("Cluster", "Node heartbeat missed"),
+        ("Cluster", "Node reregistered by heartbeat"),
+    ]
+    for _ in range(10):  # Nomad keeps the last ten (structs.MaxRetainedNodeEvents)
+        await nomad.set_eligibility(a, False)
+        await nomad.set_eligibility(a, True)
+    assert len((await nomad.get_node(a)).events) == 10
+    assert not (await nomad.list_nodes()).value[0].events  # stubs carry none
 
 
 async def test_blocked_evaluations_say_what_was_asked(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.sim.nomad_state.base import SimError, StateBase
@@ -14,6 +14,32 @@ if TYPE_CHECKING:
 NODE_INITIALIZING = "initializing"
 NODE_READY = "ready"
 NODE_DOWN = "down"
+
+MAX_NODE_EVENTS = 10  # structs.MaxRetainedNodeEvents: older events are pruned
+
+# Node.Events as Nomad words them (nomad/state/state_store.go, nomad/node_endpoint.go,
+# nomad/heartbeat.go, nomad/drainer/drainer.go).
+CLUSTER = "Cluster"
+DRAIN = "Drain"
+EVENT_REGISTERED = "Node registered"
+EVENT_REREGISTERED = "Node re-registered"
+EVENT_HEARTBEAT_REREGISTERED = "Node reregistered by heartbeat"
+EVENT_HEARTBEAT_MISSED = "Node heartbeat missed"
+EVENT_ELIGIBLE = "Node marked as eligible for scheduling"
+EVENT_INELIGIBLE = "Node marked as ineligible for scheduling"
+EVENT_DRAIN_SET = "Node drain strategy set"
+EVENT_DRAIN_UPDATED = "Node drain strategy updated"
+EVENT_DRAIN_DISABLED = "Node drain disabled"
+EVENT_DRAIN_COMPLETE = "Node drain complete"
+
+
+@dataclass
+class SimNodeEvent:
+    subsystem: str
+    message: str
+    timestamp: float
+    details: dict[str, str] = field(default_factory=dict)
+    create_index: int = 0
 
 
 @dataclass
@@ -58,6 +84,7 @@ class SimNode:
     last_drain: SimLastDrain | None = None
     heartbeating: bool = True
     gen: int = 0  # bumped to invalidate pending ready/down events
+    events: list[SimNodeEvent] = field(default_factory=list)
 
     @property
     def allocatable_cpu(self) -> int:
@@ -84,10 +111,22 @@ class NodeTables(StateBase):
 
         def _lose_allocs(self, node: SimNode, why: str) -> None: ...
 
-    def _node_changed(self, *nodes: SimNode) -> int:
+    def _node_changed(
+        self,
+        *nodes: SimNode,
+        event: str = "",
+        subsystem: str = CLUSTER,
+        details: Mapping[str, str] | None = None,
+    ) -> int:
+        """Write the nodes at a new index, recording ``event`` on each (appendNodeEvents)."""
         idx = self._commit("nodes", [(n.id, "", n.id) for n in nodes])
         for n in nodes:
             n.modify_index = idx
+            if event:
+                n.events.append(
+                    SimNodeEvent(subsystem, event, self.now(), dict(details or {}), idx)
+                )
+                del n.events[:-MAX_NODE_EVENTS]
         return idx
 
     def _set_status(self, node: SimNode, status: str, description: str = "") -> None:
@@ -118,6 +157,7 @@ class NodeTables(StateBase):
         self.tick()
         now = self.now()
         node = self.nodes.get(node_id) if node_id else None
+        event = EVENT_REGISTERED
         if node is None:
             self._addresses += 1
             node = SimNode(
@@ -141,6 +181,7 @@ class NodeTables(StateBase):
             )
             self.nodes[node.id] = node
         else:
+            event = EVENT_REREGISTERED if node.status == NODE_DOWN else ""
             node.name, node.datacenter, node.node_class = name, datacenter, node_class
             node.node_pool, node.meta = node_pool, dict(meta or {})
             node.cpu_mhz, node.memory_mb, node.disk_mb = cpu_mhz, memory_mb, disk_mb
@@ -149,7 +190,7 @@ class NodeTables(StateBase):
         self._set_status(node, NODE_INITIALIZING)
         node.heartbeating = True
         node.gen += 1
-        idx = self._node_changed(node)
+        idx = self._node_changed(node, event=event)
         if node.create_index == 0:
             node.create_index = idx
         self._at(now + self.init_seconds, "node_ready", node.id, node.gen)
@@ -185,7 +226,8 @@ class NodeTables(StateBase):
         if node.status == NODE_DOWN:
             self._t = self.now()
             self._set_status(node, NODE_INITIALIZING)
-            self._node_changed(node)
+            # Node.UpdateStatus: a down node's heartbeat brings it back.
+            self._node_changed(node, event=EVENT_HEARTBEAT_REREGISTERED)
             self._at(self._t + self.init_seconds, "node_ready", node.id, node.gen)
         self.tick()
 
@@ -202,7 +244,7 @@ class NodeTables(StateBase):
         if node is None or node.gen != gen or node.status == NODE_DOWN:
             return
         self._set_status(node, NODE_DOWN, "node heartbeat missed")
-        self._node_changed(node)
+        self._node_changed(node, event=EVENT_HEARTBEAT_MISSED)
         self._lose_allocs(node, "alloc is lost since its node is down")
         if node.drain is not None:
             self._drain_progress(node)
@@ -240,7 +282,7 @@ class NodeTables(StateBase):
         return node
 
     def set_eligibility(self, node_id: str, eligible: bool) -> int:
-        """Nomad's Node.UpdateEligibility; returns the node's ModifyIndex (0: nothing to do)."""
+        """Nomad's Node.UpdateEligibility; returns the write's index (0: nothing to do)."""
         self.tick()
         node = self.nodes.get(node_id)
         if node is None:
@@ -255,7 +297,7 @@ class NodeTables(StateBase):
         self._t = self.now()
         node.eligibility = wanted
         node.status_updated_at = self._t
-        idx = self._node_changed(node)
+        idx = self._node_changed(node, event=EVENT_ELIGIBLE if eligible else EVENT_INELIGIBLE)
         self._schedule()
         return idx
 
@@ -294,7 +336,8 @@ class NodeTables(StateBase):
                 node.last_drain.meta = dict(meta)
             if accessor_id:
                 node.last_drain.accessor_id = accessor_id
-            idx = self._node_changed(node)
+            event = EVENT_DRAIN_UPDATED if was_draining else EVENT_DRAIN_SET
+            idx = self._node_changed(node, event=event, subsystem=DRAIN)
             self._at(now, "drain_step", node.id, gen)
             if force_at is not None:
                 self._at(force_at, "drain_deadline", node.id, gen)
@@ -307,7 +350,8 @@ class NodeTables(StateBase):
                 node.last_drain.updated_at = now
                 if meta:
                     node.last_drain.meta = dict(meta)
-            idx = self._node_changed(node)
+            event = EVENT_DRAIN_DISABLED if was_draining else ""  # no drain, nothing to say
+            idx = self._node_changed(node, event=event, subsystem=DRAIN)
             self._schedule()
         self.tick()
         return idx
@@ -369,13 +413,14 @@ class NodeTables(StateBase):
             if not a.terminal and not (a.job_type == "system" and node.drain.ignore_system_jobs)
         ]
         self._stop_allocs(left, "alloc was stopped at the drain deadline")
-        self._finish_drain(node)
+        self._finish_drain(node, deadline_reached=True)
         self._schedule()
 
-    def _finish_drain(self, node: SimNode) -> None:
+    def _finish_drain(self, node: SimNode, *, deadline_reached: bool = False) -> None:
         node.drain = None
         node.status_updated_at = self._t
         if node.last_drain is not None:
             node.last_drain.status = "complete"
             node.last_drain.updated_at = self._t
-        self._node_changed(node)
+        details = {"deadline_reached": "true"} if deadline_reached else None
+        self._node_changed(node, event=EVENT_DRAIN_COMPLETE, subsystem=DRAIN, details=details)
