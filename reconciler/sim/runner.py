@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reconciler.clock import ScaledClock
+from reconciler.clock import ScaledClock, SystemClock
 from reconciler.errors import ConfigError
 from reconciler.sim.faults import parse_fault_flag
 from reconciler.sim.multipass_state import HostCapacity
@@ -31,7 +31,11 @@ async def run_sim_command(args: argparse.Namespace) -> int:
     config = sim_config_from_args(args)
     clock = ScaledClock(speed=args.speed)
     state_dir = Path(args.state_dir) if args.state_dir else None
-    async with Simulation(config, clock, state_dir=state_dir) as sim:
+    # --speed hastens the cluster (boots, heartbeats, drains), not Nomad's lock
+    # timers: a `reconciler run` outside renews its lease on real time, as against
+    # a real Nomad, so the lock's TTL must run on real time too.
+    simulation = Simulation(config, clock, state_dir=state_dir, lock_clock=SystemClock())
+    async with simulation as sim:
         for endpoint, fault in faults:
             sim.faults.set(endpoint, fault)
         sim.run_ticker()

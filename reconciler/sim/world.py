@@ -56,7 +56,10 @@ class Simulation:
         config: SimConfig | None = None,
         clock: Clock | None = None,
         state_dir: Path | None = None,
+        *,
+        lock_clock: Clock | None = None,
     ) -> None:
+        """``lock_clock``: what Nomad's lock TTLs run on (default ``clock``; see nomad_state)."""
         self.config = config or SimConfig()
         self.clock: Clock = clock or ManualClock()
         self.rng = random.Random(self.config.seed)
@@ -74,6 +77,7 @@ class Simulation:
             init_seconds=self.config.node_init_seconds,
             migrate_seconds=self.config.migrate_seconds,
             acl=self.config.acl,
+            lock_clock=lock_clock,
         )
         self.multipass_state = MultipassState(
             self.clock,

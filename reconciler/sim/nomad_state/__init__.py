@@ -108,8 +108,11 @@ class NomadState(AclTables, VariableTables, NodeTables, JobTables, AllocationTab
         alloc_start_seconds: float = 2.0,
         acl: bool = False,
         region: str = "global",
+        lock_clock: Clock | None = None,
     ) -> None:
+        """``lock_clock``: what lock TTLs and lock-delays run on (see ``variables``)."""
         super().__init__(clock, rng)
+        self._init_locks(lock_clock or clock)
         self.heartbeat_timeout = heartbeat_timeout
         self.init_seconds = init_seconds
         self.migrate_seconds = migrate_seconds

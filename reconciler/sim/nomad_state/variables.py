@@ -1,11 +1,22 @@
-"""Variables and their locks (after nomad/state/state_store_variables.go and nomad/locks.go)."""
+"""Variables and their locks (after nomad/state/state_store_variables.go and nomad/locks.go).
+
+A lock's TTL and lock-delay are timers on Nomad's leader (nomad/locks.go): they
+run in real time, whatever the rest of a simulated cluster does, and a client
+measures its lease against them with its own clock. So they run here on their
+own clock, ``lock_clock``: the state's clock by default (a test moving time by
+hand moves both), real time under ``reconciler sim --speed`` (sim/runner.py),
+so that a lease means the same to the reconciler and to the simulator at any speed.
+"""
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from reconciler.clock import Clock
 from reconciler.sim.nomad_state.base import SimConflict, SimError, StateBase
 
 LOCK_TTL_MIN = 10.0
@@ -23,7 +34,7 @@ class SimLock:
     id: str
     ttl: float
     lock_delay: float
-    expires_at: float
+    expires_at: float  # on the lock clock's monotonic()
     lapsed: bool = False
 
 
@@ -44,6 +55,27 @@ class SimVariable:
 
 
 class VariableTables(StateBase):
+    lock_clock: Clock
+    _lock_timers: list[tuple[float, int, str, tuple[Any, ...]]]
+
+    def _init_locks(self, lock_clock: Clock) -> None:
+        self.lock_clock = lock_clock
+        self._lock_timers = []
+
+    def tick(self) -> None:
+        """The state's events, then the lock timers that are due by the lock clock."""
+        super().tick()
+        if self._ticking:
+            return
+        now = self.lock_clock.monotonic()
+        while self._lock_timers and self._lock_timers[0][0] <= now:
+            when, _, kind, args = heapq.heappop(self._lock_timers)
+            getattr(self, f"_on_{kind}")(when, *args)
+
+    def _lock_timer(self, when: float, kind: str, *args: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._lock_timers, (when, self._seq, kind, args))
+
     def _var_changed(self, var: SimVariable) -> int:
         return self._commit("variables", [(var.path, var.namespace, "")])
 
@@ -162,14 +194,15 @@ class VariableTables(StateBase):
         # VarLockAcquire writes the request's variable, data included: an acquire
         # without Items leaves the variable empty (nomad/state/state_store_variables.go).
         var.items = dict(items or {})
-        var.lock = SimLock(self.new_id(), ttl, lock_delay, now + LOCK_TTL_GRACE * ttl)
+        expires_at = self.lock_clock.monotonic() + LOCK_TTL_GRACE * ttl
+        var.lock = SimLock(self.new_id(), ttl, lock_delay, expires_at)
         var.modify_time = now
         self.variables[(ns, path)] = var
         idx = self._var_changed(var)
         if var.create_index == 0:
             var.create_index = idx
         var.modify_index = idx
-        self._at(var.lock.expires_at, "lock_expire", ns, path, var.lock.id)
+        self._lock_timer(var.lock.expires_at, "lock_expire", ns, path, var.lock.id)
         return var
 
     def lock_renew(self, ns: str, path: str, lock_id: str) -> SimVariable:
@@ -182,8 +215,8 @@ class VariableTables(StateBase):
             raise SimError(409, "variable doesn't hold a lock")
         if var.lock.id != lock_id or var.lock.lapsed:
             raise SimError(409, "attempting to modify locked variable")
-        var.lock.expires_at = self.now() + LOCK_TTL_GRACE * var.lock.ttl
-        self._at(var.lock.expires_at, "lock_expire", ns, path, lock_id)
+        var.lock.expires_at = self.lock_clock.monotonic() + LOCK_TTL_GRACE * var.lock.ttl
+        self._lock_timer(var.lock.expires_at, "lock_expire", ns, path, lock_id)
         return var
 
     def lock_release(self, ns: str, path: str, lock_id: str) -> SimVariable:
@@ -206,15 +239,15 @@ class VariableTables(StateBase):
         var.modify_index = self._var_changed(var)
         return var
 
-    def _on_lock_expire(self, ns: str, path: str, lock_id: str) -> None:
+    def _on_lock_expire(self, when: float, ns: str, path: str, lock_id: str) -> None:
         var = self.variables.get((ns, path))
         lock = var.lock if var else None
-        if lock is None or lock.id != lock_id or lock.lapsed or lock.expires_at > self._t:
+        if lock is None or lock.id != lock_id or lock.lapsed or lock.expires_at > when:
             return  # released, renewed or replaced since
         lock.lapsed = True
-        self._at(self._t + lock.lock_delay, "lock_free", ns, path, lock_id)
+        self._lock_timer(when + lock.lock_delay, "lock_free", ns, path, lock_id)
 
-    def _on_lock_free(self, ns: str, path: str, lock_id: str) -> None:
+    def _on_lock_free(self, when: float, ns: str, path: str, lock_id: str) -> None:
         # Nomad's delay timer (nomad/locks.go, invalidateVariableLock) releases
         # whatever lock the variable holds when it fires: its release carries no
         # lock ID. So if the lapsed holder released during the delay and someone
@@ -223,5 +256,5 @@ class VariableTables(StateBase):
         if var is None or var.lock is None:
             return
         var.lock = None
-        var.modify_time = self._t
+        var.modify_time = self.now()
         var.modify_index = self._var_changed(var)
