@@ -82,39 +82,39 @@ async def test_a_lease_means_the_same_when_the_simulated_cluster_runs_faster() -
     the reconciler's (real) time, so renewals every TTL/3 keep the lock.
     """
     world, real = ManualClock(), ManualClock()
-    async with Simulation(SimConfig(seed=1), world, lock_clock=real) as sim:
-        async with NomadClient(NomadSettings(address=sim.nomad.address, timeout=2.0)) as nomad:
-            a = Replica("a", nomad, real)
-            changes: list[bool] = []
-            a.elector.on_change = changes.append
-            a.start()
-            for _ in range(60):  # four TTLs of real time, forty of the cluster's
-                sim.advance(10.0, step=10.0)
-                real.advance(1.0)
-                await asyncio.sleep(0.01)
-                a.elector.is_leader()
-            assert changes == [True], "leadership was lost and taken again"
-            lock = sim.nomad_state.variables[("default", PATH)].lock
-            assert lock is not None and not lock.lapsed
-            await a.halt()
-            # And the lock lapses by that time only: 2 x TTL, then the lock-delay.
-            b = Replica("b", nomad, real)
-            a2 = Replica("a", nomad, real)
-            a2.start(release=False)
-            for _ in range(3):
-                real.advance(1.0)
-                await asyncio.sleep(0.01)
-            assert a2.elector.is_leader()
-            await a2.halt()
-            sim.advance(1000.0, step=100.0)  # the cluster's time: the lock does not lapse
-            lock = sim.nomad_state.variables[("default", PATH)].lock
-            assert lock is not None and not lock.lapsed
-            b.start()
-            for _ in range(int(2 * TTL + DELAY) + 8):
-                real.advance(1.0)
-                await asyncio.sleep(0.01)
-            assert b.elector.is_leader()
-            await b.halt()
+    sim = Simulation(SimConfig(seed=1), world, lock_clock=real)
+    async with sim, NomadClient(NomadSettings(address=sim.nomad.address, timeout=2.0)) as nomad:
+        a = Replica("a", nomad, real)
+        changes: list[bool] = []
+        a.elector.on_change = changes.append
+        a.start()
+        for _ in range(60):  # four TTLs of real time, forty of the cluster's
+            sim.advance(10.0, step=10.0)
+            real.advance(1.0)
+            await asyncio.sleep(0.01)
+            a.elector.is_leader()
+        assert changes == [True], "leadership was lost and taken again"
+        lock = sim.nomad_state.variables[("default", PATH)].lock
+        assert lock is not None and not lock.lapsed
+        await a.halt()
+        # And the lock lapses by that time only: 2 x TTL, then the lock-delay.
+        b = Replica("b", nomad, real)
+        a2 = Replica("a", nomad, real)
+        a2.start(release=False)
+        for _ in range(3):
+            real.advance(1.0)
+            await asyncio.sleep(0.01)
+        assert a2.elector.is_leader()
+        await a2.halt()
+        sim.advance(1000.0, step=100.0)  # the cluster's time: the lock does not lapse
+        lock = sim.nomad_state.variables[("default", PATH)].lock
+        assert lock is not None and not lock.lapsed
+        b.start()
+        for _ in range(int(2 * TTL + DELAY) + 8):
+            real.advance(1.0)
+            await asyncio.sleep(0.01)
+        assert b.elector.is_leader()
+        await b.halt()
 
 
 async def test_a_crashed_leader_is_replaced_within_ttl_plus_lock_delay() -> None:
