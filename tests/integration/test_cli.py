@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +95,33 @@ def test_unreachable_nomad_is_a_clear_error(sim_env: dict[str, str]) -> None:
     out = run(env, "plan")
     assert out.returncode == 1
     assert "cannot reach Nomad" in out.stderr
+
+
+class _WebPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<!DOCTYPE html><html><head><title>Router login</title></head><body></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_server_that_is_not_nomad_is_named_not_dumped(sim_env: dict[str, str]) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WebPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        address = f"http://127.0.0.1:{server.server_address[1]}"
+        out = run({**sim_env, "NOMAD_ADDR": address}, "plan")
+    finally:
+        server.shutdown()
+    assert out.returncode == 1
+    assert f"{address} is not a Nomad agent" in out.stderr and "NOMAD_ADDR" in out.stderr
+    assert "Router login" in out.stderr and "<" not in out.stderr
 
 
 def test_bad_run_flags_are_named_and_nothing_starts(sim_env: dict[str, str]) -> None:

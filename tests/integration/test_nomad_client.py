@@ -7,7 +7,7 @@ import dataclasses
 import random
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from reconciler.nomad import (
     NodeDetails,
     NodeStub,
     NomadClient,
+    NomadError,
     NomadSettings,
     NomadUnavailable,
     NotFound,
@@ -434,6 +435,62 @@ async def test_a_hung_server_is_unavailable_after_the_timeout(server: NomadSimSe
     assert server.requests["GET /v1/allocations"] == 2
 
 
+async def test_a_denial_without_a_token_says_to_set_one(clock: ManualClock) -> None:
+    state = NomadState(clock, random.Random(1), acl=True)
+    reader = state.add_token(Policy(variables={POOLS + "*": {"read", "list"}}))
+    async with NomadSimServer(state) as srv:
+        async with client(srv.address) as anonymous:
+            with pytest.raises(PermissionDenied) as exc:
+                await anonymous.list_nodes()
+        assert "no ACL token is set" in str(exc.value) and "NOMAD_TOKEN" in str(exc.value)
+        async with client(srv.address, token=reader) as c:
+            with pytest.raises(PermissionDenied) as denied:
+                await c.list_nodes()  # a token that may not: its policy is the matter
+        assert "NOMAD_TOKEN" not in str(denied.value)
+        assert "Permission denied" in str(denied.value)
+
+
+@pytest.fixture
+async def web_page() -> AsyncIterator[str]:
+    """Not Nomad: a web server that answers every path with an HTML page."""
+
+    async def page(request: web.Request) -> web.Response:
+        status = 404 if request.path.startswith("/v1/var") else 200
+        html = "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body>" + (
+            "x" * 2000
+        )
+        return web.Response(status=status, text=html, content_type="text/html")
+
+    async def bad_gateway(request: web.Request) -> web.Response:
+        html = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+        return web.Response(status=502, text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/v1/allocations", bad_gateway)
+    app.router.add_route("*", "/{tail:.*}", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+async def test_a_server_that_is_not_nomad_is_named_as_such(web_page: str) -> None:
+    async with client(web_page, attempts=2) as c:
+        calls: list[Callable[[], Awaitable[object]]] = [
+            c.list_nodes,
+            lambda: c.get_var("a/b"),
+            c.list_allocations,  # a 502 page: unavailable (retried), named all the same
+        ]
+        for call in calls:
+            with pytest.raises(NomadError) as exc:
+                await call()
+            message = str(exc.value)
+            assert f"{web_page} is not a Nomad agent" in message, message
+            assert "NOMAD_ADDR" in message and "<" not in message and len(message) < 300
+        assert "Welcome to nginx!" in message or "502 Bad Gateway" in message
+
+
 async def test_a_denial_is_not_retried_and_the_token_never_shows(
     clock: ManualClock,
 ) -> None:
@@ -478,7 +535,7 @@ async def garbage() -> AsyncIterator[str]:
     """A server that answers every Nomad path with something Nomad would never send."""
 
     async def not_json(request: web.Request) -> web.Response:
-        return web.Response(text="<html>proxy error</html>", headers={"X-Nomad-Index": "5"})
+        return web.Response(text="proxy error", headers={"X-Nomad-Index": "5"})
 
     async def wrong_shape(request: web.Request) -> web.Response:
         return web.json_response({"not": "a list"}, headers={"X-Nomad-Index": "5"})
