@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 DEFAULT_WAIT = 300.0
 MAX_WAIT = 300.0
 NOMAD_VERSION = "1.9.3"
+OS_NAME = "ubuntu"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -103,9 +104,7 @@ def _nanos(ts: float) -> int:
     return round(ts * 1e9)
 
 
-def variable_json(
-    v: SimVariable, *, items: bool = True, lock: bool = False, zero: bool = False
-) -> dict[str, Any]:
+def variable_json(v: SimVariable, *, items: bool = True, lock: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Namespace": v.namespace,
         "Path": v.path,
@@ -114,11 +113,6 @@ def variable_json(
         "CreateTime": _nanos(v.create_time),
         "ModifyTime": _nanos(v.modify_time),
     }
-    if zero:
-        # Nomad's placeholder for "absent, or not yours to see".
-        out["Items"] = None
-        out["Lock"] = {"ID": "", "TTL": "", "LockDelay": ""} if v.lock is not None else None
-        return out
     if items and v.items:
         out["Items"] = dict(v.items)
     if lock and v.lock is not None:
@@ -128,6 +122,28 @@ def variable_json(
             "LockDelay": go_duration(v.lock.lock_delay),
         }
     return out
+
+
+def conflict_json(v: SimVariable, *, readable: bool) -> dict[str, Any]:
+    """A 409's body, as makeVariablesApplyResponse builds it.
+
+    A caller who may not read the variable gets its metadata only (a lock
+    placeholder included, as a failed release has one); one who may gets the
+    variable, lock included, or for a zero-valued placeholder just its
+    namespace and path. Items and Lock are omitempty: absent, never null.
+    """
+    if not readable:
+        out = variable_json(v, items=False)
+        if v.lock is not None:  # VariableLock.MarshalJSON: a zero duration is ""
+            out["Lock"] = {
+                "ID": v.lock.id,
+                "TTL": go_duration(v.lock.ttl) if v.lock.ttl else "",
+                "LockDelay": go_duration(v.lock.lock_delay) if v.lock.lock_delay else "",
+            }
+        return out
+    if v.is_zero:
+        return variable_json(SimVariable(v.namespace, v.path, {}), items=False)
+    return variable_json(v, items=True, lock=True)
 
 
 def _last_drain_json(n: SimNode) -> dict[str, Any] | None:
@@ -167,7 +183,7 @@ def _resources_json(n: SimNode) -> tuple[dict[str, Any], dict[str, Any]]:
     return node_resources, reserved
 
 
-def node_stub_json(n: SimNode, *, resources: bool) -> dict[str, Any]:
+def node_stub_json(n: SimNode, *, resources: bool, os_name: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Address": n.address,
         "ID": n.id,
@@ -188,6 +204,8 @@ def node_stub_json(n: SimNode, *, resources: bool) -> dict[str, Any]:
     }
     if resources:
         out["NodeResources"], out["ReservedResources"] = _resources_json(n)
+    if os_name:  # Node.Stub: ?os=true adds this one attribute
+        out["Attributes"] = {"os.name": OS_NAME}
     return out
 
 
@@ -224,7 +242,7 @@ def node_json(n: SimNode) -> dict[str, Any]:
             "cpu.totalcompute": str(n.cpu_mhz),
             "memory.totalbytes": str(n.memory_mb * 1024 * 1024),
             "kernel.name": "linux",
-            "os.name": "ubuntu",
+            "os.name": OS_NAME,
         },
         "NodeResources": node_resources,
         "ReservedResources": reserved,
@@ -377,6 +395,9 @@ def job_json(j: SimJob) -> dict[str, Any]:
         "Constraints": constraints,
         "Status": "dead" if j.stopped else "running",
         "Stop": j.stopped,
+        "CreateIndex": j.create_index,
+        "ModifyIndex": j.modify_index,
+        "JobModifyIndex": j.modify_index,
         "TaskGroups": [
             {
                 "Name": j.task_group,
@@ -441,21 +462,51 @@ def time_to_block(index: int, wait: float) -> float:
     return min(wait, MAX_WAIT)
 
 
-def _text(status: int, message: str, index: int | None = None) -> web.Response:
-    headers = {"X-Nomad-Index": str(index)} if index is not None else None
-    return web.Response(status=status, text=message, content_type="text/plain", headers=headers)
+# Which X-Nomad-* headers an answer carries follows command/agent/http.go: a
+# read sets its query meta (setMeta: index, last contact, known leader), also
+# before a 404 it then returns; a write sets only setIndex; an error from the
+# RPC and a plain answer such as /v1/status/leader set none.
 
 
-def _json(body: Any, index: int | None = None, status: int = 200) -> web.Response:
+def _meta(index: int | None, *, query: bool) -> dict[str, str]:
     headers = {"X-Nomad-Index": str(index)} if index is not None else {}
-    headers["X-Nomad-KnownLeader"] = "true"
-    headers["X-Nomad-LastContact"] = "0"
+    if query:
+        headers["X-Nomad-KnownLeader"] = "true"
+        headers["X-Nomad-LastContact"] = "0"
+    return headers
+
+
+def _text(
+    status: int, message: str, index: int | None = None, *, query: bool = False
+) -> web.Response:
+    """An error as Nomad writes it: plain text (Go adds the charset)."""
+    return web.Response(
+        status=status, text=message, content_type="text/plain", headers=_meta(index, query=query)
+    )
+
+
+def _json(
+    body: Any,
+    index: int | None = None,
+    status: int = 200,
+    *,
+    query: bool = True,
+    content_type: str = "application/json",
+) -> web.Response:
+    """A JSON answer; ``query`` adds the read's meta headers (a write has only the index)."""
     return web.Response(
         status=status,
         body=json.dumps(body, separators=(",", ":")).encode(),
-        content_type="application/json",
-        headers=headers,
+        content_type=content_type,
+        headers=_meta(index, query=query),
     )
+
+
+def _write(body: Any, index: int | None) -> web.Response:
+    return _json(body, index, query=False)
+
+
+LOCK_OPERATIONS = ("lock-acquire", "lock-renew", "lock-release")
 
 
 class NomadSimServer:
@@ -580,13 +631,18 @@ class NomadSimServer:
         except SimConflict as exc:
             policy = self._policy_or_none(request)
             readable = policy is not None and policy.can_var(exc.variable.path, "read")
-            body = variable_json(
-                exc.variable,
-                items=readable,
-                lock=False,
-                zero=exc.variable.is_zero,
+            body = conflict_json(exc.variable, readable=readable)
+            # variableUpsert/Delete set the conflict's index before writing 409; a
+            # lock operation's deferred setIndex runs after it and is lost. The
+            # status goes out before the body, so Go sniffs the type: text/plain.
+            lock_op = any(op in request.query for op in LOCK_OPERATIONS)
+            return _json(
+                body,
+                index=None if lock_op else exc.variable.modify_index,
+                status=409,
+                query=False,
+                content_type="text/plain",
             )
-            return _json(body, index=exc.variable.modify_index, status=409)
         except SimError as exc:
             return _text(exc.status, exc.message)
 
@@ -615,19 +671,25 @@ class NomadSimServer:
 
     @staticmethod
     def _ns(request: web.Request, body_ns: Any = None) -> str:
-        ns = request.query.get("namespace") or (body_ns if isinstance(body_ns, str) else "")
+        """The request's namespace; a variable's own Namespace wins (Variables.Apply)."""
+        ns = (body_ns if isinstance(body_ns, str) else "") or request.query.get("namespace")
         return ns or "default"
 
     @staticmethod
-    def _flag(request: web.Request, name: str) -> bool:
+    def _flag(request: web.Request, name: str, *, context: str = "") -> bool:
+        """A bool query parameter as Go's strconv.ParseBool reads it (parseBool in http.go)."""
         value = request.query.get(name, "")
         if not value:
             return False
-        if value.lower() in ("1", "t", "true"):
+        if value in ("1", "t", "T", "TRUE", "true", "True"):
             return True
-        if value.lower() in ("0", "f", "false"):
+        if value in ("0", "f", "F", "FALSE", "false", "False"):
             return False
-        raise SimError(400, f'Failed to parse value of "{name}" ({value}) as a bool')
+        raise SimError(
+            400,
+            f'{context}Failed to parse value of "{name}" ({value}) as a bool: '
+            f'strconv.ParseBool: parsing "{value}": invalid syntax',
+        )
 
     @staticmethod
     async def _body(request: web.Request, *, required: bool = True) -> Any:
@@ -750,7 +812,8 @@ class NomadSimServer:
 
         response = await self._blocking(request, watch, answer)
         if (ns, path) not in self.state.variables:
-            return _text(404, "variable not found", index=int(response.headers["X-Nomad-Index"]))
+            index = int(response.headers["X-Nomad-Index"])
+            return _text(404, "variable not found", index=index, query=True)
         return response
 
     @staticmethod
@@ -815,13 +878,13 @@ class NomadSimServer:
                 lock_delay=self._lock_duration(lock or {}, "LockDelay", DEFAULT_LOCK_DELAY),
                 items=items,
             )
-            return _json(variable_json(var, lock=True), index=var.modify_index)
+            return _write(variable_json(var, lock=True), var.modify_index)
         if op == "lock-renew":
             lock_id = (lock or {}).get("ID") or ""
             if not lock_id:
                 raise SimError(400, "missing lock ID")
             var = self.state.lock_renew(ns, path, lock_id)
-            return _json(variable_json(var, items=False, lock=True))
+            return _write(variable_json(var, items=False, lock=True), None)  # no setIndex
         if op == "lock-release":
             # nomad/variables_endpoint.go canonicalizeAndValidate: the lock ID first,
             # then any Items at all (an empty map too): a release never writes data.
@@ -831,7 +894,7 @@ class NomadSimServer:
             if items is not None:
                 raise SimError(400, "lock release operation doesn't take variable items")
             var = self.state.lock_release(ns, path, lock_id)
-            return _json(variable_json(var, items=False), index=var.modify_index)
+            return _write(variable_json(var, items=False), var.modify_index)
         if not items:
             raise SimError(400, "variable missing required Items object")
         if lock is not None and (lock.get("TTL") or lock.get("LockDelay")):
@@ -848,7 +911,7 @@ class NomadSimServer:
         lock_id = (lock or {}).get("ID") or None
         var = self.state.put_var(ns, path, items, cas=cas, lock_id=lock_id)
         owner = lock_id is not None and var.lock is not None and var.lock.id == lock_id
-        return _json(variable_json(var, lock=owner or policy.management), index=var.modify_index)
+        return _write(variable_json(var, lock=owner or policy.management), var.modify_index)
 
     async def delete_var(self, request: web.Request) -> web.Response:
         policy = self._policy(request)
@@ -876,11 +939,16 @@ class NomadSimServer:
 
     async def list_nodes(self, request: web.Request) -> web.Response:
         self._node_access(request, write=False)
-        resources = self._flag(request, "resources")
+        fields = "Failed to parse node list fields: "
+        resources = self._flag(request, "resources", context=fields)
+        os_name = self._flag(request, "os", context=fields)
         prefix = request.query.get("prefix", "")
 
         def answer() -> tuple[Any, int]:
-            stubs = [node_stub_json(n, resources=resources) for n in self.state.list_nodes(prefix)]
+            stubs = [
+                node_stub_json(n, resources=resources, os_name=os_name)
+                for n in self.state.list_nodes(prefix)
+            ]
             return stubs, max(1, self.state.table_index["nodes"])
 
         return await self._blocking(request, lambda c: c.table == "nodes", answer)
@@ -899,21 +967,21 @@ class NomadSimServer:
             request, lambda c: c.table == "nodes" and c.key == node_id, answer
         )
         if node_id not in self.state.nodes:
-            return _text(404, "node not found")
+            index = int(response.headers["X-Nomad-Index"])
+            return _text(404, "node not found", index=index, query=True)
         return response
 
     async def node_allocations(self, request: web.Request) -> web.Response:
+        # Node.GetAllocs: node:read or 403; allocations of namespaces the token may
+        # not read-job are left out, but still count towards the index.
         policy = self._node_access(request, write=False)
-        if not policy.can_read_job():
-            raise SimError(403, "Permission denied")
         node_id = request.match_info["id"]
 
         def answer() -> tuple[Any, int]:
             allocs = self.state.list_allocations("*", node_id=node_id)
             index = max((a.modify_index for a in allocs), default=0)
-            return [alloc_json(a) for a in allocs], index or max(
-                1, self.state.table_index["allocs"]
-            )
+            readable = [alloc_json(a) for a in allocs if policy.can_read_job()]
+            return readable, index or max(1, self.state.table_index["allocs"])
 
         return await self._blocking(
             request, lambda c: c.table == "allocs" and c.node_id == node_id, answer
@@ -927,7 +995,7 @@ class NomadSimServer:
             "EvalCreateIndex": 0,
             "Index": index,
         }
-        return _json(body, index=index)
+        return _write(body, index)
 
     async def drain(self, request: web.Request) -> web.Response:
         self._node_access(request, write=True)
@@ -985,7 +1053,7 @@ class NomadSimServer:
         ):
             raise SimError(400, "json: cannot unmarshal Meta into map[string]*string")
         node = self.state.apply_node_meta(node_id, meta)
-        return _json({"Meta": dict(node.meta), "Dynamic": meta, "Static": {}})
+        return _write({"Meta": dict(node.meta), "Dynamic": meta, "Static": {}}, None)
 
     async def purge(self, request: web.Request) -> web.Response:
         self._node_access(request, write=True)
@@ -1000,7 +1068,7 @@ class NomadSimServer:
             "Servers": None,
             "Index": index,
         }
-        return _json(body, index=index)
+        return _write(body, index)
 
     # ------------------------------------------------------------ allocations, evaluations
 
@@ -1042,8 +1110,9 @@ class NomadSimServer:
             raise SimError(403, "Permission denied")
         job = self.state.jobs.get((self._ns(request), request.match_info["id"]))
         if job is None:
-            raise SimError(404, "job not found")
-        return _json(job_json(job), index=max(1, self.state.table_index["evals"]))
+            index = max(1, self.state.table_index["jobs"])
+            return _text(404, "job not found", index=index, query=True)
+        return _json(job_json(job), index=job.modify_index)
 
     async def leader(self, request: web.Request) -> web.Response:
-        return _json(f"{self.host}:4647")
+        return _json(f"{self.host}:4647", query=False)

@@ -137,6 +137,121 @@ def test_time_to_block_is_nomads() -> None:
     assert time_to_block(7, 0.5) == 0.5
 
 
+QUERY_META = {"x-nomad-index", "x-nomad-knownleader", "x-nomad-lastcontact"}
+
+
+def nomad_headers(response: httpx.Response) -> set[str]:
+    return {k.lower() for k in response.headers if k.lower().startswith("x-nomad-")}
+
+
+async def test_headers_as_nomads_agent_sets_them(
+    sim: tuple[NomadSimServer, httpx.AsyncClient],
+) -> None:
+    """setMeta on reads (also before a read's 404), setIndex alone on writes, none on errors."""
+    srv, http = sim
+    put = await http.put("/v1/var/app/x", json={"Items": {"a": "b"}})
+    assert nomad_headers(put) == {"x-nomad-index"}
+    assert nomad_headers(await http.get("/v1/var/app/x")) == QUERY_META
+    assert nomad_headers(await http.get("/v1/vars")) == QUERY_META
+    missing = await http.get("/v1/var/app/none")
+    assert missing.status_code == 404 and nomad_headers(missing) == QUERY_META
+    no_node = await http.get("/v1/node/00000000-0000-0000-0000-000000000000")
+    assert no_node.status_code == 404 and nomad_headers(no_node) == QUERY_META
+    no_job = await http.get("/v1/job/none")
+    assert no_job.status_code == 404 and nomad_headers(no_job) == QUERY_META
+    leader = await http.get("/v1/status/leader")
+    assert leader.status_code == 200 and nomad_headers(leader) == set()
+    node_id = srv.state.register_node("n1")
+    drain = await http.post(f"/v1/node/{node_id}/drain", json={"DrainSpec": {"Deadline": 0}})
+    assert nomad_headers(drain) == {"x-nomad-index"}
+    acquired = await http.put("/v1/var/locks/l?lock-acquire", json={})
+    assert nomad_headers(acquired) == {"x-nomad-index"}
+    renewed = await http.put("/v1/var/locks/l?lock-renew", json={"Lock": acquired.json()["Lock"]})
+    assert nomad_headers(renewed) == set()  # variableLockRenew sets no index
+    # A lock operation's conflict: its deferred setIndex comes after the 409 is written.
+    held = await http.put("/v1/var/locks/l?lock-acquire", json={})
+    assert held.status_code == 409 and nomad_headers(held) == set()
+    # The 409 status is written before the body, so Go sniffs the type: text/plain.
+    conflict = await http.put("/v1/var/app/x?cas=0", json={"Items": {"a": "c"}})
+    assert conflict.status_code == 409 and conflict.headers["content-type"].startswith("text/plain")
+    assert conflict.json()["Items"] == {"a": "b"}
+
+
+async def test_conflict_bodies_are_shaped_as_nomads(
+    sim: tuple[NomadSimServer, httpx.AsyncClient],
+) -> None:
+    _, http = sim
+    # A zero-valued conflict (CAS on a missing variable, a locked one) carries only the
+    # metadata: Items and Lock are omitted (omitempty), never null.
+    missing = await http.put("/v1/var/app/none?cas=5", json={"Items": {"a": "b"}})
+    assert missing.status_code == 409
+    assert missing.json() == {
+        "Namespace": "default",
+        "Path": "app/none",
+        "CreateIndex": 0,
+        "CreateTime": 0,
+        "ModifyIndex": 0,
+        "ModifyTime": 0,
+    }
+    acquired = (await http.put("/v1/var/locks/l?lock-acquire", json={"Items": {"k": "v"}})).json()
+    locked = await http.put("/v1/var/locks/l", json={"Items": {"k": "w"}})
+    assert locked.status_code == 409 and set(locked.json()) == set(missing.json())
+    # A CAS conflict on a locked variable the caller may read shows it, lock included.
+    stale = await http.put("/v1/var/locks/l?cas=1", json={"Items": {"k": "w"}})
+    assert stale.status_code == 409 and stale.json()["Lock"]["ID"] == acquired["Lock"]["ID"]
+    # A namespace in the body wins over ?namespace (Variables.Apply).
+    put = await http.put(
+        "/v1/var/app/ns?namespace=other", json={"Namespace": "default", "Items": {"a": "b"}}
+    )
+    assert put.json()["Namespace"] == "default"
+
+
+async def test_node_allocations_hide_what_the_token_may_not_read() -> None:
+    """Node.GetAllocs: node:read is required; allocations of unreadable namespaces are left out."""
+    from reconciler.sim.nomad_state import Policy
+
+    clock = ManualClock()
+    state = NomadState(clock, random.Random(5), init_seconds=0, alloc_start_seconds=0, acl=True)
+    node_id = state.register_node("n1")
+    clock.advance(1)
+    state.run_job("web", count=1)
+    nodes_only = state.add_token(Policy(node="read"))
+    async with NomadSimServer(state) as srv, httpx.AsyncClient(base_url=srv.address) as http:
+        answer = await http.get(
+            f"/v1/node/{node_id}/allocations", headers={"X-Nomad-Token": nodes_only}
+        )
+        assert answer.status_code == 200 and answer.json() == []
+        assert int(answer.headers["X-Nomad-Index"]) > 1  # the allocation's index all the same
+
+
+async def test_a_job_answers_at_its_own_index(
+    sim: tuple[NomadSimServer, httpx.AsyncClient],
+) -> None:
+    srv, http = sim
+    srv.state.register_node("n1")
+    job = srv.state.run_job("web", count=1)
+    srv.state.run_job("other", count=1)
+    answer = await http.get("/v1/job/web")
+    assert int(answer.headers["X-Nomad-Index"]) == job.modify_index > 0
+    assert answer.json()["ModifyIndex"] == job.modify_index
+
+
+async def test_node_list_fields_parse_as_go_bools(
+    sim: tuple[NomadSimServer, httpx.AsyncClient],
+) -> None:
+    srv, http = sim
+    srv.state.register_node("n1")
+    with_os = (await http.get("/v1/nodes", params={"os": "T"})).json()
+    assert with_os[0]["Attributes"] == {"os.name": "ubuntu"}
+    assert "Attributes" not in (await http.get("/v1/nodes")).json()[0]
+    bad = await http.get("/v1/nodes", params={"resources": "yes"})
+    assert bad.status_code == 400
+    assert bad.text.startswith(
+        'Failed to parse node list fields: Failed to parse value of "resources"'
+    )
+    assert (await http.get("/v1/nodes", params={"resources": "tRuE"})).status_code == 400
+
+
 async def test_fault_keys_match_by_method_path_and_glob(
     sim: tuple[NomadSimServer, httpx.AsyncClient],
 ) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from reconciler.sim.nomad_state.nodes import SimNode
     from reconciler.sim.nomad_state.variables import SimVariable
 
-TABLES = ("variables", "nodes", "allocs", "evals")
+TABLES = ("variables", "nodes", "jobs", "allocs", "evals")
 
 
 class SimError(Exception):

@@ -31,6 +31,8 @@ class SimJob:
     run_for: float | None  # batch: seconds an allocation runs before it completes
     priority: int = 50
     stopped: bool = False
+    create_index: int = 0
+    modify_index: int = 0
 
 
 class JobTables(StateBase):
@@ -82,7 +84,9 @@ class JobTables(StateBase):
             task=job_id,
             run_for=run_for,
         )
+        previous = self.jobs.get((namespace, job_id))
         self.jobs[(namespace, job_id)] = job
+        self._job_changed(job, previous)
         self._schedule()
         self.tick()
         return job
@@ -95,6 +99,7 @@ class JobTables(StateBase):
             return
         self._t = self.now()
         job.stopped = True
+        self._job_changed(job, job)
         self._stop_allocs(
             [a for a in self._job_allocs(job) if not a.terminal], "alloc not needed due to job stop"
         )
@@ -105,6 +110,11 @@ class JobTables(StateBase):
             self._evals_changed([blocked])
         self._schedule()
         self.tick()
+
+    def _job_changed(self, job: SimJob, previous: SimJob | None) -> None:
+        idx = self._commit("jobs", [(job.id, job.namespace, "")])
+        job.create_index = previous.create_index if previous else idx
+        job.modify_index = idx
 
     def _job_allocs(self, job: SimJob) -> list[SimAlloc]:
         return [
