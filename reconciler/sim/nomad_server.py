@@ -304,7 +304,10 @@ def _alloc_common(a: SimAlloc) -> dict[str, Any]:
         "ClientStatus": a.client_status,
         "ClientDescription": a.client_description,
         "DesiredTransition": {
-            "Migrate": True if a.desired_description.endswith("migrated") else None
+            "Migrate": True if a.desired_description.endswith("migrated") else None,
+            "Reschedule": None,
+            "ForceReschedule": None,
+            "NoShutdownDelay": None,
         },
         "TaskStates": None,
         "DeploymentStatus": None,
@@ -1063,10 +1066,17 @@ class NomadSimServer:
             "EvalIDs": None,
             "EvalCreateIndex": 0,
             "NodeModifyIndex": index,
+            "Features": 0,
             "LeaderRPCAddr": "",
             "NumNodes": 0,
             "Servers": None,
+            "SchedulingEligibility": "",
+            "SignedIdentity": None,
+            # NodeUpdateResponse embeds QueryMeta, so its fields ride in the body.
             "Index": index,
+            "LastContact": 0,
+            "KnownLeader": False,
+            "NextToken": "",
         }
         return _write(body, index)
 
@@ -1074,10 +1084,15 @@ class NomadSimServer:
 
     async def list_allocations(self, request: web.Request) -> web.Response:
         policy = self._policy(request)
+        # AllocsRequest hands a bad field selection back as a plain error: a 500.
+        try:
+            resources = self._flag(request, "resources")
+            self._flag(request, "task_states")  # TaskStates are null here either way
+        except SimError as exc:
+            raise SimError(500, exc.message) from None
         if not policy.can_read_job():
             raise SimError(403, "Permission denied")
         ns = self._ns(request)
-        resources = self._flag(request, "resources")
         prefix = request.query.get("prefix", "")
 
         def answer() -> tuple[Any, int]:

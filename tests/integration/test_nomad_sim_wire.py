@@ -250,6 +250,9 @@ async def test_node_list_fields_parse_as_go_bools(
         'Failed to parse node list fields: Failed to parse value of "resources"'
     )
     assert (await http.get("/v1/nodes", params={"resources": "tRuE"})).status_code == 400
+    # AllocsRequest returns the same parse error unwrapped: Nomad answers it with a 500.
+    allocs = await http.get("/v1/allocations", params={"task_states": "no"})
+    assert allocs.status_code == 500 and allocs.text.startswith('Failed to parse value of "task')
 
 
 async def test_fault_keys_match_by_method_path_and_glob(
