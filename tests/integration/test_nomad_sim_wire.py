@@ -177,6 +177,21 @@ async def test_headers_as_nomads_agent_sets_them(
     assert conflict.json()["Items"] == {"a": "b"}
 
 
+async def test_a_delete_of_nothing_is_still_a_raft_write(
+    sim: tuple[NomadSimServer, httpx.AsyncClient],
+) -> None:
+    """svDeleteTxn succeeds on a missing variable, at the index of its raft apply."""
+    _, http = sim
+    put = await http.put("/v1/var/app/x", json={"Items": {"a": "b"}})
+    first = await http.delete("/v1/var/app/none")
+    second = await http.delete("/v1/var/app/none?cas=0")
+    indexes = [int(r.headers["X-Nomad-Index"]) for r in (put, first, second)]
+    assert first.status_code == second.status_code == 204
+    assert indexes == sorted(set(indexes)), indexes  # each a new index
+    listing = await http.get("/v1/vars")
+    assert int(listing.headers["X-Nomad-Index"]) == indexes[0]  # the table did not change
+
+
 async def test_conflict_bodies_are_shaped_as_nomads(
     sim: tuple[NomadSimServer, httpx.AsyncClient],
 ) -> None:

@@ -154,17 +154,20 @@ class VariableTables(StateBase):
     def delete_var(
         self, ns: str, path: str, cas: int | None = None, lock_id: str | None = None
     ) -> int:
-        """Delete (a missing variable is fine without cas); returns the index answered."""
+        """Delete (a missing variable is fine without cas); returns the index answered.
+
+        Deleting nothing still goes through raft (svDeleteTxn succeeds on it), so
+        it answers a new index while the variables table stays as it was.
+        """
         self.tick()
         existing = self.variables.get((ns, path))
         if cas is not None:
-            if cas == 0 and existing is None:
-                return self.index
             if cas != 0 and existing is None:
                 raise SimConflict(SimVariable(ns, path, {}))
             if existing is not None and existing.modify_index != cas:
                 raise SimConflict(existing)
         if existing is None:
+            self.index += 1
             return self.index
         if existing.lock is not None and existing.lock.id != lock_id:
             raise SimConflict(SimVariable(ns, path, {}), "attempting to modify locked variable")
