@@ -847,7 +847,8 @@ class NomadSimServer:
         raise SimError(400, f"invalid {key}")
 
     async def put_var(self, request: web.Request) -> web.Response:
-        policy = self._policy(request)
+        # The agent's own checks (query, body decoding, Items present) answer
+        # before the RPC authorizes; then canonicalizeAndValidate and the state.
         path = request.match_info["path"].strip("/")
         ops = [op for op in ("lock-acquire", "lock-renew", "lock-release") if op in request.query]
         if len(ops) > 1:
@@ -860,8 +861,6 @@ class NomadSimServer:
                 400, "json: cannot unmarshal array into Go value of type VariableDecrypted"
             )
         ns = self._ns(request, body.get("Namespace"))
-        if not policy.can_var(path, "write"):
-            raise SimError(403, "Permission denied")
         items = body.get("Items")
         if items is not None and (
             not isinstance(items, dict) or not all(isinstance(v, str) for v in items.values())
@@ -872,15 +871,16 @@ class NomadSimServer:
                 "of type string",
             )
         lock = self._lock_spec(body)
+        ttl = self._lock_duration(lock or {}, "TTL", DEFAULT_LOCK_TTL)
+        lock_delay = self._lock_duration(lock or {}, "LockDelay", DEFAULT_LOCK_DELAY)
         op = ops[0] if ops else ""
+        if not op and not items:
+            raise SimError(400, "variable missing required Items object")
+        policy = self._policy(request)
+        if not policy.can_var(path, "write"):
+            raise SimError(403, "Permission denied")
         if op == "lock-acquire":
-            var = self.state.lock_acquire(
-                ns,
-                path,
-                ttl=self._lock_duration(lock or {}, "TTL", DEFAULT_LOCK_TTL),
-                lock_delay=self._lock_duration(lock or {}, "LockDelay", DEFAULT_LOCK_DELAY),
-                items=items,
-            )
+            var = self.state.lock_acquire(ns, path, ttl=ttl, lock_delay=lock_delay, items=items)
             return _write(variable_json(var, lock=True), var.modify_index)
         if op == "lock-renew":
             lock_id = (lock or {}).get("ID") or ""
@@ -898,8 +898,6 @@ class NomadSimServer:
                 raise SimError(400, "lock release operation doesn't take variable items")
             var = self.state.lock_release(ns, path, lock_id)
             return _write(variable_json(var, items=False), var.modify_index)
-        if not items:
-            raise SimError(400, "variable missing required Items object")
         if lock is not None and (lock.get("TTL") or lock.get("LockDelay")):
             raise SimError(400, "variable should not contain lock definition")
         cas_text = request.query.get("cas", "")

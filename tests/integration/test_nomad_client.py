@@ -517,6 +517,10 @@ async def test_a_denial_is_not_retried_and_the_token_never_shows(
             anonymous = await raw.get("/v1/var/" + POOLS + "a")
         assert bearer.status_code == 200
         assert anonymous.status_code == 403 and anonymous.text == "Permission denied"
+        # The agent refuses a body without Items before the server authorizes anything.
+        async with httpx.AsyncClient(base_url=srv.address) as raw:
+            empty = await raw.put("/v1/var/" + POOLS + "a", json={"Items": {}})
+        assert empty.status_code == 400 and empty.text == "variable missing required Items object"
 
 
 async def test_an_unreachable_address_is_unavailable() -> None:
