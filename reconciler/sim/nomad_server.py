@@ -910,7 +910,7 @@ class NomadSimServer:
             except ValueError:
                 raise SimError(400, f'can not parse cas: invalid syntax "{cas_text}"') from None
         lock_id = (lock or {}).get("ID") or None
-        var = self.state.put_var(ns, path, items, cas=cas, lock_id=lock_id)
+        var = self.state.put_var(ns, path, items or {}, cas=cas, lock_id=lock_id)
         owner = lock_id is not None and var.lock is not None and var.lock.id == lock_id
         return _write(variable_json(var, lock=owner or policy.management), var.modify_index)
 
