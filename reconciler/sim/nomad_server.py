@@ -999,7 +999,7 @@ class NomadSimServer:
         return _write(body, index)
 
     async def drain(self, request: web.Request) -> web.Response:
-        self._node_access(request, write=True)
+        # As everywhere: the agent decodes the body (400) before the RPC authorizes.
         node_id = request.match_info["id"]
         body = await self._body(request)
         if not isinstance(body, dict):
@@ -1020,6 +1020,7 @@ class NomadSimServer:
                 raise SimError(400, "json: cannot unmarshal DrainSpec.Deadline into time.Duration")
             deadline = raw / 1e9 if raw >= 0 else -1.0
             ignore = bool(spec.get("IgnoreSystemJobs", False))
+        self._node_access(request, write=True)
         index = self.state.update_drain(
             node_id,
             deadline,
@@ -1030,9 +1031,9 @@ class NomadSimServer:
         return self._write_response(index, node_modify_index=index)
 
     async def eligibility(self, request: web.Request) -> web.Response:
-        self._node_access(request, write=True)
         node_id = request.match_info["id"]
         body = await self._body(request)
+        self._node_access(request, write=True)
         wanted = body.get("Eligibility") if isinstance(body, dict) else None
         if wanted not in ("eligible", "ineligible"):
             raise SimError(500, f'invalid scheduling eligibility "{wanted or ""}"')

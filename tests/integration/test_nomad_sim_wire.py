@@ -237,6 +237,11 @@ async def test_node_allocations_hide_what_the_token_may_not_read() -> None:
         )
         assert answer.status_code == 200 and answer.json() == []
         assert int(answer.headers["X-Nomad-Index"]) > 1  # the allocation's index all the same
+        # The agent decodes a write's body before the server authorizes it.
+        bad = await http.post(f"/v1/node/{node_id}/drain", content=b"{")
+        assert bad.status_code == 400
+        denied = await http.post(f"/v1/node/{node_id}/drain", json={})
+        assert denied.status_code == 403
 
 
 async def test_a_job_answers_at_its_own_index(
