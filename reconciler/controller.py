@@ -178,6 +178,8 @@ class Controller:
         self.fence = fence
         self._last_results: dict[str, list[ActionResult]] = {}  # finished since the last status
         self._last_plans: list[PoolPlan] = []  # for the resync period of autoscaled pools
+        # Each pool's last parse, reused while its variable is the same (see _parsed).
+        self._specs: dict[str, tuple[PoolVariable, PoolSpec | tuple[str, ...]]] = {}
 
     @property
     def fence(self) -> Callable[[], bool] | None:
@@ -198,6 +200,8 @@ class Controller:
         """
         variables = await self.pools.load(only)
         self._loaded = variables  # for the status of a pass whose reads then fail
+        if only is None:
+            self._forget_specs(variables)
         # Taken before observing: an action that ends while the world is read may
         # not show in what was read, and must still count as under way, or it
         # would be planned a second time.
@@ -209,7 +213,10 @@ class Controller:
 
         def plan_each() -> list[PoolPlan]:
             return [
-                self._held_back(v) or self._plan_one(v, observed, now, inflight, scaled.get(v.pool))
+                self._held_back(v)
+                or self._plan_one(
+                    v, observed, now, inflight, scaled.get(v.pool), parsed=self._parsed(v)
+                )
                 for v in variables
             ]
 
@@ -247,16 +254,45 @@ class Controller:
         now: float,
         inflight: frozenset[tuple[str, str]],
         last_scale: LastScale | None = None,
+        parsed: PoolSpec | tuple[str, ...] | None = None,
     ) -> PoolPlan:
+        """``parsed``: the variable's spec or its problems, if known (``_parsed``)."""
         try:
-            spec = parse_pool_spec(variable.pool, variable.items, variable.index)
+            if parsed is None:
+                parsed = _parse(variable)
+            spec = parsed
+            if isinstance(spec, tuple):
+                return PoolPlan(variable, None, None, spec)
             return PoolPlan(variable, spec, plan(spec, observed, now, inflight, last_scale))
-        except SpecError as exc:
-            return PoolPlan(variable, None, None, tuple(exc.problems))
         except Exception as exc:  # a bug in one pool's planning must not stop the others
             log.debug("pool %s: planning raised", variable.pool, exc_info=True)
             # Scrubbed: the error goes to the status variable, which outlives any log.
             return PoolPlan(variable, None, None, error=scrub(f"{type(exc).__name__}: {exc}"))
+
+    def _parsed(self, variable: PoolVariable) -> PoolSpec | tuple[str, ...] | None:
+        """The pool's spec, or the problems that make it invalid; None if parsing raised.
+
+        Parsed again only when the variable changed: a new ModifyIndex, or other
+        items under the same one (a test's hand-made variable), so an edit is seen
+        at the pass that reads it and an unchanged pool costs nothing to parse.
+        """
+        cached = self._specs.get(variable.pool)
+        if cached is not None:
+            seen, parsed = cached
+            if seen.index == variable.index and seen.items == variable.items:
+                return parsed
+        try:
+            parsed = _parse(variable)
+        except Exception:  # a bug: not kept; _plan_one parses again and reports it
+            return None
+        self._specs[variable.pool] = (variable, parsed)
+        return parsed
+
+    def _forget_specs(self, variables: list[PoolVariable]) -> None:
+        """Drop the parses of pools whose variables are gone."""
+        loaded = {v.pool for v in variables}
+        for pool in [p for p in self._specs if p not in loaded]:
+            del self._specs[pool]
 
     def _held_back(self, variable: PoolVariable) -> PoolPlan | None:
         """The pool's last crash while it is backed off and unedited; None: plan it."""
@@ -601,6 +637,14 @@ class Controller:
             if pp.spec is not None and pp.spec.policy is not None
         ]
         return min([self.resync, *intervals])
+
+
+def _parse(variable: PoolVariable) -> PoolSpec | tuple[str, ...]:
+    """The variable's spec, or the problems that make it invalid."""
+    try:
+        return parse_pool_spec(variable.pool, variable.items, variable.index)
+    except SpecError as exc:
+        return tuple(exc.problems)
 
 
 async def _results(
