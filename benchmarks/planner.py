@@ -27,7 +27,7 @@ import time
 
 from reconciler import ownership
 from reconciler.model import Allocation, Instance, InstanceState, Node, NodeStatus, Observed
-from reconciler.plan import ActionKind, Plan, plan
+from reconciler.plan import ActionKind, Plan, group_by_pool, plan
 from reconciler.spec import PoolSpec, parse_pool_spec
 
 NOW = 1_700_000_000.0
@@ -154,7 +154,9 @@ def time_pass(pools: int, members: int, repeats: int = 3) -> tuple[float, int]:
 
 
 def plan_pass(specs: list[PoolSpec], world: Observed) -> list[Plan]:
-    return [plan(spec, world, NOW) for spec in specs]
+    """As the controller plans a pass: the world grouped by pool once, then each pool."""
+    worlds = group_by_pool(world)
+    return [plan(spec, world, NOW, world=worlds.get(spec.pool)) for spec in specs]
 
 
 def main_pass() -> None:

@@ -37,7 +37,7 @@ from reconciler.execute import ActionResult, Executor
 from reconciler.logs import scrub
 from reconciler.model import Observed
 from reconciler.observe import Observer
-from reconciler.plan import Action, ActionKind, Plan, plan
+from reconciler.plan import Action, ActionKind, Plan, PoolWorld, group_by_pool, plan
 from reconciler.pools import PoolSource, PoolVariable, status_path
 from reconciler.scaling.decide import LastScale
 from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
@@ -211,27 +211,35 @@ class Controller:
         )
         now = self.clock.now()
 
-        def plan_each() -> list[PoolPlan]:
-            return [
-                self._held_back(v)
+        def plan_each(variables: list[PoolVariable]) -> dict[str, PoolPlan]:
+            # Grouped once for all the pools: each plan then reads only its own pool.
+            worlds = group_by_pool(observed)
+            return {
+                v.pool: self._held_back(v)
                 or self._plan_one(
-                    v, observed, now, inflight, scaled.get(v.pool), parsed=self._parsed(v)
+                    v,
+                    observed,
+                    now,
+                    inflight,
+                    scaled.get(v.pool),
+                    worlds.get(v.pool, PoolWorld()),
+                    self._parsed(v),
                 )
                 for v in variables
-            ]
+            }
 
-        plans = plan_each()
+        plans = plan_each(variables)
         # Nothing is drained or deleted on the strength of a node-list entry:
         # the nodes a plan would disrupt are read in full (meta: protection and
         # ownership) and the pools planned again, until the plans stop picking
         # unread nodes. Each round reads only the new victims.
         for _ in range(VERIFY_ROUNDS):
-            unread = unread_targets(plans, observed)
+            unread = unread_targets(plans.values(), observed)
             if not unread:
                 break
             observed = await self.observer.detail(observed, unread)
-            plans = plan_each()
-        return [without_unread_targets(pp, observed) for pp in plans], observed
+            plans = plan_each(variables)
+        return [without_unread_targets(plans[v.pool], observed) for v in variables], observed
 
     async def _last_scales(self, variables: list[PoolVariable]) -> dict[str, LastScale]:
         """Last scaling decisions from the status of pools that have a policy (cooldowns)."""
@@ -254,6 +262,7 @@ class Controller:
         now: float,
         inflight: frozenset[tuple[str, str]],
         last_scale: LastScale | None = None,
+        world: PoolWorld | None = None,
         parsed: PoolSpec | tuple[str, ...] | None = None,
     ) -> PoolPlan:
         """``parsed``: the variable's spec or its problems, if known (``_parsed``)."""
@@ -263,7 +272,7 @@ class Controller:
             spec = parsed
             if isinstance(spec, tuple):
                 return PoolPlan(variable, None, None, spec)
-            return PoolPlan(variable, spec, plan(spec, observed, now, inflight, last_scale))
+            return PoolPlan(variable, spec, plan(spec, observed, now, inflight, last_scale, world))
         except Exception as exc:  # a bug in one pool's planning must not stop the others
             log.debug("pool %s: planning raised", variable.pool, exc_info=True)
             # Scrubbed: the error goes to the status variable, which outlives any log.
