@@ -358,9 +358,7 @@ def join(
     for name in sorted(instances.keys() | nodes.keys()):
         node = nodes.get(name)
         live = usage.get(node.id, _NO_USAGE) if node is not None else _NO_USAGE
-        members.append(
-            _member(spec, name, instances.get(name), node, live, now, name in deleting)
-        )
+        members.append(_member(spec, name, instances.get(name), node, live, now, name in deleting))
     # Launches in flight are members too: a relaunch must not pick their names
     # and the count must include them, or a slow launch would be doubled.
     known = {m.name for m in members}
