@@ -231,14 +231,17 @@ class Controller:
         plans = plan_each(variables)
         # Nothing is drained or deleted on the strength of a node-list entry:
         # the nodes a plan would disrupt are read in full (meta: protection and
-        # ownership) and the pools planned again, until the plans stop picking
-        # unread nodes. Each round reads only the new victims.
+        # ownership) and their pools planned again, until the plans stop picking
+        # unread nodes. Each round reads only the new victims and plans only the
+        # pools that picked them: a node's full read changes no other pool's part
+        # of the world (group_by_pool puts it under the pool its name says, or none).
         for _ in range(VERIFY_ROUNDS):
             unread = unread_targets(plans.values(), observed)
             if not unread:
                 break
+            again = [v for v in variables if unread_targets([plans[v.pool]], observed)]
             observed = await self.observer.detail(observed, unread)
-            plans = plan_each(variables)
+            plans.update(plan_each(again))
         return [without_unread_targets(plans[v.pool], observed) for v in variables], observed
 
     async def _last_scales(self, variables: list[PoolVariable]) -> dict[str, LastScale]:

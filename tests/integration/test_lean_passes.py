@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from reconciler import controller as controller_module
@@ -83,3 +85,26 @@ async def test_an_unchanged_pool_is_not_parsed_again(monkeypatch: pytest.MonkeyP
         await h.step()
         await h.step()
         assert sorted(parsed) == ["db", "web", "web"]
+
+
+async def test_a_pass_that_drains_plans_the_other_pools_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "2", "max": "3"})
+        await h.put_pool("db", {"min": "1", "max": "1"})
+        await h.converge()
+        planned: list[str] = []
+        plan = controller_module.plan
+
+        def counting(spec: Any, *args: Any, **kwargs: Any) -> Any:
+            planned.append(spec.pool)
+            return plan(spec, *args, **kwargs)
+
+        monkeypatch.setattr(controller_module, "plan", counting)
+        await h.put_pool("web", {"min": "1", "max": "3"})
+        report = await h.step()
+        web = next(pp.plan for pp in report.plans if pp.pool == "web")
+        assert web is not None and [a.kind for a in web.actions] == [ActionKind.DRAIN]
+        # web again once its victim's node was read in full; db had nothing to read.
+        assert sorted(planned) == ["db", "web", "web"]
