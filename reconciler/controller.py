@@ -249,6 +249,9 @@ class Controller:
         if self.status is None:
             return {}
         status = self.status
+        # One list of the status variables: only those changed since this writer
+        # last read or wrote them are read again.
+        await status.refresh(status_path(self.pools.prefix, ""))
         autoscaled = [v.pool for v in variables if "policy" in v.items]
 
         async def one(pool: str) -> tuple[str, LastScale | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -9,8 +10,18 @@ import pytest
 from reconciler import controller as controller_module
 from reconciler import ownership
 from reconciler.plan import ActionKind
+from reconciler.pools import DEFAULT_PREFIX, pool_path, status_path
 from reconciler.render import default_template_text
-from tests.integration.sim_harness import harness
+from reconciler.status import StatusWriter
+from tests.integration.sim_harness import Harness, harness
+
+POLICY = """
+cooldown: 2m
+checks:
+  - name: mem
+    metric: percentage-allocated_memory
+    strategy: {name: target-value, target: 60}
+"""
 
 
 def _template(edit: int) -> str:
@@ -108,3 +119,46 @@ async def test_a_pass_that_drains_plans_the_other_pools_once(
         assert web is not None and [a.kind for a in web.actions] == [ActionKind.DRAIN]
         # web again once its victim's node was read in full; db had nothing to read.
         assert sorted(planned) == ["db", "web", "web"]
+
+
+def _var_reads(h: Harness) -> Counter[str]:
+    return Counter(
+        {route: n for route, n in h.sim.nomad.requests.items() if route.startswith("GET /v1/var/")}
+    )
+
+
+async def test_steady_passes_read_no_pool_or_status_variable_again() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.put_pool("db", {"min": "1", "max": "1", "policy": POLICY})
+        await h.converge()
+        before = _var_reads(h)
+        await h.step()
+        await h.step()
+        # Each pass lists the pool and status variables; none of them is read again.
+        assert _var_reads(h) == before
+        await h.put_pool("web", {"min": "2", "max": "2"})
+        await h.step()
+        read = _var_reads(h) - before
+        assert read == Counter({f"GET /v1/var/{pool_path(DEFAULT_PREFIX, 'web')}": 1})
+
+
+async def test_a_status_written_by_someone_else_is_read_again() -> None:
+    async with harness() as h:
+        writer = StatusWriter(h.c.nomad)
+        path = status_path(DEFAULT_PREFIX, "web")
+        prefix = status_path(DEFAULT_PREFIX, "")
+        assert await writer.read(path) == {}
+        assert await writer.write(path, lambda previous: {**previous, "ready": "1"})
+        await h.c.nomad.put_var(path, {"ready": "1", "last_scale_count": "4"})  # another replica
+        await writer.refresh(prefix)
+        assert await writer.read(path) == {"ready": "1", "last_scale_count": "4"}
+        # Ours again: known from the write, nothing to read.
+        assert await writer.write(path, lambda previous: {**previous, "ready": "2"})
+        reads = _var_reads(h)
+        await writer.refresh(prefix)
+        assert await writer.read(path) == {"ready": "2", "last_scale_count": "4"}
+        assert _var_reads(h) == reads
+        await h.c.nomad.delete_var(path)
+        await writer.refresh(prefix)
+        assert await writer.read(path) == {}
