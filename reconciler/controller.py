@@ -56,14 +56,16 @@ DISRUPTIVE = (ActionKind.DRAIN, ActionKind.DELETE, ActionKind.PURGE_NODE)
 
 def unread_targets(plans: Iterable[PoolPlan], observed: Observed) -> set[str]:
     """IDs of nodes that planned drains or deletes target but that were not read in full."""
-    detailed = {n.id for n in observed.nodes if n.detailed}
-    return {
+    targets = {
         a.node_id
         for pp in plans
         if pp.plan is not None
         for a in pp.plan.actions
-        if a.kind in DISRUPTIVE and a.node_id is not None and a.node_id not in detailed
+        if a.kind in DISRUPTIVE and a.node_id is not None
     }
+    if not targets:
+        return targets  # most plans disrupt nothing: no walk over the world's nodes for them
+    return targets - {n.id for n in observed.nodes if n.detailed}
 
 
 def without_unread_targets(pp: PoolPlan, observed: Observed) -> PoolPlan:
@@ -370,6 +372,12 @@ class Controller:
         finally:
             if self.metrics:
                 self.metrics.pass_done(time.monotonic() - started)
+        report.standby = not self._leading()
+        work = self._start_actions(report, wait_actions)
+        if work and not wait_actions:
+            # Let the actions just started send their first call before the metrics
+            # and status writes take the CPU: the launch or drain is what an edit waits for.
+            await asyncio.sleep(0)
         if self.metrics:
             self.metrics.observed()
             for pp in report.plans:
@@ -377,8 +385,6 @@ class Controller:
                 self.metrics.observe_pool(
                     pp.pool, plan_.counts if plan_ else None, plan_.desired if plan_ else None
                 )
-        report.standby = not self._leading()
-        work = self._start_actions(report, wait_actions)
         if wait_actions and work:
             report.results = await _results(work)
         if not report.standby:
