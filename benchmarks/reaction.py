@@ -19,7 +19,12 @@ being deleted) and the controller has had a moment to finish its pass, so a
 sample measures reaction from idle. Printed: p50 and p95 of each, one loopback
 round trip (an HTTP node list, a gRPC instance list, both empty, from this
 process) and the ratio of the p50 to the HTTP round trip; then the Nomad requests per minute of
-the idle controller (before the samples, over ``--idle-seconds``) and its RSS.
+the idle controller (before the samples, over ``--idle-seconds``), its RSS and,
+with ``--pass-times``, the mean time of its passes during the samples (reads and
+planning, from its /metrics).
+
+With ``REACTION_PROFILE=/tmp/run.prof`` the controller runs under cProfile and
+leaves ``/tmp/run.prof.<pools>`` for each pool count.
 """
 
 from __future__ import annotations
@@ -28,12 +33,15 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import httpx
 
 from reconciler import ownership
 from reconciler.clock import ScaledClock
@@ -177,9 +185,28 @@ class Result:
     requests_per_min: float
     requests_by_route: dict[str, float]
     rss_mb: float
+    pass_ms: float  # mean read + plan time of the passes during the samples
 
 
-async def measure(n_pools: int, samples: int, idle_seconds: float) -> Result:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def pass_seconds(port: int) -> tuple[float, float]:
+    """Seconds spent in the controller's passes so far (reads and planning), and passes."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    values = {}
+    for line in text.splitlines():
+        name = line.split(" ")[0]
+        if name.endswith(("reconcile_pass_seconds_sum", "reconcile_pass_seconds_count")):
+            values[name.rsplit("_", 1)[-1]] = float(line.split()[-1])
+    return values.get("sum", 0.0), values.get("count", 0.0)
+
+
+async def measure(n_pools: int, samples: int, idle_seconds: float, pass_times: bool) -> Result:
     config = SimConfig(
         boot_seconds=4.0,
         node_init_seconds=1.0,
@@ -204,13 +231,18 @@ async def measure(n_pools: int, samples: int, idle_seconds: float) -> Result:
             for pool in pools:
                 await nomad.put_var(pool_path(DEFAULT_PREFIX, pool), pool_items(MEMBERS))
             await until(lambda: all(settled(sim, p, MEMBERS) for p in pools), 60, "nodes ready")
+            metrics_port = free_port()
+            profile = os.environ.get("REACTION_PROFILE")
+            profiler = ["-m", "cProfile", "-o", f"{profile}.{n_pools}"] if profile else []
             controller = await asyncio.create_subprocess_exec(
                 sys.executable,
+                *profiler,
                 "-m",
                 "reconciler",
                 "run",
                 "--no-leader-election",
                 f"--resync={RESYNC}",
+                *([f"--metrics-addr=127.0.0.1:{metrics_port}"] if pass_times else []),
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
             )
@@ -235,7 +267,13 @@ async def measure(n_pools: int, samples: int, idle_seconds: float) -> Result:
                     if after[route] != before.get(route, 0)
                 }
                 rss = rss_mb(controller.pid)
+                passes_before = await pass_seconds(metrics_port) if pass_times else (0.0, 0.0)
                 launch, drain = await react(sim, nomad, arrivals, pools, samples)
+                pass_ms = float("nan")
+                if pass_times:
+                    passes_after = await pass_seconds(metrics_port)
+                    passes = passes_after[1] - passes_before[1]
+                    pass_ms = 1000 * (passes_after[0] - passes_before[0]) / max(1, passes)
             finally:
                 controller.send_signal(signal.SIGTERM)
                 await controller.wait()
@@ -248,6 +286,7 @@ async def measure(n_pools: int, samples: int, idle_seconds: float) -> Result:
         sum(by_route.values()),
         by_route,
         rss,
+        pass_ms,
     )
 
 
@@ -287,13 +326,13 @@ def report(r: Result) -> str:
         f"{dp50 * ms:>8.1f} {p95(r.drain) * ms:>8.1f} "
         f"{r.http_rtt * ms:>6.2f} {r.grpc_rtt * ms:>6.2f} "
         f"{lp50 / r.http_rtt:>6.0f}x {dp50 / r.http_rtt:>6.0f}x "
-        f"{r.requests_per_min:>8.1f} {r.rss_mb:>6.0f}"
+        f"{r.requests_per_min:>8.1f} {r.rss_mb:>6.0f} {r.pass_ms:>7.1f}"
     )
 
 
 HEADER = (
     f"{'pools':>5} {'launch50':>8} {'launch95':>8} {'drain50':>8} {'drain95':>8} "
-    f"{'http':>6} {'grpc':>6} {'l50/rt':>7} {'d50/rt':>7} {'req/min':>8} {'rssMB':>6}"
+    f"{'http':>6} {'grpc':>6} {'l50/rt':>7} {'d50/rt':>7} {'req/min':>8} {'rssMB':>6} {'passms':>7}"
 )
 
 
@@ -303,11 +342,17 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=12, help="drains and launches, each")
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--routes", action="store_true", help="idle requests per route")
+    parser.add_argument(
+        "--pass-times",
+        action="store_true",
+        help="run the controller with --metrics-addr and print its mean pass time during the "
+        "samples (its RSS then includes the metrics server)",
+    )
     args = parser.parse_args()
     print(f"times in ms; {MEMBERS} members per pool; resync {RESYNC:.0f}s; sim speed {SPEED:g}x")
     print(HEADER, flush=True)
     for n in args.pools:
-        result = asyncio.run(measure(n, args.samples, args.idle_seconds))
+        result = asyncio.run(measure(n, args.samples, args.idle_seconds, args.pass_times))
         print(report(result), flush=True)
         if args.routes:
             for route, rate in sorted(result.requests_by_route.items()):
