@@ -200,17 +200,28 @@ class Controller:
 
         Raises a ReconcilerError when a read fails: no partial view is ever planned on.
         """
-        variables = await self.pools.load(only)
-        self._loaded = variables  # for the status of a pass whose reads then fail
-        if only is None:
-            self._forget_specs(variables)
         # Taken before observing: an action that ends while the world is read may
         # not show in what was read, and must still count as under way, or it
         # would be planned a second time.
         inflight = frozenset(self.executor.inflight)
-        observed, scaled = await asyncio.gather(
-            self.observer.observe(), self._last_scales(variables)
+
+        async def specs() -> tuple[list[PoolVariable], dict[str, LastScale]]:
+            variables = await self.pools.load(only)
+            self._loaded = variables  # for the status of a pass whose reads then fail
+            if only is None:
+                self._forget_specs(variables)
+            return variables, await self._last_scales(variables)
+
+        # The world does not depend on the specs: both are read at once. Each
+        # runs to its end, so a failed observation still knows the pools it was for.
+        read_world, read_specs = await asyncio.gather(
+            self.observer.observe(), specs(), return_exceptions=True
         )
+        if isinstance(read_specs, BaseException):
+            raise read_specs
+        if isinstance(read_world, BaseException):
+            raise read_world
+        observed, (variables, scaled) = read_world, read_specs
         now = self.clock.now()
 
         def plan_each(variables: list[PoolVariable]) -> dict[str, PoolPlan]:
