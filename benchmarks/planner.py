@@ -2,6 +2,12 @@
 
     python benchmarks/planner.py            # 10, 100, 1,000, 10,000 members
     python benchmarks/planner.py 10 100     # chosen sizes
+    python benchmarks/planner.py --pass     # a pass's planning: 1 x 10,000, 100 x 100, 1,000 x 10
+
+A pass plans every pool against one observed world: ``--pass`` times planning
+10,000 members split into 1, 100 or 1,000 pools (median of 3 passes, each pool
+shrinking by 10% as above). Linear in world + pools, the three take about the
+same time; a pass that scanned the world once per pool would grow with the pools.
 
 Planner time is the median of repeated plan() calls on a converged pool of N
 ready members (2 allocations each) with a scale-down of 10% pending, so the
@@ -21,26 +27,39 @@ import time
 
 from reconciler import ownership
 from reconciler.model import Allocation, Instance, InstanceState, Node, NodeStatus, Observed
-from reconciler.plan import ActionKind, plan
+from reconciler.plan import ActionKind, Plan, group_by_pool, plan
 from reconciler.spec import PoolSpec, parse_pool_spec
 
 NOW = 1_700_000_000.0
 SIZES = (10, 100, 1_000, 10_000)
 
 
-def make_spec(n: int) -> PoolSpec:
+def make_spec(n: int, pool: str = "bench") -> PoolSpec:
     desired = max(1, n - n // 10)
     items = {"min": str(desired), "max": str(n), "cloud_init_vars": "servers: [10.0.0.2]"}
-    return parse_pool_spec("bench", items, index=1)
+    return parse_pool_spec(pool, items, index=1)
 
 
 def make_world(spec: PoolSpec, n: int) -> Observed:
+    return merge([pool_world(spec, n)])
+
+
+def merge(worlds: list[Observed]) -> Observed:
+    return Observed(
+        tuple(i for w in worlds for i in w.instances),
+        tuple(n for w in worlds for n in w.nodes),
+        tuple(a for w in worlds for a in w.allocations),
+        at=NOW,
+    )
+
+
+def pool_world(spec: PoolSpec, n: int) -> Observed:
     instances, nodes, allocs = [], [], []
     for i in range(n):
         name = ownership.instance_name(spec.pool, spec.template_hash, i)
         instances.append(Instance(name, InstanceState.RUNNING, created_at=NOW - 3600 - i))
         node = Node(
-            id=f"node-{i}",
+            id=f"node-{spec.pool}-{i}",
             name=name,
             status=NodeStatus.READY,
             cpu_mhz=4000,
@@ -50,7 +69,9 @@ def make_world(spec: PoolSpec, n: int) -> Observed:
         nodes.append(node)
         for k in range(2):
             allocs.append(
-                Allocation(f"a-{i}-{k}", node.id, f"job{k}", cpu_mhz=100 + i % 7, memory_mb=128)
+                Allocation(
+                    f"a-{node.id}-{k}", node.id, f"job{k}", cpu_mhz=100 + i % 7, memory_mb=128
+                )
             )
     return Observed(tuple(instances), tuple(nodes), tuple(allocs), at=NOW)
 
@@ -119,6 +140,32 @@ async def count_reads(n: int, desired: int) -> int:
     return after - before
 
 
+def time_pass(pools: int, members: int, repeats: int = 3) -> tuple[float, int]:
+    """Median seconds to plan every pool of a world of ``pools`` x ``members``; actions."""
+    specs = [make_spec(members, f"pool{p:04d}") for p in range(pools)]
+    world = merge([pool_world(spec, members) for spec in specs])
+    samples, actions = [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        plans = plan_pass(specs, world)
+        samples.append(time.perf_counter() - start)
+        actions = sum(len(p.actions) for p in plans)
+    return statistics.median(samples), actions
+
+
+def plan_pass(specs: list[PoolSpec], world: Observed) -> list[Plan]:
+    """As the controller plans a pass: the world grouped by pool once, then each pool."""
+    worlds = group_by_pool(world)
+    return [plan(spec, world, NOW, world=worlds.get(spec.pool)) for spec in specs]
+
+
+def main_pass() -> None:
+    print(f"{'pools x members':>16} {'pass plan median':>17} {'actions':>8}")
+    for pools, members in ((1, 10_000), (100, 100), (1_000, 10)):
+        seconds, actions = time_pass(pools, members)
+        print(f"{f'{pools} x {members}':>16} {seconds * 1000:>15.1f}ms {actions:>8}", flush=True)
+
+
 def main(sizes: tuple[int, ...]) -> None:
     print(
         f"{'members':>8} {'plan median':>12} {'actions':>8} {'reads steady':>13} "
@@ -132,4 +179,7 @@ def main(sizes: tuple[int, ...]) -> None:
 
 
 if __name__ == "__main__":
-    main(tuple(int(a) for a in sys.argv[1:]) or SIZES)
+    if sys.argv[1:] == ["--pass"]:
+        main_pass()
+    else:
+        main(tuple(int(a) for a in sys.argv[1:]) or SIZES)

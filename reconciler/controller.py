@@ -37,7 +37,7 @@ from reconciler.execute import ActionResult, Executor
 from reconciler.logs import scrub
 from reconciler.model import Observed
 from reconciler.observe import Observer
-from reconciler.plan import Action, ActionKind, Plan, plan
+from reconciler.plan import Action, ActionKind, Plan, PoolWorld, group_by_pool, plan
 from reconciler.pools import PoolSource, PoolVariable, status_path
 from reconciler.scaling.decide import LastScale
 from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
@@ -56,14 +56,16 @@ DISRUPTIVE = (ActionKind.DRAIN, ActionKind.DELETE, ActionKind.PURGE_NODE)
 
 def unread_targets(plans: Iterable[PoolPlan], observed: Observed) -> set[str]:
     """IDs of nodes that planned drains or deletes target but that were not read in full."""
-    detailed = {n.id for n in observed.nodes if n.detailed}
-    return {
+    targets = {
         a.node_id
         for pp in plans
         if pp.plan is not None
         for a in pp.plan.actions
-        if a.kind in DISRUPTIVE and a.node_id is not None and a.node_id not in detailed
+        if a.kind in DISRUPTIVE and a.node_id is not None
     }
+    if not targets:
+        return targets  # most plans disrupt nothing: no walk over the world's nodes for them
+    return targets - {n.id for n in observed.nodes if n.detailed}
 
 
 def without_unread_targets(pp: PoolPlan, observed: Observed) -> PoolPlan:
@@ -178,6 +180,8 @@ class Controller:
         self.fence = fence
         self._last_results: dict[str, list[ActionResult]] = {}  # finished since the last status
         self._last_plans: list[PoolPlan] = []  # for the resync period of autoscaled pools
+        # Each pool's last parse, reused while its variable is the same (see _parsed).
+        self._specs: dict[str, tuple[PoolVariable, PoolSpec | tuple[str, ...]]] = {}
 
     @property
     def fence(self) -> Callable[[], bool] | None:
@@ -196,41 +200,71 @@ class Controller:
 
         Raises a ReconcilerError when a read fails: no partial view is ever planned on.
         """
-        variables = await self.pools.load(only)
-        self._loaded = variables  # for the status of a pass whose reads then fail
         # Taken before observing: an action that ends while the world is read may
         # not show in what was read, and must still count as under way, or it
         # would be planned a second time.
         inflight = frozenset(self.executor.inflight)
-        observed, scaled = await asyncio.gather(
-            self.observer.observe(), self._last_scales(variables)
+
+        async def specs() -> tuple[list[PoolVariable], dict[str, LastScale]]:
+            variables = await self.pools.load(only)
+            self._loaded = variables  # for the status of a pass whose reads then fail
+            if only is None:
+                self._forget_specs(variables)
+            return variables, await self._last_scales(variables)
+
+        # The world does not depend on the specs: both are read at once. Each
+        # runs to its end, so a failed observation still knows the pools it was for.
+        read_world, read_specs = await asyncio.gather(
+            self.observer.observe(), specs(), return_exceptions=True
         )
+        if isinstance(read_specs, BaseException):
+            raise read_specs
+        if isinstance(read_world, BaseException):
+            raise read_world
+        observed, (variables, scaled) = read_world, read_specs
         now = self.clock.now()
 
-        def plan_each() -> list[PoolPlan]:
-            return [
-                self._held_back(v) or self._plan_one(v, observed, now, inflight, scaled.get(v.pool))
+        def plan_each(variables: list[PoolVariable]) -> dict[str, PoolPlan]:
+            # Grouped once for all the pools: each plan then reads only its own pool.
+            worlds = group_by_pool(observed)
+            return {
+                v.pool: self._held_back(v)
+                or self._plan_one(
+                    v,
+                    observed,
+                    now,
+                    inflight,
+                    scaled.get(v.pool),
+                    worlds.get(v.pool, PoolWorld()),
+                    self._parsed(v),
+                )
                 for v in variables
-            ]
+            }
 
-        plans = plan_each()
+        plans = plan_each(variables)
         # Nothing is drained or deleted on the strength of a node-list entry:
         # the nodes a plan would disrupt are read in full (meta: protection and
-        # ownership) and the pools planned again, until the plans stop picking
-        # unread nodes. Each round reads only the new victims.
+        # ownership) and their pools planned again, until the plans stop picking
+        # unread nodes. Each round reads only the new victims and plans only the
+        # pools that picked them: a node's full read changes no other pool's part
+        # of the world (group_by_pool puts it under the pool its name says, or none).
         for _ in range(VERIFY_ROUNDS):
-            unread = unread_targets(plans, observed)
+            unread = unread_targets(plans.values(), observed)
             if not unread:
                 break
+            again = [v for v in variables if unread_targets([plans[v.pool]], observed)]
             observed = await self.observer.detail(observed, unread)
-            plans = plan_each()
-        return [without_unread_targets(pp, observed) for pp in plans], observed
+            plans.update(plan_each(again))
+        return [without_unread_targets(plans[v.pool], observed) for v in variables], observed
 
     async def _last_scales(self, variables: list[PoolVariable]) -> dict[str, LastScale]:
         """Last scaling decisions from the status of pools that have a policy (cooldowns)."""
         if self.status is None:
             return {}
         status = self.status
+        # One list of the status variables: only those changed since this writer
+        # last read or wrote them are read again.
+        await status.refresh(status_path(self.pools.prefix, ""))
         autoscaled = [v.pool for v in variables if "policy" in v.items]
 
         async def one(pool: str) -> tuple[str, LastScale | None]:
@@ -247,16 +281,46 @@ class Controller:
         now: float,
         inflight: frozenset[tuple[str, str]],
         last_scale: LastScale | None = None,
+        world: PoolWorld | None = None,
+        parsed: PoolSpec | tuple[str, ...] | None = None,
     ) -> PoolPlan:
+        """``parsed``: the variable's spec or its problems, if known (``_parsed``)."""
         try:
-            spec = parse_pool_spec(variable.pool, variable.items, variable.index)
-            return PoolPlan(variable, spec, plan(spec, observed, now, inflight, last_scale))
-        except SpecError as exc:
-            return PoolPlan(variable, None, None, tuple(exc.problems))
+            if parsed is None:
+                parsed = _parse(variable)
+            spec = parsed
+            if isinstance(spec, tuple):
+                return PoolPlan(variable, None, None, spec)
+            return PoolPlan(variable, spec, plan(spec, observed, now, inflight, last_scale, world))
         except Exception as exc:  # a bug in one pool's planning must not stop the others
             log.debug("pool %s: planning raised", variable.pool, exc_info=True)
             # Scrubbed: the error goes to the status variable, which outlives any log.
             return PoolPlan(variable, None, None, error=scrub(f"{type(exc).__name__}: {exc}"))
+
+    def _parsed(self, variable: PoolVariable) -> PoolSpec | tuple[str, ...] | None:
+        """The pool's spec, or the problems that make it invalid; None if parsing raised.
+
+        Parsed again only when the variable changed: a new ModifyIndex, or other
+        items under the same one (a test's hand-made variable), so an edit is seen
+        at the pass that reads it and an unchanged pool costs nothing to parse.
+        """
+        cached = self._specs.get(variable.pool)
+        if cached is not None:
+            seen, parsed = cached
+            if seen.index == variable.index and seen.items == variable.items:
+                return parsed
+        try:
+            parsed = _parse(variable)
+        except Exception:  # a bug: not kept; _plan_one parses again and reports it
+            return None
+        self._specs[variable.pool] = (variable, parsed)
+        return parsed
+
+    def _forget_specs(self, variables: list[PoolVariable]) -> None:
+        """Drop the parses of pools whose variables are gone."""
+        loaded = {v.pool for v in variables}
+        for pool in [p for p in self._specs if p not in loaded]:
+            del self._specs[pool]
 
     def _held_back(self, variable: PoolVariable) -> PoolPlan | None:
         """The pool's last crash while it is backed off and unedited; None: plan it."""
@@ -319,6 +383,12 @@ class Controller:
         finally:
             if self.metrics:
                 self.metrics.pass_done(time.monotonic() - started)
+        report.standby = not self._leading()
+        work = self._start_actions(report, wait_actions)
+        if work and not wait_actions:
+            # Let the actions just started send their first call before the metrics
+            # and status writes take the CPU: the launch or drain is what an edit waits for.
+            await asyncio.sleep(0)
         if self.metrics:
             self.metrics.observed()
             for pp in report.plans:
@@ -326,8 +396,6 @@ class Controller:
                 self.metrics.observe_pool(
                     pp.pool, plan_.counts if plan_ else None, plan_.desired if plan_ else None
                 )
-        report.standby = not self._leading()
-        work = self._start_actions(report, wait_actions)
         if wait_actions and work:
             report.results = await _results(work)
         if not report.standby:
@@ -601,6 +669,14 @@ class Controller:
             if pp.spec is not None and pp.spec.policy is not None
         ]
         return min([self.resync, *intervals])
+
+
+def _parse(variable: PoolVariable) -> PoolSpec | tuple[str, ...]:
+    """The variable's spec, or the problems that make it invalid."""
+    try:
+        return parse_pool_spec(variable.pool, variable.items, variable.index)
+    except SpecError as exc:
+        return tuple(exc.problems)
 
 
 async def _results(

@@ -122,7 +122,10 @@ class Observer:
 
     async def wait_for_node_change(self) -> None:
         while True:
-            result = await self.nomad.list_nodes(index=self._node_index, wait=WATCH_WAIT)
+            # Only the index matters here: no resources, less for Nomad to send and us to parse.
+            result = await self.nomad.list_nodes(
+                resources=False, index=self._node_index, wait=WATCH_WAIT
+            )
             if result.index != self._node_index:
                 self._node_index = result.index
                 return

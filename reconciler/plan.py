@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from reconciler import ownership
-from reconciler.model import BROKEN_STATES, Instance, InstanceState, Node, NodeStatus
+from reconciler.model import BROKEN_STATES, Allocation, Instance, InstanceState, Node, NodeStatus
 from reconciler.model import Observed as Observed
 from reconciler.scale_in import order_for_replacement, order_for_scale_in
 from reconciler.scaling.decide import Decision, LastScale, decide
@@ -73,8 +73,7 @@ SERVING_PHASES = frozenset({Phase.PENDING, Phase.READY, Phase.DOWN, Phase.HELD})
 
 
 class Member(NamedTuple):
-    """One instance/node pair of the pool. A NamedTuple: the planner builds one per
-    member on every pass, and a tuple is the cheapest immutable record to build."""
+    """One instance/node pair of the pool, built afresh on every pass."""
 
     name: str
     template_hash: str
@@ -142,22 +141,74 @@ class _Outcome:
 
 @dataclass(slots=True)
 class _Usage:
-    """What live allocations hold on one node, summed in a single pass."""
+    """What live allocations hold on one node."""
 
     count: int = 0
     non_system: int = 0
     cpu_mhz: int = 0
     memory_mb: int = 0
 
+    def add(self, alloc: Allocation) -> None:
+        self.count += 1
+        self.non_system += alloc.job_type != "system"
+        self.cpu_mhz += alloc.cpu_mhz
+        self.memory_mb += alloc.memory_mb
+
 
 _NO_USAGE = _Usage()
-# Hoisted: enum member lookups in the per-member loop add up at 10,000 members.
-_READY = NodeStatus.READY
-_RUNNING = InstanceState.RUNNING
-_PHASE_READY = Phase.READY
-_PROTECT = ownership.META_PROTECT
-_new_tuple = tuple.__new__
-_LIVE_CLIENT = frozenset({"pending", "running"})  # Allocation.is_live, inlined
+
+
+@dataclass(frozen=True, slots=True)
+class PoolWorld:
+    """The part of the observed world named as one pool's: what its plan reads.
+
+    ``nodes`` leaves out nodes whose client meta names another pool; ``allocations``
+    are the live ones on ``nodes``.
+    """
+
+    instances: tuple[Instance, ...] = ()
+    nodes: tuple[Node, ...] = ()
+    allocations: tuple[Allocation, ...] = ()
+
+
+def group_by_pool(observed: Observed) -> dict[str, PoolWorld]:
+    """Each pool's instances, nodes and live allocations, in one walk of the world.
+
+    A pass plans every pool against the same world: grouped once, each plan
+    costs its own pool's size, and a pass costs the world plus the pools rather
+    than the world once per pool.
+    """
+    instances: dict[str, list[Instance]] = {}
+    for inst in observed.instances:
+        pool = _pool_of(inst.name)
+        if pool is not None:
+            instances.setdefault(pool, []).append(inst)
+    nodes: dict[str, list[Node]] = {}
+    node_pools: dict[str, str] = {}
+    for node in observed.nodes:
+        pool = _pool_of(node.name)
+        # A full read's meta naming another pool vetoes the name (see is_our_node).
+        if pool is not None and node.meta.get(ownership.META_POOL, pool) == pool:
+            nodes.setdefault(pool, []).append(node)
+            node_pools[node.id] = pool
+    allocations: dict[str, list[Allocation]] = {}
+    for alloc in observed.allocations:
+        pool = node_pools.get(alloc.node_id)
+        if pool is not None and alloc.is_live:
+            allocations.setdefault(pool, []).append(alloc)
+    return {
+        pool: PoolWorld(
+            tuple(instances.get(pool, ())),
+            tuple(nodes.get(pool, ())),
+            tuple(allocations.get(pool, ())),
+        )
+        for pool in instances.keys() | nodes.keys()
+    }
+
+
+def _pool_of(name: str) -> str | None:
+    parsed = ownership.parse_instance_name(name)  # memoized: the same names come back
+    return parsed[0] if parsed is not None else None
 
 
 def plan(
@@ -166,17 +217,22 @@ def plan(
     now: float,
     inflight: Iterable[tuple[str, str]] = (),
     last_scale: LastScale | None = None,
+    world: PoolWorld | None = None,
 ) -> Plan:
     """Diff the pool's desired state against the observed world.
 
     ``last_scale``: the last autoscaling decision (from the status variable), for
-    the policy's cooldowns; ignored for pools without a policy.
+    the policy's cooldowns; ignored for pools without a policy. ``world``: the
+    pool's part of ``observed`` when the caller grouped it (``group_by_pool``)
+    for several plans; found here otherwise.
     """
+    if world is None:
+        world = group_by_pool(observed).get(spec.pool, PoolWorld())
     inflight_keys = frozenset(inflight)
-    members, stale_nodes = join(spec, observed, now, inflight_keys)
+    members, stale_nodes = join(spec, observed, now, inflight_keys, world)
     scaling = None
     if spec.policy is not None:
-        scaling = autoscale(spec, spec.policy, members, observed, now, last_scale)
+        scaling = autoscale(spec, spec.policy, members, world, observed, now, last_scale)
         desired, desired_reason = scaling.count, scaling.reason
     else:
         desired, desired_reason = desired_count(spec)
@@ -225,6 +281,7 @@ def autoscale(
     spec: PoolSpec,
     policy: Policy,
     members: Sequence[Member],
+    world: PoolWorld,
     observed: Observed,
     now: float,
     last: LastScale | None,
@@ -233,7 +290,7 @@ def autoscale(
     ready = [m.node for m in members if m.phase is Phase.READY and m.node is not None]
     signals = pool_signals(
         ready,
-        observed.allocations,
+        world.allocations,  # the rest are on other pools' nodes: no signal of this one
         observed.blocked,
         node_class=spec.node_class,
         node_pool=spec.node_pool,
@@ -283,109 +340,25 @@ def join(
     observed: Observed,
     now: float,
     inflight: frozenset[tuple[str, str]] = frozenset(),
+    world: PoolWorld | None = None,
 ) -> tuple[list[Member], list[Node]]:
-    """Members of this pool, sorted by name, and stale duplicate nodes to purge."""
-    pool = spec.pool
-    prefix = pool + "-"
-    parse = ownership.parse_instance_name  # memoized: the same names come back every pass
+    """Members of this pool, sorted by name, and stale duplicate nodes to purge.
 
-    # Ours: our prefix (a cheap rejection of everything foreign first), then the
-    # full name shape. Written out in both loops: a function call per name of the
-    # whole world is measurable at 10,000 members.
-    instances = {
-        inst.name: inst
-        for inst in observed.instances
-        if inst.name.startswith(prefix) and (p := parse(inst.name)) is not None and p[0] == pool
-    }
-
-    # Nomad can hold several nodes of one name (a VM re-registered after a purge,
-    # say): the newest is the member's node, older down ones are stale.
-    nodes: dict[str, Node] = {}
-    stale: list[Node] = []
-    for node in observed.nodes:
-        name = node.name
-        if (
-            not name.startswith(prefix)
-            or (p := parse(name)) is None
-            or p[0] != pool
-            or node.meta.get(ownership.META_POOL, pool) != pool
-        ):
-            continue
-        other = nodes.get(node.name)
-        if other is None:
-            nodes[node.name] = node
-            continue
-        newer, older = (node, other) if node.create_index > other.create_index else (other, node)
-        nodes[node.name] = newer
-        stale.append(older)
-
+    ``world``: the pool's part of ``observed`` (``group_by_pool``), if grouped already.
+    """
+    if world is None:
+        world = group_by_pool(observed).get(spec.pool, PoolWorld())
+    instances = {inst.name: inst for inst in world.instances}
+    nodes, stale = _newest_nodes(world.nodes)
     usage: dict[str, _Usage] = {}
-    for alloc in observed.allocations:
-        if alloc.desired_status == "run" and alloc.client_status in _LIVE_CLIENT:
-            u = usage.get(alloc.node_id)
-            if u is None:
-                u = usage[alloc.node_id] = _Usage()
-            # Inlined, not a method: this loop sees every allocation in the cluster.
-            u.count += 1
-            u.non_system += alloc.job_type != "system"
-            u.cpu_mhz += alloc.cpu_mhz
-            u.memory_mb += alloc.memory_mb
-
+    for alloc in world.allocations:
+        usage.setdefault(alloc.node_id, _Usage()).add(alloc)
     deleting = {name for kind, name in inflight if kind == ActionKind.DELETE.value}
-    current_hash = spec.template_hash
-    members: list[Member] = []
-    # Instance names, then nodes without an instance; sorted in place (no set of
-    # the union: the lists mostly arrive in order, which Timsort finishes fast).
-    names = list(instances)
-    names += [n for n in nodes if n not in instances]
-    names.sort()
-    for name in names:
-        _, thash, ordinal = parse(name)  # type: ignore[misc]  # every name here parsed
-        inst_or_none = instances.get(name)
-        node_or_none = nodes.get(name)
-        live = usage.get(node_or_none.id, _NO_USAGE) if node_or_none else _NO_USAGE
-        if (
-            # The common case, decided without the full walk of _phase.
-            node_or_none is not None
-            and inst_or_none is not None
-            and node_or_none.status is _READY
-            and node_or_none.eligible
-            and not node_or_none.draining
-            and inst_or_none.state is _RUNNING
-            and not deleting
-        ):
-            phase, unhealthy = _PHASE_READY, None
-        else:
-            phase, unhealthy = _phase(spec, inst_or_none, node_or_none, live, now, name in deleting)
-        load = 0.0
-        if live.count and node_or_none is not None:
-            # Allocated share of the node, CPU and memory averaged (least_busy's key).
-            # Inlined, as the phase check above: a call per member is measurable.
-            cpu, mem = node_or_none.cpu_mhz, node_or_none.memory_mb
-            load = (
-                (live.cpu_mhz / cpu if cpu else 0.0) + (live.memory_mb / mem if mem else 0.0)
-            ) / 2
-        members.append(
-            # tuple.__new__ skips NamedTuple's Python-level __new__ (argument
-            # handling we do not need): the fields are all given, in order.
-            _new_tuple(
-                Member,
-                (
-                    name,
-                    thash,
-                    ordinal,
-                    phase,
-                    inst_or_none,
-                    node_or_none,
-                    thash != current_hash,
-                    node_or_none is not None and node_or_none.meta.get(_PROTECT) == "true",
-                    live.count,
-                    live.non_system,
-                    load,
-                    unhealthy,
-                ),
-            )
-        )
+    members = []
+    for name in sorted(instances.keys() | nodes.keys()):
+        node = nodes.get(name)
+        live = usage.get(node.id, _NO_USAGE) if node is not None else _NO_USAGE
+        members.append(_member(spec, name, instances.get(name), node, live, now, name in deleting))
     # Launches in flight are members too: a relaunch must not pick their names
     # and the count must include them, or a slow launch would be doubled.
     known = {m.name for m in members}
@@ -408,6 +381,63 @@ def join(
             )
         )
     return members, stale
+
+
+def _newest_nodes(nodes: Iterable[Node]) -> tuple[dict[str, Node], list[Node]]:
+    """The newest node of each name, and the older ones of a name seen twice.
+
+    Nomad can hold several nodes of one name (a VM re-registered after a purge,
+    say): the newest is the member's node, older down ones are stale.
+    """
+    newest: dict[str, Node] = {}
+    stale: list[Node] = []
+    for node in nodes:
+        other = newest.get(node.name)
+        if other is None:
+            newest[node.name] = node
+            continue
+        newer, older = (node, other) if node.create_index > other.create_index else (other, node)
+        newest[node.name] = newer
+        stale.append(older)
+    return newest, stale
+
+
+def _member(
+    spec: PoolSpec,
+    name: str,
+    inst: Instance | None,
+    node: Node | None,
+    live: _Usage,
+    now: float,
+    deleting: bool,
+) -> Member:
+    parsed = ownership.parse_instance_name(name)
+    assert parsed is not None  # grouped by this very parse
+    _, template_hash, ordinal = parsed
+    phase, unhealthy = _phase(spec, inst, node, live, now, deleting)
+    return Member(
+        name=name,
+        template_hash=template_hash,
+        ordinal=ordinal,
+        phase=phase,
+        instance=inst,
+        node=node,
+        outdated=template_hash != spec.template_hash,
+        protected=node is not None and node.meta.get(ownership.META_PROTECT) == "true",
+        live_allocations=live.count,
+        non_system_allocations=live.non_system,
+        load=_load(node, live),
+        unhealthy=unhealthy,
+    )
+
+
+def _load(node: Node | None, live: _Usage) -> float:
+    """Allocated share of the node, CPU and memory averaged (least_busy's key)."""
+    if node is None or not live.count:
+        return 0.0
+    cpu = live.cpu_mhz / node.cpu_mhz if node.cpu_mhz else 0.0
+    memory = live.memory_mb / node.memory_mb if node.memory_mb else 0.0
+    return (cpu + memory) / 2
 
 
 def _phase(
@@ -490,7 +520,7 @@ def _finish_removals(
 ) -> list[Action]:
     actions: list[Action] = []
     for m in members:
-        if m.phase is _PHASE_READY:
+        if m.phase is Phase.READY:
             continue  # the common case: nothing under way
         if m.phase is Phase.DELETING and m.instance is not None:
             actions.append(_delete(m, "instance is deleted but not purged"))
@@ -575,7 +605,7 @@ def _converge(
         total += 1
         if phase in SERVING_PHASES:
             serving.append(m)
-            if phase is _PHASE_READY:
+            if phase is Phase.READY:
                 available += 1
                 current_available += not m.outdated
             outdated_joined += m.outdated and m.node is not None
@@ -727,7 +757,7 @@ def _removals(
             continue
         if replaceable_names and m.name in replaceable_names:
             (unhealthy_first if m.unhealthy else old).append(m)
-        elif m.phase is _PHASE_READY:
+        elif m.phase is Phase.READY:
             ready.append(m)
         else:
             not_joined.append(m)
@@ -767,7 +797,7 @@ def _removals(
         # A down or disconnected client may still run its allocations (a network
         # split): it is paced as if it were ready, but the ready count does not
         # include it, so the ready members without it must already meet the floor.
-        ready_left = budget.available - (m.phase is _PHASE_READY)
+        ready_left = budget.available - (m.phase is Phase.READY)
         if ready_left >= min_available and budget.serving - 1 >= min_available:
             remove(m, f"outdated: template hash {m.template_hash} != {spec.template_hash}")
     for m in excess_pool:

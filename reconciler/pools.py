@@ -40,6 +40,9 @@ class PoolVariable:
     index: int  # ModifyIndex: the spec's generation
 
 
+_UNREAD = PoolVariable("", "", {}, -1)
+
+
 class PoolSource:
     """Reads pool variables and waits for them to change."""
 
@@ -48,6 +51,7 @@ class PoolSource:
         self.prefix = prefix
         self._index = 0
         self._seen: dict[str, int] | None = None  # path -> ModifyIndex at the last look
+        self._read: dict[str, PoolVariable] = {}  # path -> the variable as last read
 
     def path(self, pool: str) -> str:
         return pool_path(self.prefix, pool)
@@ -65,16 +69,18 @@ class PoolSource:
             return [PoolVariable(only, var.path, dict(var.items), var.modify_index)]
         listing = await self.nomad.list_vars(pools_prefix(self.prefix))
         self._index = max(self._index, listing.index)
-        paths = sorted(
-            m.path for m in listing.value if "/" not in m.path[len(pools_prefix(self.prefix)) :]
-        )
-        variables = await asyncio.gather(*(self.nomad.get_var(p) for p in paths))
-        return [
-            PoolVariable(
-                v.path[len(pools_prefix(self.prefix)) :], v.path, dict(v.items), v.modify_index
-            )
-            for v in variables
-        ]
+        listed = {
+            m.path: m.modify_index
+            for m in listing.value
+            if "/" not in m.path[len(pools_prefix(self.prefix)) :]
+        }
+        # The list carries each variable's ModifyIndex: one read is unchanged until it moves.
+        changed = [p for p, index in listed.items() if self._read.get(p, _UNREAD).index != index]
+        for v in await asyncio.gather(*(self.nomad.get_var(p) for p in changed)):
+            pool = v.path[len(pools_prefix(self.prefix)) :]
+            self._read[v.path] = PoolVariable(pool, v.path, dict(v.items), v.modify_index)
+        self._read = {p: v for p, v in self._read.items() if p in listed}
+        return [self._read[p] for p in sorted(listed)]
 
     async def wait_for_change(self) -> None:
         """Return once a pool variable was created, changed or deleted.

@@ -123,6 +123,11 @@ def default_template_text() -> str:
     return source.read_text(encoding="utf-8")
 
 
+# Compiling is most of what parsing a pool spec costs, and every pass parses each
+# pool: the same few texts come back again and again. Keyed by the text itself, so
+# an edited template is compiled afresh at once. A compiled Template is immutable
+# and safe to render many times. Errors are not cached (lru_cache keeps no raise).
+@functools.lru_cache(maxsize=256)
 def compile_template(text: str) -> jinja2.Template:
     """Compile or raise ``jinja2.TemplateSyntaxError`` (spec validation reports it)."""
     return environment().from_string(text)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.diff import summary_line
+from reconciler.errors import ReconcilerError
 from reconciler.execute import ActionResult
 from reconciler.logs import scrub
 from reconciler.nomad.client import NomadClient
@@ -226,36 +227,77 @@ def _load_conditions(text: str) -> list[dict[str, Any]]:
 
 
 class StatusWriter:
+    """Reads and writes status variables, remembering what it last read or wrote.
+
+    A status variable is read again only when ``refresh`` (one list of them all)
+    shows its ModifyIndex moved since, so a pass over steady pools reads none:
+    what is there is what this writer put there. A write still goes out with
+    check-and-set against the remembered index, so a write by anyone else in
+    between is never overwritten: the conflict makes it read and rebuild.
+    """
+
     def __init__(self, nomad: NomadClient) -> None:
         self.nomad = nomad
         self.writes = 0
+        # path -> (ModifyIndex, items) as last read or written; index 0: absent.
+        self._known: dict[str, tuple[int, dict[str, str]]] = {}
+
+    async def refresh(self, prefix: str) -> None:
+        """Forget what changed under ``prefix`` since it was last seen (one list request).
+
+        A failed list forgets everything: the next reads ask Nomad, never a guess.
+        """
+        if not self._known:
+            return  # nothing remembered, nothing to check
+        try:
+            listing = await self.nomad.list_vars(prefix)
+        except ReconcilerError:
+            self._known.clear()
+            return
+        current = {m.path: m.modify_index for m in listing.value}
+        self._known = {
+            path: known
+            for path, known in self._known.items()
+            if not path.startswith(prefix) or current.get(path, 0) == known[0]
+        }
 
     async def read(self, path: str) -> dict[str, str]:
         """The status items at ``path``; empty when there is none yet."""
+        _, items = await self._current(path)
+        return dict(items)
+
+    async def _current(self, path: str) -> tuple[int, dict[str, str]]:
+        known = self._known.get(path)
+        if known is not None:
+            return known
         try:
-            return dict((await self.nomad.get_var(path)).items)
+            var = await self.nomad.get_var(path)
+            known = var.modify_index, dict(var.items)
         except NotFound:
-            return {}
+            known = 0, {}
+        self._known[path] = known
+        return known
 
     async def write(self, path: str, build: Any) -> bool:
         """Write ``build(previous_items)`` at ``path`` with CAS; False when nothing changed.
 
-        One retry on a CAS conflict (another replica, or a person, wrote between
-        our read and write): rebuild from what is there now.
+        One retry on a CAS conflict (another replica, or a person, wrote since we
+        last saw it): rebuild from what is there now.
         """
         for _ in range(2):
-            try:
-                current = await self.nomad.get_var(path)
-                previous, cas = dict(current.items), current.modify_index
-            except NotFound:
-                previous, cas = {}, 0
+            cas, previous = await self._current(path)
             items = build(previous)
             if items == previous:
                 return False
             try:
-                await self.nomad.put_var(path, items, cas=cas)
+                written = await self.nomad.put_var(path, items, cas=cas)
             except CasConflict:
+                self._known.pop(path, None)
                 continue
+            except BaseException:
+                self._known.pop(path, None)  # it may have landed: ask next time
+                raise
+            self._known[path] = written.modify_index, dict(items)
             self.writes += 1
             return True
         return False

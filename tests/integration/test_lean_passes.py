@@ -1,0 +1,164 @@
+"""What a pass reuses from the last one, and that an edit is still seen at once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from reconciler import controller as controller_module
+from reconciler import ownership
+from reconciler.plan import ActionKind
+from reconciler.pools import DEFAULT_PREFIX, pool_path, status_path
+from reconciler.render import default_template_text
+from reconciler.status import StatusWriter
+from tests.integration.sim_harness import Harness, harness
+
+POLICY = """
+cooldown: 2m
+checks:
+  - name: mem
+    metric: percentage-allocated_memory
+    strategy: {name: target-value, target: 60}
+"""
+
+
+def _template(edit: int) -> str:
+    # The shipped template with a trailing comment: a different text, the same user-data.
+    return default_template_text() + f"\n# edit {edit}\n"
+
+
+def _hashes(instances: list[str]) -> set[str]:
+    parsed = [ownership.parse_instance_name(name) for name in instances]
+    return {p[1] for p in parsed if p is not None}
+
+
+async def test_an_edit_of_one_pools_template_is_seen_at_the_next_pass() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "2", "max": "3", "cloud_init": _template(1)})
+        await h.put_pool("db", {"min": "1", "max": "1", "cloud_init": _template(1)})
+        await h.converge()
+        first = _hashes(h.instances("web"))
+        db_before = h.instances("db")
+
+        await h.put_pool("web", {"min": "2", "max": "3", "cloud_init": _template(2)})
+        report = await h.step()
+        plans = {pp.pool: pp.plan for pp in report.plans}
+        web, db = plans["web"], plans["db"]
+        assert web is not None and db is not None
+        assert {web.template_hash} != first
+        # The rollout starts in the very pass that read the edit: a launch of the new text.
+        launches = [a for a in web.actions if a.kind is ActionKind.LAUNCH]
+        assert launches and _hashes([a.instance for a in launches]) == {web.template_hash}
+        assert db.actions == () and _hashes(db_before) == {db.template_hash}
+
+        await h.converge()
+        assert _hashes(h.instances("web")) == {web.template_hash}
+        assert h.instances("db") == db_before
+
+        # Back to the first text: its hash again, not the last one parsed.
+        await h.put_pool("web", {"min": "2", "max": "3", "cloud_init": _template(1)})
+        report = await h.step()
+        again = next(pp.plan for pp in report.plans if pp.pool == "web")
+        assert again is not None and {again.template_hash} == first
+
+
+async def test_a_broken_edit_is_refused_at_once_and_its_fix_plans_again() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1", "cloud_init": _template(1)})
+        await h.converge()
+        await h.put_pool("web", {"min": "1", "max": "1", "cloud_init": "{% if %}"})
+        report = await h.step()
+        [web] = report.plans
+        assert web.plan is None and any("syntax error" in p for p in web.problems)
+        await h.put_pool("web", {"min": "1", "max": "1", "cloud_init": _template(1)})
+        report = await h.step()
+        [web] = report.plans
+        assert web.plan is not None and not web.problems
+
+
+async def test_an_unchanged_pool_is_not_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    parse = controller_module.parse_pool_spec
+
+    def counting(pool: str, *args: object, **kwargs: object) -> object:
+        parsed.append(pool)
+        return parse(pool, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(controller_module, "parse_pool_spec", counting)
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.put_pool("db", {"min": "1", "max": "1"})
+        await h.converge()
+        assert sorted(parsed) == ["db", "web"]
+        await h.put_pool("web", {"min": "2", "max": "2"})
+        await h.step()
+        await h.step()
+        assert sorted(parsed) == ["db", "web", "web"]
+
+
+async def test_a_pass_that_drains_plans_the_other_pools_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "2", "max": "3"})
+        await h.put_pool("db", {"min": "1", "max": "1"})
+        await h.converge()
+        planned: list[str] = []
+        plan = controller_module.plan
+
+        def counting(spec: Any, *args: Any, **kwargs: Any) -> Any:
+            planned.append(spec.pool)
+            return plan(spec, *args, **kwargs)
+
+        monkeypatch.setattr(controller_module, "plan", counting)
+        await h.put_pool("web", {"min": "1", "max": "3"})
+        report = await h.step()
+        web = next(pp.plan for pp in report.plans if pp.pool == "web")
+        assert web is not None and [a.kind for a in web.actions] == [ActionKind.DRAIN]
+        # web again once its victim's node was read in full; db had nothing to read.
+        assert sorted(planned) == ["db", "web", "web"]
+
+
+def _var_reads(h: Harness) -> Counter[str]:
+    return Counter(
+        {route: n for route, n in h.sim.nomad.requests.items() if route.startswith("GET /v1/var/")}
+    )
+
+
+async def test_steady_passes_read_no_pool_or_status_variable_again() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.put_pool("db", {"min": "1", "max": "1", "policy": POLICY})
+        await h.converge()
+        before = _var_reads(h)
+        await h.step()
+        await h.step()
+        # Each pass lists the pool and status variables; none of them is read again.
+        assert _var_reads(h) == before
+        await h.put_pool("web", {"min": "2", "max": "2"})
+        await h.step()
+        read = _var_reads(h) - before
+        assert read == Counter({f"GET /v1/var/{pool_path(DEFAULT_PREFIX, 'web')}": 1})
+
+
+async def test_a_status_written_by_someone_else_is_read_again() -> None:
+    async with harness() as h:
+        writer = StatusWriter(h.c.nomad)
+        path = status_path(DEFAULT_PREFIX, "web")
+        prefix = status_path(DEFAULT_PREFIX, "")
+        assert await writer.read(path) == {}
+        assert await writer.write(path, lambda previous: {**previous, "ready": "1"})
+        await h.c.nomad.put_var(path, {"ready": "1", "last_scale_count": "4"})  # another replica
+        await writer.refresh(prefix)
+        assert await writer.read(path) == {"ready": "1", "last_scale_count": "4"}
+        # Ours again: known from the write, nothing to read.
+        assert await writer.write(path, lambda previous: {**previous, "ready": "2"})
+        reads = _var_reads(h)
+        await writer.refresh(prefix)
+        assert await writer.read(path) == {"ready": "2", "last_scale_count": "4"}
+        assert _var_reads(h) == reads
+        await h.c.nomad.delete_var(path)
+        await writer.refresh(prefix)
+        assert await writer.read(path) == {}
