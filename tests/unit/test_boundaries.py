@@ -15,9 +15,9 @@ import dataclasses
 
 from reconciler import ownership
 from reconciler.model import Instance, InstanceState, Node, NodeStatus, Observed
-from reconciler.plan import ActionKind, Phase, Plan, plan
+from reconciler.plan import ActionKind, Phase, Plan, drain_meta, plan
 from reconciler.spec import PoolSpec
-from tests.worlds import NOW, instance, node, ready_member, spec, world
+from tests.worlds import NOW, alloc, instance, node, ready_member, spec, world
 
 
 def kinds(p: Plan) -> list[tuple[str, str]]:
@@ -216,8 +216,6 @@ def _step(s: PoolSpec, observed: Observed, p: Plan) -> Observed:
 
 
 def _drain_meta(s: PoolSpec) -> dict[str, str]:
-    from reconciler.plan import drain_meta
-
     return drain_meta(s, "outdated")
 
 
@@ -249,9 +247,7 @@ def test_a_rollout_at_percentages_that_do_not_divide_stays_within_its_budget() -
         (3, "0", "50%", 0, 1),
         (5, "30%", "30%", 2, 1),
     ):
-        s = spec(
-            min=desired, max=desired + 3, max_surge=surge_pct, max_unavailable=unavailable_pct
-        )
+        s = spec(min=desired, max=desired + 3, max_surge=surge_pct, max_unavailable=unavailable_pct)
         assert _rollout(s, desired, desired, surge, unavailable) > 1
 
 
@@ -259,8 +255,7 @@ def test_a_rollout_at_percentages_that_do_not_divide_stays_within_its_budget() -
 
 
 def _draining_pool(s: PoolSpec, ready: int, draining: int) -> Observed:
-    """``ready`` current members serving, ``draining`` more still draining (busy) under our drain."""
-    from tests.worlds import alloc
+    """``ready`` current members serving, ``draining`` more still busy under our drain."""
 
     instances, nodes, allocations = [], [], []
     for i in range(ready + draining):
@@ -289,9 +284,7 @@ def test_scaling_up_while_members_drain_never_exceeds_max_instances() -> None:
 def test_deleting_members_count_toward_the_ceiling_too() -> None:
     s = spec(min=0, max=4, count=4)
     observed = _draining_pool(s, ready=2, draining=0)
-    gone = [
-        dataclasses.replace(instance(name(s, i)), state=InstanceState.DELETED) for i in (2, 3)
-    ]
+    gone = [dataclasses.replace(instance(name(s, i)), state=InstanceState.DELETED) for i in (2, 3)]
     observed = dataclasses.replace(observed, instances=observed.instances + tuple(gone))
     p = plan(s, observed, NOW)
     assert p.counts["deleting"] == 2
@@ -312,8 +305,6 @@ def test_a_replacement_while_members_drain_stays_within_desired_plus_surge() -> 
     inst, nd = ready_member(s, 0)
     observed = world([*instances, inst], [*nodes, nd])
     # The draining member's allocations are still migrating.
-    from tests.worlds import alloc
-
     observed = dataclasses.replace(observed, allocations=(alloc(nodes[3].id, 0),))
     p = plan(s, observed, NOW)
     assert p.counts["draining"] == 1
