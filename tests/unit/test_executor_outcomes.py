@@ -292,3 +292,20 @@ async def test_launches_and_other_actions_have_separate_limits() -> None:
     for gate in apis.gates.values():
         gate.set()
     assert all(r.ok for r in await run)
+
+
+async def test_the_duration_reported_is_the_time_the_action_took(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "reconciler.execute")
+    readings = iter([100.0, 102.5])
+
+    class Stopwatch:  # the executor's own readings only; asyncio keeps the real clock
+        @staticmethod
+        def monotonic() -> float:
+            return next(readings)
+
+    monkeypatch.setattr("reconciler.execute.time", Stopwatch)
+    [result] = await executor(Apis()).execute(SPEC, [PURGE])
+    assert result.duration == 2.5
+    assert outcome_record(caplog, PURGE).duration == 2.5  # type: ignore[attr-defined]
