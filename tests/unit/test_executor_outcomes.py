@@ -75,11 +75,11 @@ class Apis:
         await self._call("purge", node_id)
 
 
-def executor(apis: Apis, **limits: int) -> Executor:
+def executor(apis: Apis, **limits: float) -> Executor:
     return Executor(
         apis,
         apis,
-        lambda spec, name: f"#cloud-config for {name}\n",
+        lambda spec, name: f"#cloud-config for {name} of {spec.pool}\n",
         ExecutorLimits(backoff_max=0.01, **limits),  # type: ignore[arg-type]
     )
 
@@ -114,7 +114,7 @@ async def test_every_kind_of_action_reaches_its_api_with_the_specs_settings(
             "cpus": SPEC.cpus,
             "memory": SPEC.memory,
             "disk": SPEC.disk,
-            "user_data": "#cloud-config for web-abc-0\n",
+            "user_data": "#cloud-config for web-abc-0 of web\n",
             "timeout": ExecutorLimits().launch_timeout,
             "exist_ok": True,
         },
@@ -213,7 +213,7 @@ async def test_an_action_fenced_off_is_abandoned_and_logged_as_such(
     ex.fence = lambda: False
     [result] = await ex.execute(SPEC, [DRAIN])
     assert apis.calls == []
-    assert result.action == DRAIN and result.abandoned and not result.ok
+    assert result.action == DRAIN and result.abandoned and result.ok is False
     assert isinstance(result.duration, float)
     assert result.error == "drain web-abc-1: not sent, this replica no longer leads"
     record = outcome_record(caplog, DRAIN)
@@ -242,7 +242,9 @@ async def test_the_same_action_twice_at_once_is_sent_once() -> None:
     first = asyncio.create_task(ex.run_action(SPEC, LAUNCH))
     await asyncio.sleep(0)
     second = await ex.run_action(SPEC, LAUNCH)
-    assert not second.ok and second.temporary and second.error == "already in flight"
+    assert second.action == LAUNCH
+    assert second.ok is False and second.temporary is True
+    assert second.error == "already in flight"
     assert second.duration == 0.0
     assert ex.inflight == {("launch", "web-abc-0")}
     apis.gates["web-abc-0"].set()
@@ -309,3 +311,50 @@ async def test_the_duration_reported_is_the_time_the_action_took(
     [result] = await executor(Apis()).execute(SPEC, [PURGE])
     assert result.duration == 2.5
     assert outcome_record(caplog, PURGE).duration == 2.5  # type: ignore[attr-defined]
+
+
+async def test_a_fence_given_at_construction_is_asked() -> None:
+    apis = Apis()
+    ex = Executor(apis, apis, lambda spec, name: "", ExecutorLimits(), fence=lambda: False)
+    [result] = await ex.execute(SPEC, [PURGE])
+    assert result.abandoned and apis.calls == []
+
+
+async def test_after_stop_nothing_is_sent_and_the_reason_says_so() -> None:
+    apis = Apis()
+    ex = executor(apis)
+    ex.stop()
+    assert ex.stopping
+    [result] = await ex.execute(SPEC, [LAUNCH])
+    assert result.abandoned and result.ok is False
+    assert result.error == "launch web-abc-0: not sent, shutting down"
+    assert apis.calls == []
+
+
+async def test_a_call_that_does_not_answer_in_time_is_a_temporary_failure() -> None:
+    for action in (DRAIN, DELETE, PURGE):
+        apis = Apis()
+        apis.gates[action.node_id if action.kind is not ActionKind.DELETE else action.instance] = (
+            asyncio.Event()
+        )  # never set: the call hangs
+        ex = executor(apis, call_timeout=0.05, attempts=2)
+        [result] = await asyncio.wait_for(ex.execute(SPEC, [action]), 5)
+        assert not result.ok and result.temporary
+        assert result.error == f"{action.kind.value} {action.instance}: no answer within 0s"
+        assert len(apis.calls) == 2  # retried once, then given up
+
+
+async def test_the_duration_of_a_failed_action_is_the_time_it_took(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readings = iter([10.0, 14.0])
+
+    class Stopwatch:
+        @staticmethod
+        def monotonic() -> float:
+            return next(readings)
+
+    monkeypatch.setattr("reconciler.execute.time", Stopwatch)
+    apis = Apis(lambda kind, name: Refused("no"))
+    [result] = await executor(apis).execute(SPEC, [PURGE])
+    assert result.duration == 4.0 and not result.ok

@@ -9,6 +9,7 @@ against the simulator (tests/integration/test_leader*.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -34,6 +35,7 @@ class ScriptedNomad:
         self.acquire_args: list[dict[str, object]] = []
         self.released: list[str] = []
         self.lock_ids = iter(f"lock-{i}" for i in range(1, 100))
+        self.issued = ""
 
     async def _answer(self, call: str) -> None:
         self.sent.append((call, self.clock.monotonic()))
@@ -51,13 +53,16 @@ class ScriptedNomad:
     ) -> tuple[object, str]:
         self.acquire_args.append({"path": path, "ttl": ttl, "lock_delay": lock_delay, **items})
         await self._answer("acquire")
-        return object(), next(self.lock_ids)
+        self.issued = next(self.lock_ids)
+        return object(), self.issued
 
     async def lock_renew(self, path: str, lock_id: str) -> object:
+        assert (path, lock_id) == (PATH, self.issued), (path, lock_id)
         await self._answer("renew")
         return object()
 
     async def lock_release(self, path: str, lock_id: str) -> object:
+        assert (path, lock_id) == (PATH, self.issued), (path, lock_id)
         await self._answer("release")
         self.released.append(lock_id)
         return object()
@@ -217,9 +222,9 @@ async def test_stop_without_release_walks_away_as_a_crash_would(replica: Replica
     replica.start(release=False)
     await advance_to(replica.clock, 3.0)
     await replica.halt()
+    assert replica.changes == [True, False]  # told, before anyone asks
     assert replica.nomad.released == []
     assert not replica.elector.is_leader()
-    assert replica.changes == [True, False]
 
 
 async def test_a_lock_whose_lease_ran_out_is_not_released(replica: Replica) -> None:
@@ -280,3 +285,84 @@ def test_the_identity_names_the_allocation_or_host_and_pid(
     elector = LeaderElector(ScriptedNomad(clock), PATH, clock)  # type: ignore[arg-type]
     assert elector.identity == default_identity()
     assert elector.path == PATH
+
+
+async def test_the_lease_ends_at_its_instant_not_after() -> None:
+    r = Replica()
+    r.nomad.script["renew"] = [HANG] * 10
+    r.start()
+    await advance_to(r.clock, 9.75)
+    assert r.elector.is_leader()
+    await advance_to(r.clock, 10.0)  # acquired at 0: TTL 15 - margin 5
+    assert not r.elector.is_leader()
+    await r.halt()
+
+
+async def test_a_leader_with_its_own_retry_still_renews_every_third_of_the_ttl() -> None:
+    r = Replica(retry=2.0)
+    r.start()
+    await advance_to(r.clock, 10.5)
+    assert r.nomad.times("renew") == [5.0, 10.0]
+    await r.halt()
+
+
+@pytest.mark.parametrize(("ttl", "pause"), [(7.5, 0.5), (30.0, 1.0)])
+async def test_a_failed_renewal_is_retried_after_a_fifteenth_of_the_ttl_at_most_a_second(
+    ttl: float, pause: float
+) -> None:
+    r = Replica(ttl=ttl)
+    r.nomad.script["renew"] = [NomadUnavailable("503")]
+    r.start()
+    first = ttl / 3
+    await advance_to(r.clock, first + pause + 0.25, step=1 / 32)  # exact binary steps
+    assert r.nomad.times("renew") == [first, first + pause]
+    await r.halt()
+
+
+async def test_the_ttl_and_lock_delay_default_to_fifteen_seconds() -> None:
+    clock = ManualClock()
+    nomad = ScriptedNomad(clock)
+    elector = LeaderElector(nomad, PATH, clock, identity="x")  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(elector.run(stop))
+    await advance_to(clock, 5.5)
+    assert nomad.acquire_args[0]["ttl"] == 15.0 and nomad.acquire_args[0]["lock_delay"] == 15.0
+    assert nomad.times("renew") == [5.0]
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_a_shutdown_does_not_wait_for_a_release_nomad_never_answers(
+    monkeypatch: pytest.MonkeyPatch, replica: Replica
+) -> None:
+    monkeypatch.setattr(leadership, "RELEASE_WAIT", 0.05)  # real seconds
+    replica.nomad.script["release"] = [HANG]
+    replica.start()
+    await advance_to(replica.clock, 1.0)
+    await replica.halt()  # returns once the release wait is over, raising nothing
+    assert replica.nomad.times("release") == [1.0]
+    assert not replica.elector.is_leader()
+
+
+async def test_what_the_campaign_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "reconciler.leadership")
+    r = Replica()
+    r.nomad.script["acquire"] = [NomadUnavailable("503 from nomad"), 0.0, 0.0]
+    r.nomad.script["renew"] = [NomadUnavailable("502 bad gateway"), HANG, LockLost("gone")]
+    r.start()
+    await advance_to(r.clock, 14.5)
+    await r.halt()
+    messages = [rec.getMessage() for rec in caplog.records if rec.name == "reconciler.leadership"]
+    assert messages == [
+        f"leader election: acquiring {PATH} failed: 503 from nomad",
+        "leadership acquired (replica-a)",  # at 5
+        f"leader election: renewing {PATH} failed: 502 bad gateway",  # at 10
+        # at 11: the lease left (to 15) halves to a 2 s budget
+        f"leader election: renewing {PATH} failed: no answer within 2s",
+        f"leader election: the lock on {PATH} lapsed",  # at 14
+        "leadership lost (replica-a)",
+        "leadership acquired (replica-a)",  # campaigns again at once
+        "leadership lost (replica-a)",  # the shutdown
+    ]
