@@ -42,3 +42,17 @@ def test_join_ignores_a_node_of_our_shape_that_says_it_is_another_pools() -> Non
     # Ours by name only (a list stub), with our instance: a member.
     p = plan(S, world([instance(OURS)], [dataclasses.replace(node(OURS), meta={})]), NOW)
     assert [m.name for m in p.members] == [OURS]
+
+
+def test_a_node_read_in_full_without_our_pool_meta_is_not_purged_and_the_plan_says_why() -> None:
+    bare = dataclasses.replace(
+        node(OURS, status=NodeStatus.DOWN), meta={"other": "x"}, detailed=True
+    )
+    p = plan(S, world([], [bare]), NOW)
+    assert p.actions == ()
+    assert p.notes == (
+        f"node {OURS} ({bare.id}) is not purged: its meta carries no multipass-reconciler.pool=web",
+    )
+    # Read in full with our pool meta: purged.
+    ours = dataclasses.replace(node(OURS, status=NodeStatus.DOWN), detailed=True)
+    assert [a.kind.value for a in plan(S, world([], [ours]), NOW).actions] == ["purge-node"]

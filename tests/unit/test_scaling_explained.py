@@ -166,7 +166,9 @@ def test_a_decision_records_its_baseline_winner_and_reason() -> None:
 def test_a_clamped_decision_says_so() -> None:
     d = decide(POLICY, sig(4, mem=100), members=4, minimum=1, maximum=6, now=0, last=None)
     assert (d.count, d.clamped_from, d.scaled) == (6, 8, "up")
-    assert d.reason.endswith(", clamped to [1, 6] -> 6")
+    assert d.reason == (
+        "policy: check mem (factor 2.000 = 100 / target 50) -> 8, clamped to [1, 6] -> 6"
+    )
 
 
 def test_a_scale_down_is_named_down() -> None:
@@ -225,7 +227,10 @@ def test_blocked_work_reasons() -> None:
         "none",
         True,
     )
-    assert covered.reason.endswith("; the pool's count 5 covers them")
+    assert covered.metric == "blocked_evaluations"
+    assert covered.reason == (
+        "6 blocked placements need 3 more nodes beside 2 ready; the pool's count 5 covers them"
+    )
     assert d.count == 5  # mem wanted 1: vetoed by the waiting work
     # Exactly covered counts as covered.
     d = decide(POLICY, sig(2, mem=50, blocked=3), members=5, minimum=0, maximum=9, now=0, last=None)
@@ -250,6 +255,15 @@ checks:
     )
     d = decide(policy, sig(3, mem=1), members=3, minimum=0, maximum=20, now=0, last=None)
     assert (d.count, d.winner) == (9, "c")
+    by_size = parse_policy(
+        """
+checks:
+  - {name: a, metric: percentage-allocated_memory, strategy: {name: fixed-value, value: 9}}
+  - {name: b, metric: percentage-allocated_memory, strategy: {name: fixed-value, value: 6}}
+"""
+    )
+    d = decide(by_size, sig(3, mem=1), members=3, minimum=0, maximum=20, now=0, last=None)
+    assert (d.count, d.winner) == (9, "a")  # the larger proposal, not the later name
     # In a cooldown, only blocked work scales up, the largest need first.
     two = parse_policy(
         """
@@ -261,6 +275,17 @@ checks:
     last = LastScale(count=3, at=0.0, direction="up")
     d = decide(two, sig(3, mem=1, blocked=2), members=3, minimum=0, maximum=20, now=1, last=last)
     assert (d.count, d.winner) == (5, "a")
+    both_blocked = parse_policy(
+        """
+checks:
+  - {name: a, metric: blocked_evaluations}
+  - {name: b, metric: blocked_evaluations}
+"""
+    )
+    d = decide(
+        both_blocked, sig(3, mem=1, blocked=2), members=3, minimum=0, maximum=20, now=1, last=last
+    )
+    assert (d.count, d.winner) == (5, "b")  # equal needs: the tie goes by name
 
 
 def test_of_scale_downs_the_least_aggressive_wins() -> None:
@@ -273,6 +298,15 @@ checks:
     )
     d = decide(policy, sig(4, mem=1), members=4, minimum=0, maximum=20, now=0, last=None)
     assert (d.count, d.winner, d.scaled) == (2, "b", "down")
+    one_or_none = parse_policy(
+        """
+checks:
+  - {name: a, metric: percentage-allocated_memory, strategy: {name: fixed-value, value: 1}}
+  - {name: b, metric: percentage-allocated_memory, strategy: {name: fixed-value, value: 0}}
+"""
+    )
+    d = decide(one_or_none, sig(4, mem=1), members=4, minimum=0, maximum=20, now=0, last=None)
+    assert (d.count, d.winner) == (1, "a")  # 1 is less aggressive than 0
     to_zero = parse_policy(
         """
 checks:
@@ -371,6 +405,17 @@ def test_blocked_work_is_matched_on_the_pools_class_and_datacenter() -> None:
     assert signals([], blocked=[in_dc2]).blocked_nodes == 0  # the pool's default is dc1
     assert signals([], blocked=[in_dc2], datacenter="dc2").blocked_nodes == 1
     assert targets_pool(ask(1, datacenters=("dc1",)), node_class="web", node_pool="default")
+    # pool_signals without a datacenter judges as dc1, as targets_pool does.
+    default_dc = pool_signals(
+        [],
+        [],
+        [ask(1, mem=100, datacenters=("dc1",))],
+        node_class="web",
+        node_pool="default",
+        instance_cpus=1,
+        instance_memory_bytes=GiB,
+    )
+    assert default_dc.blocked_nodes == 1
     assert not targets_pool(
         ask(1, datacenters=("dc1",)), node_class="web", node_pool="default", datacenter="dc2"
     )
@@ -404,3 +449,28 @@ def test_beyond_the_bin_pack_limit_a_per_ask_estimate_never_too_few() -> None:
     assert nodes_to_place([cpu_bound], 4000, 4096) == math.ceil((BIN_PACK_LIMIT + 1) / 2)
     two = [ask(BIN_PACK_LIMIT, cpu=4000, mem=1), ask(3, cpu=1, mem=4096)]
     assert nodes_to_place(two, 4000, 4096) == BIN_PACK_LIMIT + 3
+
+
+def test_packing_is_by_each_asks_larger_share_and_counts_what_each_node_gives() -> None:
+    # Largest share first: the 3 GiB asks open the nodes and the 1 GiB ones fill them
+    # (1 GiB first would leave no room for a 3 GiB one beside two of them: 3 nodes).
+    mixed = [ask(2, cpu=1, mem=1024), ask(2, cpu=0, mem=3072)]
+    assert nodes_to_place(mixed, 4000, 4096) == 2
+    # Each placement takes its CPU from the node it lands on.
+    assert nodes_to_place([ask(3, cpu=1500, mem=1)], 4000, 4096) == 2
+    assert nodes_to_place([ask(3, cpu=1, mem=1500)], 4000, 4096) == 2
+
+
+def test_the_per_ask_estimate_counts_whole_placements_per_node() -> None:
+    n = BIN_PACK_LIMIT + 1
+    assert nodes_to_place([ask(n, cpu=1500)], 4000, 4096) == math.ceil(n / 2)  # 2 per node
+    assert nodes_to_place([ask(n, mem=1500)], 4000, 4096) == math.ceil(n / 2)
+    assert nodes_to_place([ask(n)], 4000, 4096) == n  # asks for nothing: one per node
+
+
+def test_at_the_bin_pack_limit_placements_are_still_packed() -> None:
+    # 1000 big + 1000 small: packed, each small one shares a big one's node (1000);
+    # the per-ask estimate would say 1000 + 250.
+    half = BIN_PACK_LIMIT // 2
+    asks = [ask(half, cpu=3000, mem=10), ask(half, cpu=1000, mem=10)]
+    assert nodes_to_place(asks, 4000, 4096) == half
