@@ -48,11 +48,12 @@ def test_a_node_read_in_full_without_our_pool_meta_is_not_purged_and_the_plan_sa
     bare = dataclasses.replace(
         node(OURS, status=NodeStatus.DOWN), meta={"other": "x"}, detailed=True
     )
-    p = plan(S, world([], [bare]), NOW)
+    empty = spec(min=0)  # nothing to launch: only what the node record asks for
+    p = plan(empty, world([], [bare]), NOW)
     assert p.actions == ()
     assert p.notes == (
         f"node {OURS} ({bare.id}) is not purged: its meta carries no multipass-reconciler.pool=web",
     )
     # Read in full with our pool meta: purged.
     ours = dataclasses.replace(node(OURS, status=NodeStatus.DOWN), detailed=True)
-    assert [a.kind.value for a in plan(S, world([], [ours]), NOW).actions] == ["purge-node"]
+    assert [a.kind.value for a in plan(empty, world([], [ours]), NOW).actions] == ["purge-node"]
