@@ -41,7 +41,8 @@ MUTATION_JOBS ?= 2
 mutation: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[mutation]'
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children $(MUTATION_JOBS) > mutants.log 2>&1 || (tail -c 2000 mutants.log; exit 1)
+	HYPOTHESIS_PROFILE=mutation $(BIN)/mutmut run --max-children $(MUTATION_JOBS) > mutants.log 2>&1 \
+		|| (tail -c 2000 mutants.log; exit 1)
 	$(BIN)/python tests/mutation_score.py --survivors
 
 clean:
