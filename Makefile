@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint stubs bench clean
+.PHONY: demo test lint stubs bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +35,15 @@ stubs: install
 bench: install
 	$(BIN)/python benchmarks/planner.py
 
+# Mutation testing of the pure core and the safety code (docs/testing.md): slow, not in CI.
+# MUTATION_JOBS: parallel mutants (default: 2).
+MUTATION_JOBS ?= 2
+mutation: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[mutation]'
+	rm -rf mutants
+	HYPOTHESIS_PROFILE=mutation $(BIN)/mutmut run --max-children $(MUTATION_JOBS) > mutants.log 2>&1 \
+		|| (tail -c 2000 mutants.log; exit 1)
+	$(BIN)/python tests/mutation_score.py --survivors
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache mutants mutants.log

@@ -1,4 +1,4 @@
-"""Hypothesis profiles: `ci` (default, fast) and `thorough` (HYPOTHESIS_PROFILE=thorough)."""
+"""Hypothesis profiles: `ci` (default, fast), `thorough` and `mutation` (HYPOTHESIS_PROFILE=...)."""
 
 import os
 
@@ -15,5 +15,14 @@ settings.register_profile(
 )
 settings.register_profile(
     "thorough", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+# mutation: `make mutation` runs the property tests once per mutant, under mutmut's
+# per-call trampolines (several times slower): the first 10 of the `ci` examples.
+settings.register_profile(
+    "mutation",
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -1,0 +1,219 @@
+"""A pool spec's problems word for word, its defaults, and what its template hash covers.
+
+`reconciler spec validate` and the pool's status show these messages to the person
+fixing the spec: each names the item, what is wrong and what is allowed. Pinned
+exactly, through ``parse_pool_spec``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.scale_in import STRATEGIES
+from reconciler.spec import ITEM_NAMES, SpecError, parse_pool_spec
+from reconciler.units import CountOrPercent
+
+BASE = {"min": "1", "max": "3", "cloud_init_vars": "servers: [10.0.0.2]"}
+
+
+def problems(items: dict[str, str], pool: str = "web") -> list[str]:
+    with pytest.raises(SpecError) as err:
+        parse_pool_spec(pool, items, 1)
+    assert err.value.pool == pool
+    assert str(err.value) == f"pool {pool}: invalid spec: " + "; ".join(err.value.problems)
+    return err.value.problems
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"min": "x"}, ["min: 'x' is not a whole number"]),
+        ({"min": "-1"}, ["min: -1 is not within 0..10000"]),
+        ({"max": "0"}, ["max: 0 is not within 1..10000"]),
+        ({"max": "10001"}, ["max: 10001 is not within 1..10000"]),
+        ({"min": "4"}, ["max: 3 is below min (4)"]),
+        ({"count": "1.5"}, ["count: '1.5' is not a whole number"]),
+        ({"cpus": "0"}, ["cpus: 0 is not within 1..64"]),
+        ({"cpus": "65"}, ["cpus: 65 is not within 1..64"]),
+        (
+            {"image": "my image"},
+            ["image: 'my image' must be a non-empty name without spaces or quotes"],
+        ),
+        ({"image": 'a"b'}, ["image: 'a\"b' must be a non-empty name without spaces or quotes"]),
+        ({"image": "  "}, ["image: '  ' must be a non-empty name without spaces or quotes"]),
+        (
+            {"node_class": "a b"},
+            ["node_class: 'a b' must be a non-empty name without spaces or quotes"],
+        ),
+        ({"datacenter": ""}, ["datacenter: '' must be a non-empty name without spaces or quotes"]),
+        (
+            {"node_pool": "all"},
+            [
+                "node_pool: 'all' must be 1-128 letters, digits, '-' or '_', and not 'all' "
+                "(Nomad refuses to start a client in any other node pool)"
+            ],
+        ),
+        (
+            {"node_pool": "a.b"},
+            [
+                "node_pool: 'a.b' must be 1-128 letters, digits, '-' or '_', and not 'all' "
+                "(Nomad refuses to start a client in any other node pool)"
+            ],
+        ),
+        (
+            {"memory": "511M"},
+            [
+                "memory: '511M' must be at least 512M "
+                "(the smallest VM an Ubuntu Nomad client runs in)"
+            ],
+        ),
+        (
+            {"disk": "1023M"},
+            ["disk: '1023M' must be at least 1G (the smallest VM an Ubuntu Nomad client runs in)"],
+        ),
+        (
+            {"drain_deadline": "0s"},
+            ["drain_deadline: '0s' must be at least 1s (Nomad reads 0 as no deadline)"],
+        ),
+        (
+            {"join_timeout": "59s"},
+            [
+                "join_timeout: '59s' must be at least 1m (a VM needs longer to boot and join; "
+                "every new one would be replaced)"
+            ],
+        ),
+        (
+            {"unhealthy_timeout": "29s"},
+            [
+                "unhealthy_timeout: '29s' must be at least 30s (shorter would replace members "
+                "over a missed heartbeat or a reboot)"
+            ],
+        ),
+        ({"scale_in": "random"}, [f"scale_in: 'random' is not one of {', '.join(STRATEGIES)}"]),
+        (
+            {"mxa": "3"},
+            [f"mxa: unknown item; allowed: {', '.join(ITEM_NAMES)}"],
+        ),
+        (
+            {"cloud_init_vars": "servers: [a]\nhostname: x"},
+            ["cloud_init_vars: hostname are given by the reconciler and cannot be set"],
+        ),
+        (
+            {"count": "2", "policy": "checks: [{metric: blocked_evaluations}]"},
+            [
+                "count: cannot be set together with policy (the policy decides the count "
+                "between min and max); remove one of them"
+            ],
+        ),
+    ],
+)
+def test_each_problem_word_for_word(changes: dict[str, str], expected: list[str]) -> None:
+    assert problems({**BASE, **changes}) == expected
+
+
+def test_missing_min_and_max_are_each_named() -> None:
+    assert problems({"cloud_init_vars": "servers: [a]"}) == [
+        "min: required; set it with `nomad var put ... min=N`",
+        "max: required; set it with `nomad var put ... max=N`",
+    ]
+
+
+def test_a_bad_pool_name_is_named() -> None:
+    assert problems(BASE, pool="Web") == [
+        "pool name 'Web': must be lower-case letters, digits and dashes, starting with a "
+        "letter, at most 42 characters (it prefixes instance names)"
+    ]
+
+
+def test_an_item_that_is_not_a_string_is_named() -> None:
+    assert problems({**BASE, "cpus": 2}) == [  # type: ignore[dict-item]
+        "cpus: 2 is not a string (Nomad variable items are strings)"
+    ]
+
+
+def test_every_default() -> None:
+    s = parse_pool_spec("web", {"min": "0", "max": "1", "cloud_init_vars": "servers: [a]"}, 7)
+    assert (s.pool, s.index, s.min, s.max, s.count, s.count_clamped_from) == (
+        "web",
+        7,
+        0,
+        1,
+        None,
+        None,
+    )
+    assert (s.image, s.cpus, s.memory, s.disk) == ("24.04", 2, "2G", "10G")
+    assert (s.node_class, s.datacenter, s.node_pool) == ("web", "dc1", "default")
+    assert s.cloud_init is None
+    assert dict(s.cloud_init_vars) == {"servers": ["a"]}
+    assert (s.drain_deadline, s.drain_ignore_system_jobs, s.node_purge) == (3600.0, False, True)
+    assert s.scale_in == "least_busy"
+    assert s.max_surge == CountOrPercent(1)
+    assert s.max_unavailable == CountOrPercent(0)
+    assert (s.join_timeout, s.unhealthy_timeout) == (600.0, 300.0)
+    assert s.max_unhealthy == CountOrPercent(40, True)
+    assert s.paused is False and s.policy is None
+
+
+def test_values_given_are_kept() -> None:
+    s = parse_pool_spec(
+        "web",
+        {
+            **BASE,
+            "count": " 9 ",
+            "image": " jammy ",
+            "cpus": "4",
+            "memory": "4G",
+            "disk": "20G",
+            "node_class": "big",
+            "datacenter": "lab",
+            "node_pool": "edge_1",
+            "drain_deadline": "15m",
+            "drain_ignore_system_jobs": "true",
+            "node_purge": "false",
+            "scale_in": " newest ",
+            "max_surge": "25%",
+            "max_unavailable": "1",
+            "join_timeout": "1m",
+            "unhealthy_timeout": "30s",
+            "max_unhealthy": "2",
+            "paused": "true",
+        },
+        1,
+    )
+    assert (s.count, s.count_clamped_from) == (3, 9)
+    assert (s.image, s.cpus, s.memory, s.disk) == ("jammy", 4, "4G", "20G")
+    assert (s.node_class, s.datacenter, s.node_pool) == ("big", "lab", "edge_1")
+    assert (s.drain_deadline, s.drain_ignore_system_jobs, s.node_purge) == (900.0, True, False)
+    assert s.scale_in == "newest"
+    assert (s.max_surge, s.max_unavailable) == (CountOrPercent(25, True), CountOrPercent(1))
+    assert (s.join_timeout, s.unhealthy_timeout, s.max_unhealthy) == (60.0, 30.0, CountOrPercent(2))
+    assert s.paused is True
+    below = parse_pool_spec("web", {**BASE, "min": "2", "count": "0"}, 1)
+    assert (below.count, below.count_clamped_from) == (2, 0)
+
+
+def test_the_template_hash_covers_what_shapes_an_instance_and_only_that() -> None:
+    base = parse_pool_spec("web", BASE, 1).template_hash
+    for item, value in (
+        ("image", "jammy"),
+        ("cpus", "3"),
+        ("memory", "3G"),
+        ("disk", "11G"),
+        ("node_class", "other"),
+        ("datacenter", "dc9"),
+        ("node_pool", "edge"),
+        ("cloud_init_vars", "servers: [10.0.0.3]"),
+    ):
+        changed = parse_pool_spec("web", {**BASE, item: value}, 1).template_hash
+        assert changed != base, item
+    for item, value in (
+        ("min", "0"),
+        ("max", "9"),
+        ("count", "2"),
+        ("drain_deadline", "5m"),
+        ("scale_in", "oldest"),
+        ("max_surge", "2"),
+        ("paused", "true"),
+    ):
+        same = parse_pool_spec("web", {**BASE, item: value}, 1).template_hash
+        assert same == base, item
