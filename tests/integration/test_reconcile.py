@@ -100,7 +100,7 @@ async def test_a_failed_read_shows_in_status_and_clears_when_reads_succeed() -> 
 async def test_foreign_vms_and_nodes_are_never_touched() -> None:
     async with harness() as h:
         mp = h.sim.multipass_state
-        mp.begin_launch("primary", 2**30, 2**30)
+        mp.begin_launch("primary")
         mp.create("primary", "24.04", 1, 2**30, 2**30, "")
         h.sim.nomad_state.register_node("nomad-server-1")
         await h.put_pool("web", {"min": "0", "max": "2"})
