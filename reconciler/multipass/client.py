@@ -31,7 +31,13 @@ from tenacity import (
 )
 
 from reconciler.errors import TemporaryError
-from reconciler.model import Instance, InstanceState
+from reconciler.model import (
+    RELEASE_REMOTE,
+    ImageCatalogue,
+    Instance,
+    InstanceState,
+    split_image,
+)
 from reconciler.multipass import errors
 from reconciler.multipass._pb import multipass_pb2 as pb
 from reconciler.multipass._pb import multipass_pb2_grpc as pb_grpc
@@ -39,7 +45,6 @@ from reconciler.multipass.settings import MultipassSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-RELEASE_REMOTE = "release"  # the remote a launch with no remote uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +138,6 @@ def map_rpc_error(exc: grpc.aio.AioRpcError, what: str) -> errors.MultipassError
 # (base_virtual_machine.cpp: timeout_ssh, wait_for_cloud_init).
 _TIMED_OUT = ("timed out waiting for response", "timed out waiting for initialization")
 _IMAGE_NOT_FOUND = "Unable to find an image matching"
-_URL_SCHEMES = ("file:", "http:", "https:")
 
 
 def map_launch_error(exc: grpc.aio.AioRpcError, name: str, image: str) -> errors.MultipassError:
@@ -164,35 +168,6 @@ def map_launch_error(exc: grpc.aio.AioRpcError, name: str, image: str) -> errors
             return errors.LaunchTimedOut(name, text)
         return errors.LaunchFailed(name, text, instance_kept=True)
     return map_rpc_error(exc, "launch")
-
-
-def split_image(image: str) -> tuple[str, str]:
-    """(remote, alias) as the multipass CLI splits ``daily:26.10``; URLs stay whole.
-
-    The daemon takes the remote in its own field: an image "daily:26.10" sent with no
-    remote is looked up as that alias on the default remote, and not found.
-    """
-    if image.startswith(_URL_SCHEMES) or ":" not in image:
-        return "", image
-    remote, _, alias = image.partition(":")
-    return remote, alias
-
-
-@dataclass(frozen=True, slots=True)
-class ImageCatalogue:
-    """What the daemon's `find` lists: the images it launches by alias."""
-
-    names: frozenset[str]  # as a launch names them: "24.04", "noble", "daily:26.10"
-
-    def offers(self, image: str) -> bool:
-        """Whether a launch of ``image`` passes the daemon's image check.
-
-        URLs are not looked up before the launch; no image is the daemon's default.
-        """
-        remote, alias = split_image(image)
-        if not remote and (image.startswith(_URL_SCHEMES) or alias in ("", "default")):
-            return True
-        return (f"{remote}:{alias}" if remote else alias) in self.names
 
 
 def fetch_server_certificate(address: str, client_cert: bytes, client_key: bytes) -> bytes:
@@ -256,6 +231,8 @@ class MultipassClient:
         self.backoff_max = backoff_max
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.RpcStub | None = None
+        # Images the daemon refused to launch (image -> its answer): see Observer.
+        self.refused_images: dict[str, str] = {}
         # Called after every RPC with (method, seconds, error or None): metrics.
         self.on_call: Callable[[str, float, str | None], None] | None = None
 
@@ -450,6 +427,9 @@ class MultipassClient:
         except errors.AlreadyExists as exc:
             if exist_ok and exc.name == name:
                 return LaunchResult(name, created=False)
+            raise
+        except errors.ImageNotFound as exc:
+            self.refused_images[image] = str(exc)
             raise
         return LaunchResult(name, created=True, messages=tuple(messages))
 
