@@ -594,3 +594,12 @@ async def test_find_lists_what_the_daemon_launches(client: MultipassClient) -> N
         assert catalogue.offers(image), image
     for image in ("18.04", "daily:24.04", "release:26.10", "nosuch:24.04"):
         assert not catalogue.offers(image), image
+
+
+async def test_free_disk_is_what_the_host_has_left_not_what_instances_asked_for(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    # A 100G host: a 1T disk is sparse, so it takes only what the guest writes.
+    await launch(client, daemon, "huge", memory="1G", disk="1024G")
+    assert (await launch(client, daemon, "next", memory="1G", disk="10G")).created
+    assert daemon.state.disk_free() == 100 * GiB - 2 * GiB  # two fresh images

@@ -324,3 +324,31 @@ async def test_plan_reads_the_daemons_image_list_and_says_so_before_any_launch()
         await h.put_pool("web", {"min": "1", "max": "1", "image": "daily:26.10"})
         plans, _ = await h.c.controller.plan_all()
         assert [a.kind.value for a in plans[0].plan.actions] == ["launch"]  # type: ignore[union-attr]
+
+
+async def test_a_launch_that_times_out_leaves_a_kept_member_replaced_if_it_stays_unknown() -> None:
+    from dataclasses import replace
+
+    from reconciler.model import InstanceState
+
+    async with harness() as h:
+        executor = h.c.controller.executor
+        normal = executor.limits
+        executor.limits = replace(normal, launch_timeout=10)  # VMs here boot in 20s
+        await h.put_pool("web", {"min": "1", "max": "1", "unhealthy_timeout": "1m"})
+        for _ in range(8):
+            await h.step()
+        [first] = h.instances()
+        assert h.sim.multipass_state.instances[first].state is InstanceState.UNKNOWN
+        # The daemon kept it and the guest booted: its node joined, it counts as a
+        # member, and nothing launches a second one while it may still be fine.
+        assert h.ready_nodes() == [first]
+        assert h.sim.multipassd.calls["launch"] == 1
+        executor.limits = normal
+        # It stays UNKNOWN: past unhealthy_timeout it is replaced.
+        for _ in range(8):
+            await h.step(10)
+        await h.converge(seconds=10)
+        [survivor] = h.instances()
+        assert h.sim.multipassd.calls["launch"] == 2  # a new VM (the name may be reused)
+        assert h.sim.multipass_state.instances[survivor].state is InstanceState.RUNNING
