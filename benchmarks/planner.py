@@ -103,7 +103,7 @@ async def count_reads(n: int, desired: int) -> int:
         spec = make_spec(n)
         for i in range(n):
             name = ownership.instance_name(spec.pool, spec.template_hash, i)
-            sim.multipass_state.begin_launch(name, GiB, GiB)
+            sim.multipass_state.begin_launch(name)
             sim.multipass_state.create(name, "24.04", 1, GiB, GiB, "")
             sim.nomad_state.register_node(name, meta={ownership.META_POOL: spec.pool})
         # A minute of cluster life: the VMs boot and the nodes turn ready, so the

@@ -19,7 +19,7 @@ from reconciler import client_certs
 from reconciler.clock import Clock, SystemClock
 from reconciler.controller import Controller, PassReport, PoolPlan
 from reconciler.diff import invalid_to_json, plan_to_json, render_text, use_colour
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.execute import ActionResult, Executor, ExecutorLimits
 from reconciler.leadership import LeaderElector
 from reconciler.logs import redact, redact_pem, scrub
@@ -30,7 +30,7 @@ from reconciler.observe import Observer
 from reconciler.pools import DEFAULT_PREFIX, PoolSource, leader_path
 from reconciler.render import render_cloud_init
 from reconciler.settings import Settings, settings_from_args
-from reconciler.spec import SpecError, parse_pool_spec
+from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
 from reconciler.status import StatusWriter, read_status_table
 from reconciler.telemetry import HealthServer, Metrics
 
@@ -118,6 +118,7 @@ def _problems(pp: PoolPlan) -> list[str]:
 
 async def plan_command(args: argparse.Namespace) -> int:
     async with connect(settings_from_args(args), write_status=False) as c:
+        c.controller.observer.check_images = True  # warn of an image the daemon lacks
         plans, _ = await c.controller.plan_all(args.pool)
     print_plans(plans, args.output)
     if any(pp.problems or pp.error for pp in plans):
@@ -318,21 +319,53 @@ async def render_command(args: argparse.Namespace) -> int:
 async def spec_command(args: argparse.Namespace) -> int:
     if args.file:
         pool, items = _items_from_file(Path(args.file))
-        index = 0
+        spec = _parse_or_report(pool, items, 0)
     else:
         settings = settings_from_args(args)
         async with NomadClient(settings.nomad) as nomad:
             [variable] = await PoolSource(nomad, settings.prefix).load(args.pool)
-        pool, items, index = variable.pool, dict(variable.items), variable.index
+            spec = _parse_or_report(variable.pool, dict(variable.items), variable.index)
+            if spec is not None:
+                await _warn_of_image(settings, nomad, spec)
+    if spec is None:
+        return EXIT_ERROR
+    print(f"pool {spec.pool}: valid (template hash {spec.template_hash})")
+    return EXIT_OK
+
+
+def _parse_or_report(pool: str, items: dict[str, str], index: int) -> PoolSpec | None:
+    """The spec, or None with its problems printed on stderr."""
     try:
-        spec = parse_pool_spec(pool, items, index)
+        return parse_pool_spec(pool, items, index)
     except SpecError as exc:
         print(f"pool {pool}: invalid spec:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
-        return EXIT_ERROR
-    print(f"pool {spec.pool}: valid (template hash {spec.template_hash})")
-    return EXIT_OK
+        return None
+
+
+async def _warn_of_image(settings: Settings, nomad: NomadClient, spec: PoolSpec) -> None:
+    """Warn (on stderr) when the daemon's `find` does not list the pool's image.
+
+    A warning, not an invalid spec: the spec is well-formed, and the daemon's
+    catalogue can change (a new release, another remote). One that cannot be asked
+    is said so, and nothing more.
+    """
+    try:
+        multipass_settings = await settings.resolve_multipass(nomad)
+        async with MultipassClient(multipass_settings) as multipass:
+            catalogue = await multipass.find()
+    except ReconcilerError as exc:
+        print(f"warning: could not ask multipassd which images it offers: {exc}", file=sys.stderr)
+        return
+    if not catalogue.offers(spec.image):
+        offered = ", ".join(sorted(n for n in catalogue.names if ":" not in n))
+        print(
+            f"warning: pool {spec.pool}: image: multipassd does not offer {spec.image!r}; "
+            f"a launch would be refused. It offers: {offered} (and others on remotes: "
+            "see `multipass find`)",
+            file=sys.stderr,
+        )
 
 
 def _items_from_file(path: Path) -> tuple[str, dict[str, str]]:

@@ -137,6 +137,39 @@ class BlockedAsk:
     node_classes: tuple[str, ...] = ()  # a ${node.class} constraint's values; empty: any
 
 
+_URL_SCHEMES = ("file:", "http:", "https:")
+RELEASE_REMOTE = "release"  # the remote a launch that names none uses
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """(remote, alias) as the multipass CLI splits ``daily:26.10``; URLs stay whole.
+
+    The daemon takes the remote in its own field: an image "daily:26.10" sent with no
+    remote is looked up as that alias on the default remote, and not found.
+    """
+    if image.startswith(_URL_SCHEMES) or ":" not in image:
+        return "", image
+    remote, _, alias = image.partition(":")
+    return remote, alias
+
+
+@dataclass(frozen=True, slots=True)
+class ImageCatalogue:
+    """What multipassd's `find` lists: the images it launches by alias."""
+
+    names: frozenset[str]  # as a launch names them: "24.04", "noble", "daily:26.10"
+
+    def offers(self, image: str) -> bool:
+        """Whether a launch of ``image`` passes the daemon's image check (validate_image).
+
+        URLs are not looked up before the launch; no image is the daemon's default.
+        """
+        remote, alias = split_image(image)
+        if not remote and (image.startswith(_URL_SCHEMES) or alias in ("", "default")):
+            return True
+        return (f"{remote}:{alias}" if remote else alias) in self.names
+
+
 @dataclass(frozen=True, slots=True)
 class Observed:
     """One consistent snapshot of both inventories, taken at ``at``."""
@@ -147,3 +180,7 @@ class Observed:
     at: float = 0.0
     nomad_index: int = 0
     blocked: tuple[BlockedAsk, ...] = ()
+    # What the daemon launches, when its `find` was read this pass; None: not read.
+    images: ImageCatalogue | None = None
+    # Images the daemon refused to launch (image -> its answer), until it offers them.
+    refused_images: Mapping[str, str] = field(default_factory=dict)

@@ -18,15 +18,27 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Iterable
 
 from reconciler.clock import Clock
-from reconciler.model import BROKEN_STATES, Allocation, BlockedAsk, Node, NodeStatus, Observed
+from reconciler.errors import ReconcilerError
+from reconciler.model import (
+    BROKEN_STATES,
+    Allocation,
+    BlockedAsk,
+    ImageCatalogue,
+    Node,
+    NodeStatus,
+    Observed,
+)
 from reconciler.multipass.client import MultipassClient
 from reconciler.nomad import models as nomad_models
 from reconciler.nomad.client import NodeDetails, NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.pools import WATCH_WAIT
+
+log = logging.getLogger(__name__)
 
 
 class Observer:
@@ -42,6 +54,10 @@ class Observer:
         self._broken_since: dict[str, float] = {}  # likewise for stopped/suspended VMs
         self.details = NodeDetails(nomad)
         self._stubs: dict[str, nomad_models.NodeStub] = {}
+        # Read the daemon's image list (`find`) every pass: `plan` does, to warn before
+        # a launch of an image the daemon does not have. The loop does not: it reads it
+        # only while the daemon has refused an image, to see when it stops refusing.
+        self.check_images = False
 
     async def observe(self) -> Observed:
         instances, nodes, allocations, evaluations = await asyncio.gather(
@@ -65,6 +81,7 @@ class Observer:
         ]
         self._stubs = {n.id: n for n in nodes.value}
         self.details.keep_only(self._stubs)
+        images, refused = await self._images()
         return Observed(
             instances=tuple(instances),
             nodes=tuple(self._node(n) for n in nodes.value),
@@ -72,7 +89,30 @@ class Observer:
             at=now,
             nomad_index=nodes.index,
             blocked=await self._blocked_asks(evaluations.value),
+            images=images,
+            refused_images=refused,
         )
+
+    async def _images(self) -> tuple[ImageCatalogue | None, dict[str, str]]:
+        """The daemon's image list when wanted, and the images it refused and still lacks.
+
+        A refusal (a launch answered "Unable to find an image matching ...") holds until
+        `find` lists the image. A failed `find` is not an empty catalogue: it only means
+        nothing new is known this pass.
+        """
+        refused = self.multipass.refused_images
+        if not (self.check_images or refused):
+            return None, dict(refused)
+        try:
+            images = await self.multipass.find()
+        except ReconcilerError as exc:
+            log.warning("multipassd's image list (find) could not be read: %s", exc)
+            return None, dict(refused)
+        finally:
+            self.reads += 1
+        for image in [i for i in refused if images.offers(i)]:
+            del refused[image]
+        return images, dict(refused)
 
     async def _blocked_asks(self, evals: list[nomad_models.Evaluation]) -> tuple[BlockedAsk, ...]:
         """Blocked task groups, sized and targeted from their jobs (one read per blocked job).

@@ -114,6 +114,8 @@ class Plan:
     stalled: str | None = None
     # Why remediation is short-circuited (more unhealthy than max_unhealthy); None: it is not.
     short_circuit: str | None = None
+    # Why the daemon will not launch the pool's image (a spec problem); None: it will.
+    image_problem: str | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -240,8 +242,19 @@ def plan(
     actions: list[Action] = []
     notes: list[str] = []
     outcome = _Outcome()
+    image_problem = image_refusal(spec, observed)
     if spec.paused:
         notes.append("paused: the pool's `paused` item is true; no action is planned")
+    elif image_problem is not None:
+        # A spec-level problem: nothing this spec would launch can be, so nothing is
+        # started that counts on a launch (a replacement, a surge); removals already
+        # under way finish.
+        notes.append(
+            f"{image_problem}; no launch and no new removal is planned until the pool's "
+            "`image` names one the daemon offers (see `multipass find`)"
+        )
+        actions += _finish_removals(spec, members, stale_nodes, notes)
+        actions = [a for a in actions if a.key not in inflight_keys]
     else:
         actions += _finish_removals(spec, members, stale_nodes, notes)
         actions += _converge(spec, members, desired, notes, outcome)
@@ -262,7 +275,18 @@ def plan(
         blocked=outcome.blocked,
         stalled=outcome.stalled,
         short_circuit=outcome.short_circuit,
+        image_problem=image_problem,
     )
+
+
+def image_refusal(spec: PoolSpec, observed: Observed) -> str | None:
+    """Why multipassd will not launch the pool's image; None: as far as is known, it will."""
+    refused = observed.refused_images.get(spec.image)
+    if refused is not None:
+        return f"image {spec.image!r}: multipassd refused it ({refused})"
+    if observed.images is not None and not observed.images.offers(spec.image):
+        return f"image {spec.image!r}: multipassd does not offer it (its `find` does not list it)"
+    return None
 
 
 def desired_count(spec: PoolSpec) -> tuple[int, str]:

@@ -84,6 +84,8 @@ def conditions_for(
         # First: with many members down too, the cause is likelier the network than
         # the new spec (the stall is still in the notes).
         degraded_reason, degraded_message = "RemediationShortCircuited", short_circuit
+    elif plan.image_problem is not None:
+        degraded_reason, degraded_message = "ImageNotFound", plan.image_problem
     elif plan.stalled is not None:
         degraded_reason = "RolloutStalled"
         degraded_message = (

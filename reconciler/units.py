@@ -65,12 +65,35 @@ def parse_size(text: str) -> int:
 
 
 def format_size(size: int) -> str:
-    """The shortest exact multipass form: 2147483648 -> "2G"."""
-    for unit in ("T", "G", "M", "K"):
+    """The shortest exact form multipassd parses: 2147483648 -> "2G", 1 TiB -> "1024G".
+
+    The daemon's grammar (``parse_multipassd_size``) has no T: a whole number of
+    TiB goes out in G. What is not a whole number of K is sent as plain bytes.
+    """
+    for unit in ("G", "M", "K"):
         factor = _SIZE_FACTORS[unit]
         if size >= factor and size % factor == 0:
             return f"{size // factor}{unit}"
     return str(size)
+
+
+# multipassd's size grammar (src/utils/memory_size.cpp, mp::in_bytes): optional blanks, an
+# integer, a decimal part only when a unit follows, then K, M or G (each optionally with
+# B or iB) or a lone B; case-insensitive. The decimal part's bytes are truncated.
+_MULTIPASSD_SIZE = re.compile(
+    r"\s*(\d+)(?:\.(\d+)(?=[KMG]))?(?:([KMG])(?:i?B)?|B)?\s*", re.IGNORECASE
+)
+
+
+def parse_multipassd_size(text: str) -> int:
+    """Bytes, exactly as multipassd reads ``mem_size`` / ``disk_space``; ValueError otherwise."""
+    match = _MULTIPASSD_SIZE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a size multipassd parses")
+    whole, decimals, unit = match.group(1), match.group(2) or "", match.group(3) or ""
+    factor = _SIZE_FACTORS[unit.upper()]
+    fraction = int(decimals) * factor // 10 ** len(decimals) if decimals else 0
+    return int(whole) * factor + fraction
 
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}

@@ -31,7 +31,13 @@ from tenacity import (
 )
 
 from reconciler.errors import TemporaryError
-from reconciler.model import Instance, InstanceState
+from reconciler.model import (
+    RELEASE_REMOTE,
+    ImageCatalogue,
+    Instance,
+    InstanceState,
+    split_image,
+)
 from reconciler.multipass import errors
 from reconciler.multipass._pb import multipass_pb2 as pb
 from reconciler.multipass._pb import multipass_pb2_grpc as pb_grpc
@@ -57,16 +63,41 @@ class LaunchResult:
     messages: tuple[str, ...] = ()
 
 
+# How the daemon wraps the errors it collected while selecting or starting instances
+# (daemon.cpp: grpc_status_for): this line, then one error per line. It comes with
+# NOT_FOUND for names it does not have (info, delet), INVALID_ARGUMENT for start errors
+# (a launch's timeout among them), and may wrap any message the reconciler matches.
+ERRORS_PREFIX = "The following errors occurred:"
+
+
+def unwrap(message: str) -> list[str]:
+    """The daemon's error lines, without the wrapping when there is one."""
+    if message.startswith(ERRORS_PREFIX):
+        return [line for line in message[len(ERRORS_PREFIX) :].splitlines() if line.strip()]
+    return [message]
+
+
+def _quoted_names(message: str) -> tuple[str, ...]:
+    """The quoted instance name of each of the daemon's error lines."""
+    names = []
+    for line in unwrap(message):
+        start = line.find('"')
+        end = line.find('"', start + 1)
+        if 0 <= start < end:
+            names.append(line[start + 1 : end])
+    return tuple(names)
+
+
 def _quoted_name(message: str) -> str:
-    start = message.find('"')
-    end = message.find('"', start + 1)
-    return message[start + 1 : end] if 0 <= start < end else ""
+    names = _quoted_names(message)
+    return names[0] if names else ""
 
 
 def map_rpc_error(exc: grpc.aio.AioRpcError, what: str) -> errors.MultipassError:
     """Translate a gRPC status into the typed error it means.
 
-    ``what`` is the RPC's name; some codes mean one thing for one RPC only.
+    ``what`` is the RPC's name; some codes mean one thing for one RPC only. Messages
+    are matched wrapped ("The following errors occurred: ...") or not.
     """
     code = exc.code()
     message = exc.details() or ""
@@ -82,7 +113,8 @@ def map_rpc_error(exc: grpc.aio.AioRpcError, what: str) -> errors.MultipassError
             return errors.BeingPrepared(_quoted_name(message), text)
         return errors.InvalidRequest(text)
     if code == grpc.StatusCode.NOT_FOUND:
-        return errors.DoesNotExist(_quoted_name(message), text)
+        names = _quoted_names(message)
+        return errors.DoesNotExist(names[0] if names else "", text, names)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         # authenticate's only FAILED_PRECONDITION is "no passphrase set", worded
         # differently across daemon versions: the code is what to trust.
@@ -102,25 +134,38 @@ def map_rpc_error(exc: grpc.aio.AioRpcError, what: str) -> errors.MultipassError
     return errors.MultipassError(f"{what}: {code.name}: {message}")
 
 
-# How the daemon prefixes the errors it met starting instances (a timeout among them).
-_START_ERRORS = "The following errors occurred"
+# A launch's error lines that mean the VM was created but did not come up in time
+# (base_virtual_machine.cpp: timeout_ssh, wait_for_cloud_init).
+_TIMED_OUT = ("timed out waiting for response", "timed out waiting for initialization")
+_IMAGE_NOT_FOUND = "Unable to find an image matching"
 
 
-def map_launch_error(exc: grpc.aio.AioRpcError, name: str) -> errors.MultipassError:
+def map_launch_error(exc: grpc.aio.AioRpcError, name: str, image: str) -> errors.MultipassError:
     """A launch's status: as map_rpc_error, with the daemon's launch failures typed.
 
-    FAILED_PRECONDITION is every failure after the name was claimed (image fetch,
-    disk room, VM creation); the daemon undid the launch. Errors met while starting
-    come as INVALID_ARGUMENT with the start-errors prefix; the instance stays.
+    FAILED_PRECONDITION is every failure before the VM exists: an image the daemon
+    does not know (refused before the name is claimed), and anything after the name
+    was claimed (image fetch, disk room, VM creation), which the daemon undid. Errors
+    met while starting come wrapped, as INVALID_ARGUMENT; the instance stays. ABORTED
+    is a start the daemon gave up and undid.
     """
     code = exc.code()
     message = exc.details() or ""
     text = f"launch {name}: {message}"
+    lines = unwrap(message)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
-        if message.startswith("Available disk ("):
+        if any(line.startswith(_IMAGE_NOT_FOUND) for line in lines):
+            return errors.ImageNotFound(name, image, text)
+        if any(line.startswith("Available disk (") for line in lines):
             return errors.InsufficientCapacity(name, text, instance_kept=False)
         return errors.LaunchFailed(name, text, instance_kept=False)
-    if code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith(_START_ERRORS):
+    if code == grpc.StatusCode.ABORTED:
+        return errors.LaunchFailed(name, text, instance_kept=False)
+    if code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith(ERRORS_PREFIX):
+        if "already exists" in message:  # a daemon that wraps it: still that name's refusal
+            return map_rpc_error(exc, "launch")
+        if any(marker in line for line in lines for marker in _TIMED_OUT):
+            return errors.LaunchTimedOut(name, text)
         return errors.LaunchFailed(name, text, instance_kept=True)
     return map_rpc_error(exc, "launch")
 
@@ -186,6 +231,8 @@ class MultipassClient:
         self.backoff_max = backoff_max
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.RpcStub | None = None
+        # Images the daemon refused to launch (image -> its answer): see Observer.
+        self.refused_images: dict[str, str] = {}
         # Called after every RPC with (method, seconds, error or None): metrics.
         self.on_call: Callable[[str, float, str | None], None] | None = None
 
@@ -296,23 +343,44 @@ class MultipassClient:
         """Every instance with its creation time: one `info` call for all of them.
 
         `list` replies carry no creation time, which join_timeout and the
-        newest/oldest strategies need; `info` with no names answers for all.
+        newest/oldest strategies need; `info` with no names answers for all. No
+        runtime information is asked for (the daemon would read it from inside each
+        running guest, over SSH), so the instances carry no addresses.
         """
         request = pb.InfoRequest(no_runtime_information=True)
         replies = await self._read(lambda: self._collect("info", request))
         out: list[Instance] = []
         for reply in replies:
             for item in reply.details:
-                out.append(_instance_from_info(item))
+                out.append(_instance_from_info(item, runtime=False))
         return out
 
-    async def info(self, names: list[str]) -> list[Instance]:
+    async def info(self, names: list[str], *, runtime: bool = False) -> list[Instance]:
+        """The named instances; with ``runtime``, their addresses too (running ones only).
+
+        The daemon fills addresses, the guest's release and its memory, disk and CPU
+        figures only when runtime information is asked for, and only for a running
+        instance: it reads them from inside the guest.
+        """
         request = pb.InfoRequest(
             instance_snapshot_pairs=[pb.InstanceSnapshotPair(instance_name=n) for n in names],
-            no_runtime_information=True,
+            no_runtime_information=not runtime,
         )
         replies = await self._read(lambda: self._collect("info", request))
-        return [_instance_from_info(i) for r in replies for i in r.details]
+        return [_instance_from_info(i, runtime=runtime) for r in replies for i in r.details]
+
+    async def find(self) -> ImageCatalogue:
+        """The images the daemon can launch by alias (its `find` with no search string)."""
+        replies = await self._read(lambda: self._collect("find", pb.FindRequest()))
+        names: set[str] = set()
+        for reply in replies:
+            for image in reply.images_info:
+                for alias in image.aliases:
+                    if image.remote_name:
+                        names.add(f"{image.remote_name}:{alias}")
+                    if image.remote_name in ("", RELEASE_REMOTE):
+                        names.add(alias)  # the release remote is the default one
+        return ImageCatalogue(frozenset(names))
 
     async def launch(
         self,
@@ -327,9 +395,11 @@ class MultipassClient:
         exist_ok: bool = True,
     ) -> LaunchResult:
         """Create and start an instance, reading the progress stream to its end."""
+        remote, alias = split_image(image)
         request = pb.LaunchRequest(
             instance_name=name,
-            image=image,
+            image=alias,
+            remote_name=remote,
             num_cores=cpus,
             mem_size=memory,
             disk_space=disk,
@@ -346,7 +416,7 @@ class MultipassClient:
                 "launch",
                 request,
                 timeout=timeout + 30,
-                mapper=lambda exc: map_launch_error(exc, name),
+                mapper=lambda exc: map_launch_error(exc, name, image),
             )
             async for reply in replies:
                 which = reply.WhichOneof("create_oneof")
@@ -357,6 +427,9 @@ class MultipassClient:
         except errors.AlreadyExists as exc:
             if exist_ok and exc.name == name:
                 return LaunchResult(name, created=False)
+            raise
+        except errors.ImageNotFound as exc:
+            self.refused_images[image] = str(exc)
             raise
         return LaunchResult(name, created=True, messages=tuple(messages))
 
@@ -389,7 +462,7 @@ class MultipassClient:
         return [p for r in replies for p in r.purged_instances]
 
 
-def _instance_from_info(item: Any) -> Instance:
+def _instance_from_info(item: Any, *, runtime: bool) -> Instance:
     details = item.instance_info
     created: float | None = None
     if details.HasField("creation_timestamp"):
@@ -400,6 +473,7 @@ def _instance_from_info(item: Any) -> Instance:
         name=item.name,
         state=InstanceState(state_name),
         created_at=created,
-        image=details.image_release or details.current_release,
-        ipv4=tuple(details.ipv4),
+        # The image's release title: filled with or without runtime information.
+        image=details.image_release,
+        ipv4=tuple(details.ipv4) if runtime else (),
     )

@@ -34,8 +34,11 @@ class BeingPrepared(MultipassError, TemporaryError):
 
 
 class DoesNotExist(MultipassError, PermanentError):
-    def __init__(self, name: str, message: str) -> None:
+    """NOT_FOUND for names the daemon does not have: ``names`` all of them, ``name`` the first."""
+
+    def __init__(self, name: str, message: str, names: tuple[str, ...] = ()) -> None:
         self.name = name
+        self.names = names or (name,)
         super().__init__(message)
 
 
@@ -56,6 +59,29 @@ class LaunchFailed(MultipassError, PermanentError):
 
 class InsufficientCapacity(LaunchFailed):
     """The host's free disk is below the image's minimum size."""
+
+
+class LaunchTimedOut(LaunchFailed):
+    """The VM did not answer SSH (or finish cloud-init) within the launch's timeout.
+
+    The daemon keeps the instance: in state UNKNOWN when SSH never answered. It is
+    what it is, a member that may still come up, or stay broken and be replaced.
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(name, message, instance_kept=True)
+
+
+class ImageNotFound(LaunchFailed):
+    """The daemon knows no image by that name (daemon.cpp: validate_image).
+
+    Refused before anything was created. Not a failure to retry: the spec names an
+    image this daemon cannot launch, until the spec or the daemon's catalogue changes.
+    """
+
+    def __init__(self, name: str, image: str, message: str) -> None:
+        self.image = image
+        super().__init__(name, message, instance_kept=False)
 
 
 class InvalidRequest(MultipassError, PermanentError):

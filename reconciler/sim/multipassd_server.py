@@ -20,8 +20,13 @@ from reconciler.multipass._pb import multipass_pb2 as pb
 from reconciler.multipass._pb import multipass_pb2_grpc as pb_grpc
 from reconciler.sim.certs import SimCertificates, fingerprint
 from reconciler.sim.faults import FaultInjector
-from reconciler.sim.multipass_state import NO_MEMORY_MESSAGE, Event, MultipassState, SimRpcError
-from reconciler.units import format_size, parse_size
+from reconciler.sim.multipass_state import (
+    NO_MEMORY_MESSAGE,
+    Event,
+    LaunchArgs,
+    MultipassState,
+    SimRpcError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,9 @@ NO_PASSPHRASE_MESSAGE_OLD = (
 WRONG_PASSPHRASE_MESSAGE = "Passphrase is not correct. Please try again."
 # What the daemon waits for a launched VM to boot when the request gives no timeout.
 DEFAULT_LAUNCH_TIMEOUT = 300.0
+# How the daemon prefixes the errors it collected (daemon.cpp: grpc_status_for).
+ERRORS_PREFIX = "The following errors occurred:"
+DEFAULT_ZONE = "zone1"  # the first of the daemon's availability zones
 
 
 class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
@@ -109,20 +117,53 @@ class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
         cpus, memory, disk = self.s.state.host_totals()
         yield pb.DaemonInfoReply(cpus=cpus, memory=memory, available_space=disk)
 
+    async def find(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
+        """What the daemon can launch. With no search string, every supported image of
+        every remote, each once, with the remote it is on (daemon.cpp: find)."""
+        await self._enter("find", context)
+        request = await self._first(request_iterator, context)
+        catalogue = self.s.state.catalogue.images
+        if request.remote_name:
+            chosen = [i for i in catalogue if i.remote == request.remote_name]
+            if not chosen:
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f'Remote "{request.remote_name}" is unknown or unreachable.',
+                )
+        else:
+            chosen = list(catalogue)
+        if request.search_string:
+            chosen = [i for i in chosen if request.search_string in i.aliases]
+        yield pb.FindReply(
+            images_info=[
+                pb.FindReply.ImageInfo(
+                    os=i.os,
+                    release=i.release,
+                    version=i.version,
+                    aliases=list(i.aliases),
+                    codename=i.codename,
+                    remote_name=i.remote,
+                )
+                for i in chosen
+            ]
+        )
+
     async def list(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
         await self._enter("list", context)
-        await self._first(request_iterator, context)
-        items = [
-            pb.ListVMInstance(
+        request = await self._first(request_iterator, context)
+        items = []
+        for i in sorted(self.s.state.instances.values(), key=lambda i: i.name):
+            item = pb.ListVMInstance(
                 name=i.name,
                 instance_status=pb.InstanceStatus(
                     status=pb.InstanceStatus.Status.Value(i.state.value)
                 ),
-                ipv4=list(i.ipv4),
-                current_release=i.image,
+                current_release=i.release,
             )
-            for i in sorted(self.s.state.instances.values(), key=lambda i: i.name)
-        ]
+            # Addresses only when asked, and only of running instances (daemon.cpp: list).
+            if request.request_ipv4 and i.state is InstanceState.RUNNING:
+                item.ipv4.extend(i.ipv4)
+            items.append(item)
         yield pb.ListReply(instance_list=pb.InstancesList(instances=items))
 
     async def info(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
@@ -130,9 +171,11 @@ class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
         request = await self._first(request_iterator, context)
         names = [p.instance_name for p in request.instance_snapshot_pairs]
         state = self.s.state
-        for name in names:
-            if name not in state.instances:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f'instance "{name}" does not exist')
+        missing = [n for n in names if n not in state.instances]
+        if missing:
+            # As every call that selects instances by name: all missing names, wrapped
+            # (daemon.cpp: grpc_status_for_selection); no reply precedes it.
+            await self._fail(context, _selection_errors("NOT_FOUND", missing, "does not exist"))
         chosen = (
             [state.instances[n] for n in names]
             if names
@@ -145,34 +188,41 @@ class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
                 instance_status=pb.InstanceStatus(
                     status=pb.InstanceStatus.Status.Value(i.state.value)
                 ),
-                memory_total=format_size(i.memory),
-                disk_total=format_size(i.disk),
-                cpu_count=str(i.cpus),
-                instance_info=pb.InstanceDetails(
-                    image_release=i.image, current_release=i.image, id=i.id, ipv4=list(i.ipv4)
-                ),
+                instance_info=pb.InstanceDetails(image_release=i.release, id=i.id),
             )
             item.instance_info.creation_timestamp.FromNanoseconds(int(i.created_at * 1e9))
+            # What the daemon reads from inside the guest: only when asked, and only of a
+            # running instance (daemon.cpp: populate_instance_info).
+            if not request.no_runtime_information and i.state is InstanceState.RUNNING:
+                item.memory_total = str(i.memory)
+                item.disk_total = str(i.disk)
+                item.cpu_count = str(i.cpus)
+                item.instance_info.current_release = i.release
+                item.instance_info.disk_usage = str(i.disk_used)
+                item.instance_info.ipv4.extend(i.ipv4)
             details.append(item)
         yield pb.InfoReply(details=details)
 
     async def launch(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
         await self._enter("launch", context)
         request = await self._first(request_iterator, context)
-        name = request.instance_name or f"vm-{self.s.state.rng.randrange(10**6)}"
+        state = self.s.state
         try:
-            memory = parse_size(request.mem_size or "1G")
-            disk = parse_size(request.disk_space or "5G")
-        except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        try:
-            self.s.state.begin_launch(name)
+            args = state.check_launch(
+                request.instance_name,
+                request.image,
+                request.remote_name,
+                request.mem_size,
+                request.disk_space,
+            )
+            name = request.instance_name or f"vm-{state.rng.randrange(10**6)}"
+            state.begin_launch(name)
         except SimRpcError as exc:
             await self._fail(context, exc)
         # The launch runs in a task of the daemon's own: a client that cancels its
         # stream stops hearing about it, but the daemon still prepares and starts the VM.
         replies: asyncio.Queue[Any] = asyncio.Queue()
-        self.s.start_launch(_Launch(self.s, name, request, memory, disk, replies.put_nowait))
+        self.s.start_launch(_Launch(self.s, name, request, args, replies.put_nowait))
         while True:
             reply = await replies.get()
             if reply is None:
@@ -185,10 +235,11 @@ class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
         await self._enter("delet", context)
         request = await self._first(request_iterator, context)
         names = [p.instance_name for p in request.instance_snapshot_pairs]
-        try:
-            purged = self.s.state.delete(names, request.purge)
-        except SimRpcError as exc:
-            await self._fail(context, exc)
+        missing = [n for n in names if n not in self.s.state.instances]
+        if missing:
+            yield pb.DeleteReply()  # the daemon writes its (empty) reply, then the status
+            await self._fail(context, _selection_errors("NOT_FOUND", missing, "does not exist"))
+        purged = self.s.state.delete(names, request.purge)
         yield pb.DeleteReply(purged_instances=purged)
 
     async def purge(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
@@ -197,10 +248,20 @@ class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
         yield pb.PurgeReply(purged_instances=self.s.state.purge())
 
 
+def _selection_errors(code: str, names: list[str], what: str) -> SimRpcError:
+    """The daemon's status for names it could not select: one line each, wrapped."""
+    lines = "\n".join(f'instance "{n}" {what}' for n in names)
+    return SimRpcError(code, f"{ERRORS_PREFIX}\n{lines}")
+
+
 class _Launch:
     """One launch, from a claimed name to a booted VM (or the error the daemon answers).
 
-    Replies go to ``send``; the last is None (success) or a SimRpcError (the call's status).
+    Replies go to ``send``; the last is None (success) or a SimRpcError (the call's
+    status). Their order is the daemon's (daemon.cpp: create_vm and
+    async_wait_for_ssh_and_start_mounts_for): "Creating", the image's download progress,
+    "Preparing image", "Configuring", "Starting"; "Waiting for initialization to
+    complete" only once the VM answers SSH; the instance's name last, whatever the outcome.
     """
 
     def __init__(
@@ -208,21 +269,19 @@ class _Launch:
         server: MultipassdSimServer,
         name: str,
         request: Any,
-        memory: int,
-        disk: int,
+        args: LaunchArgs,
         send: Callable[[Any], None],
     ) -> None:
         self.s = server
         self.name = name
         self.request = request
-        self.memory = memory
-        self.disk = disk
+        self.args = args
         self.send = send
 
     async def run(self) -> None:
         state, name = self.s.state, self.name
         try:
-            await self._prepare()
+            disk = await self._prepare()
         except SimRpcError as exc:
             # As the daemon: a failure while preparing releases the name, leaves no VM.
             state.abort_launch(name)
@@ -232,13 +291,13 @@ class _Launch:
             state.abort_launch(name)
             raise
         request = self.request
-        fits = state.fits_in_memory(self.memory)  # beside the VMs already there
+        fits = state.fits_in_memory(self.args.memory)  # beside the VMs already there
         state.create(
             name,
-            request.image or "24.04",
+            self.args.image,
             request.num_cores or 1,
-            self.memory,
-            self.disk,
+            self.args.memory,
+            disk,
             request.cloud_init_user_data,
         )
         self.send(pb.LaunchReply(create_message=f"Starting {name}"))
@@ -248,13 +307,16 @@ class _Launch:
             state.stop(name)
             self.send(_start_errors(f"Instance shutdown during start: {NO_MEMORY_MESSAGE}"))
             return
-        self.send(pb.LaunchReply(reply_message="Waiting for initialization to complete"))
         self.send(await self._wait_booted())
 
-    async def _prepare(self) -> None:
-        """Image fetch and preparation: the name is "being prepared" throughout."""
-        name = self.name
-        self.send(pb.LaunchReply(create_message=f"Creating {name}"))
+    async def _prepare(self) -> int:
+        """Image fetch and preparation: the name is "being prepared" throughout.
+
+        Returns the disk the instance gets (the daemon's checks of it come once the
+        image, and so its minimum size, is known).
+        """
+        name, state = self.name, self.s.state
+        self.send(pb.LaunchReply(create_message=f"Creating {name} in {DEFAULT_ZONE}"))
         for percent in ("10", "55", "100"):
             self.send(
                 pb.LaunchReply(
@@ -263,19 +325,23 @@ class _Launch:
                     )
                 )
             )
-        await self.s.state.clock.sleep(self.s.state.prepare_duration())
-        self.s.state.check_disk(self.disk)
+        self.send(pb.LaunchReply(create_message=f"Preparing image for {name}"))
+        await state.clock.sleep(state.prepare_duration())
+        disk = state.final_disk(self.args.image, self.args.disk)
+        self.send(pb.LaunchReply(create_message=f"Configuring {name}"))
         if self.s.faults.should_fail(self.s.launch_failure):
             raise SimRpcError(
                 "FAILED_PRECONDITION", f'failed to prepare "{name}": simulated failure'
             )
-        self.send(pb.LaunchReply(create_message=f"Configuring {name}"))
+        return disk
 
     async def _wait_booted(self) -> Any:
-        """The last reply: the VM's name once booted, or the daemon's error if not in time.
+        """The last reply: the daemon's error if the VM did not boot in time, else None.
 
-        The daemon waits up to the request's timeout (5 minutes when 0) and then
-        answers with the error, leaving the instance to go on booting.
+        The daemon waits up to the request's timeout (5 minutes when 0) for SSH; past it,
+        the instance is left UNKNOWN with "<name>: timed out waiting for response"
+        (``BaseVirtualMachine::timeout_ssh``). Once SSH answers it says "Waiting for
+        initialization to complete" and waits for cloud-init (done at boot here).
         """
         timeout = self.request.timeout if self.request.timeout > 0 else DEFAULT_LAUNCH_TIMEOUT
         booted = asyncio.ensure_future(self.s.wait_running(self.name))
@@ -286,16 +352,22 @@ class _Launch:
             booted.cancel()
             timer.cancel()
         inst = self.s.state.instances.get(self.name)
+        error: SimRpcError | None = None
         if inst is not None and inst.state is InstanceState.RUNNING:
-            return pb.LaunchReply(vm_instance_name=self.name)
-        if inst is not None and inst.state is InstanceState.STARTING:
-            return _start_errors("timed out waiting for initialization to complete")
-        return _start_errors("Instance shutdown during start")
+            self.send(pb.LaunchReply(reply_message="Waiting for initialization to complete"))
+        elif inst is not None and inst.state is InstanceState.STARTING:
+            self.s.state.time_out(self.name)
+            error = _start_errors(f"{self.name}: timed out waiting for response")
+        else:
+            error = _start_errors("Instance shutdown during start")
+        # The daemon names the instance whatever came of the wait, then sends the status.
+        self.send(pb.LaunchReply(vm_instance_name=self.name))
+        return error
 
 
 def _start_errors(error: str) -> SimRpcError:
     """How the daemon answers errors met while starting: INVALID_ARGUMENT, prefixed."""
-    return SimRpcError("INVALID_ARGUMENT", f"The following errors occurred:\n{error}")
+    return SimRpcError("INVALID_ARGUMENT", f"{ERRORS_PREFIX}\n{error}")
 
 
 class MultipassdSimServer:

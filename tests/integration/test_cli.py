@@ -83,6 +83,24 @@ def test_an_invalid_spec_is_an_error_everywhere(sim_env: dict[str, str], tmp_pat
     assert bad_file.returncode == 1 and "mxa: unknown item" in bad_file.stderr
 
 
+def test_plan_and_spec_validate_warn_of_an_image_the_daemon_does_not_offer(
+    sim_env: dict[str, str],
+) -> None:
+    put_pool(
+        sim_env,
+        "old",
+        {"min": "1", "max": "1", "image": "18.04", "cloud_init_vars": "servers: [10.0.0.2]"},
+    )
+    validated = run(sim_env, "spec", "validate", "--pool", "old")
+    assert validated.returncode == 0, validated.stderr  # well-formed: a warning, not an error
+    assert "image: multipassd does not offer '18.04'" in validated.stderr
+    assert "24.04" in validated.stderr  # what it does offer
+    planned = run(sim_env, "plan", "--pool", "old")
+    assert planned.returncode == 0, planned.stdout + planned.stderr  # nothing it can do
+    assert "image '18.04': multipassd does not offer it" in planned.stdout
+    assert "+ launch" not in planned.stdout
+
+
 def test_render_prints_cloud_config(sim_env: dict[str, str]) -> None:
     put_pool(sim_env, "rnd", {"min": "0", "max": "1", "cloud_init_vars": "servers: [10.0.0.2]"})
     out = run(sim_env, "render", "--pool", "rnd", "--instance", "rnd-bcdfg-0")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from reconciler.clock import ManualClock
@@ -26,6 +27,7 @@ from reconciler.sim.multipassd_server import (
     NO_PASSPHRASE_MESSAGE_OLD,
     MultipassdSimServer,
 )
+from reconciler.spec import parse_pool_spec
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +153,7 @@ async def test_launch_list_info_delete(
     assert inst.name == "web-bcdfg-0"
     assert inst.state is InstanceState.RUNNING
     assert inst.created_at == pytest.approx(daemon.state.instances["web-bcdfg-0"].created_at)
-    assert inst.ipv4
+    assert inst.image == "24.04 LTS"  # the release title, as info's image_release
     [same] = await client.info(["web-bcdfg-0"])
     assert same == inst
     assert daemon.state.instances["web-bcdfg-0"].user_data == "#cloud-config\n"
@@ -217,6 +219,7 @@ async def test_disk_below_the_image_minimum_fails_the_launch_and_frees_the_name(
     with pytest.raises(errors.LaunchFailed, match=r"Requested disk \(\d+ bytes\) below minimum"):
         await client.launch("small", image="24.04", cpus=1, memory="1G", disk="2G", user_data="")
     await launch(client, daemon, "full", memory="1G", disk="97G")
+    daemon.state.use_disk("full", 96 * GiB)  # the guest fills its disk: 3G left on the host
     with pytest.raises(errors.InsufficientCapacity, match=r"Available disk \(3221225472 bytes\)"):
         await client.launch("small", image="24.04", cpus=1, memory="1G", disk="5G", user_data="")
     assert sorted(daemon.state.instances) == ["full"] and not daemon.state.preparing
@@ -237,7 +240,7 @@ async def test_a_launch_failing_after_preparing_is_a_failed_precondition(
     assert (await launch(client, daemon, "f-1")).created  # the name was released
 
 
-async def test_a_launch_answers_when_its_timeout_passes_before_boot(
+async def test_a_launch_whose_vm_misses_its_timeout_leaves_it_unknown_and_kept(
     client: MultipassClient, daemon: MultipassdSimServer
 ) -> None:
     task = asyncio.create_task(
@@ -249,14 +252,68 @@ async def test_a_launch_answers_when_its_timeout_passes_before_boot(
     await asyncio.sleep(0.05)
     daemon.state.clock.advance(11)  # type: ignore[attr-defined]
     daemon.tick()
-    with pytest.raises(errors.LaunchFailed, match="timed out waiting for initialization") as exc:
+    with pytest.raises(
+        errors.LaunchTimedOut, match="slow-1: timed out waiting for response"
+    ) as exc:
         await task
-    assert exc.value.instance_kept
-    # The daemon leaves the instance to go on booting.
-    assert daemon.state.instances["slow-1"].state is InstanceState.STARTING
+    assert exc.value.instance_kept and exc.value.name == "slow-1"
+    assert "The following errors occurred:" in str(exc.value)
+    # The daemon keeps it, in state UNKNOWN, and does not look again by itself: the
+    # guest boots (its cloud-init runs, its node may join) but the state stays.
+    [kept] = await client.info(["slow-1"])
+    assert kept.state is InstanceState.UNKNOWN
     await boot(daemon)
-    [booted] = await client.info(["slow-1"])
-    assert booted.state is InstanceState.RUNNING
+    [later] = await client.list_instances()
+    assert (later.name, later.state) == ("slow-1", InstanceState.UNKNOWN)
+    # Its name is taken: a retry of the launch is "already exists", success for exist_ok.
+    again = await client.launch(
+        "slow-1", image="24.04", cpus=1, memory="1G", disk="5G", user_data=""
+    )
+    assert not again.created
+
+
+async def test_the_launch_stream_says_waiting_for_initialization_only_once_the_vm_answers(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    booted = await launch(client, daemon, "m-1")
+    assert booted.messages == (
+        "Creating m-1 in zone1",
+        "Preparing image for m-1",
+        "Configuring m-1",
+        "Starting m-1",
+        "Waiting for initialization to complete",
+    )
+
+
+async def test_a_raw_timed_out_launch_names_the_instance_and_never_waits_for_init(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    call = client.stub.launch(timeout=5)
+    await call.write(pb.LaunchRequest(instance_name="m-3", image="24.04", timeout=5))
+    await call.done_writing()
+    seen: list[str] = []
+
+    async def read() -> None:
+        async for reply in call:
+            which = reply.WhichOneof("create_oneof")
+            seen.append(
+                reply.reply_message
+                or (getattr(reply, which) if which != "launch_progress" else "%")
+            )
+
+    reader = asyncio.create_task(read())
+    await until(lambda: "m-3" in daemon.state.instances)
+    await asyncio.sleep(0.05)
+    daemon.state.clock.advance(6)  # type: ignore[attr-defined]
+    daemon.tick()
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await reader
+    assert exc.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        exc.value.details() == "The following errors occurred:\nm-3: timed out waiting for response"
+    )
+    assert "Waiting for initialization to complete" not in seen
+    assert seen[0] == "Creating m-3 in zone1" and seen[-2:] == ["Starting m-3", "m-3"]
 
 
 async def test_a_name_is_being_prepared_for_a_while_and_a_cancel_does_not_stop_it(
@@ -299,8 +356,60 @@ async def test_list_rpc_over_the_wire(client: MultipassClient, daemon: Multipass
         for i in r.instance_list.instances
     ]
     assert listed == [("l-1", "RUNNING"), ("l-2", "RUNNING")]
-    [one] = [i for r in replies for i in r.instance_list.instances if i.name == "l-1"]
-    assert list(one.ipv4) == list(daemon.state.instances["l-1"].ipv4)
+    # Addresses only when asked for, and only of running instances.
+    assert all(not i.ipv4 for r in replies for i in r.instance_list.instances)
+    daemon.state.stop("l-2")
+    asked = await client._collect("list", pb.ListRequest(request_ipv4=True))
+    ipv4 = {i.name: list(i.ipv4) for r in asked for i in r.instance_list.instances}
+    assert ipv4 == {"l-1": list(daemon.state.instances["l-1"].ipv4), "l-2": []}
+
+
+async def test_info_has_runtime_figures_only_when_asked_and_only_when_running(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    await launch(client, daemon, "r-1", memory="2G", disk="10G")
+    [plain] = await client.info(["r-1"])
+    assert plain.ipv4 == ()
+    [runtime] = await client.info(["r-1"], runtime=True)
+    assert runtime.ipv4 == daemon.state.instances["r-1"].ipv4
+    raw = await client._collect(
+        "info",
+        pb.InfoRequest(instance_snapshot_pairs=[pb.InstanceSnapshotPair(instance_name="r-1")]),
+    )
+    item = raw[0].details[0]
+    assert (item.memory_total, item.disk_total, item.cpu_count) == (
+        str(2 * GiB),
+        str(10 * GiB),
+        "2",
+    )
+    bare = await client._collect(
+        "info",
+        pb.InfoRequest(
+            instance_snapshot_pairs=[pb.InstanceSnapshotPair(instance_name="r-1")],
+            no_runtime_information=True,
+        ),
+    )
+    item = bare[0].details[0]
+    assert (item.memory_total, item.cpu_count, list(item.instance_info.ipv4)) == ("", "", [])
+    assert item.instance_info.image_release == "24.04 LTS"  # never runtime information
+    daemon.state.stop("r-1")
+    [stopped] = await client.info(["r-1"], runtime=True)
+    assert stopped.ipv4 == ()
+
+
+async def test_info_and_delete_of_missing_names_name_them_all_wrapped(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    await launch(client, daemon, "here")
+    with pytest.raises(errors.DoesNotExist) as exc:
+        await client.info(["ghost-1", "here", "ghost-2"])
+    assert exc.value.names == ("ghost-1", "ghost-2")
+    assert "The following errors occurred:" in str(exc.value)
+    with pytest.raises(errors.DoesNotExist) as exc:
+        await client.delete(["ghost-3", "here"], missing_ok=False)
+    assert exc.value.names == ("ghost-3",)
+    assert "here" in daemon.state.instances  # the daemon checks every name first
+    assert await client.delete(["ghost-3", "here"], missing_ok=True) == ["here"]
 
 
 async def test_purge_removes_only_deleted_instances(
@@ -403,3 +512,94 @@ def test_settings_name_the_missing_file_and_require_a_pin(
         }
     )
     assert "hunter2" not in repr(s) and "PRIVATE" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("mem_size", "disk_space"),
+    [
+        ("512M", "4G"),
+        ("1.5G", "5G"),
+        ("2GiB", "5gb"),
+        ("524288K", "5120M"),
+        ("536870912", "5368709120B"),
+        (" 1g ", "5GiB"),
+        ("", ""),  # the daemon's defaults: 1G memory, 5G (or the image's minimum) disk
+    ],
+)
+async def test_the_daemon_takes_sizes_in_its_own_grammar(
+    client: MultipassClient, daemon: MultipassdSimServer, mem_size: str, disk_space: str
+) -> None:
+    request = pb.LaunchRequest(
+        instance_name="s-1", image="24.04", mem_size=mem_size, disk_space=disk_space
+    )
+    task = asyncio.create_task(client._collect("launch", request))
+    await until(lambda: "s-1" in daemon.state.instances or task.done())
+    await boot(daemon)
+    await task
+    assert "s-1" in daemon.state.instances
+
+
+@pytest.mark.parametrize(
+    ("mem_size", "disk_space"),
+    [
+        ("1T", "5G"),  # no T in the daemon's grammar
+        ("1G", "1T"),
+        ("1.5", "5G"),  # a decimal needs a unit
+        ("2 G", "5G"),
+        ("1GB2", "5G"),
+        ("-1G", "5G"),
+        ("511M", "5G"),  # below the minimums: 512M memory, 1G disk
+        ("1G", "1023M"),
+    ],
+)
+async def test_the_daemon_refuses_other_sizes_before_anything_is_created(
+    client: MultipassClient, daemon: MultipassdSimServer, mem_size: str, disk_space: str
+) -> None:
+    with pytest.raises(errors.InvalidRequest, match=r"Invalid arguments supplied$"):
+        await client.launch(
+            "s-2", image="24.04", cpus=1, memory=mem_size, disk=disk_space, user_data=""
+        )
+    assert not daemon.state.instances and not daemon.state.preparing
+
+
+async def test_a_spec_of_a_whole_tib_goes_out_in_g_and_launches(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    items = {"min": "1", "max": "1", "memory": "1G", "disk": "1T"}
+    spec = parse_pool_spec("big", {**items, "cloud_init_vars": "servers: [10.0.0.2]"}, 1)
+    assert spec.disk == "1024G"
+    result = await launch(client, daemon, "big-1", memory=spec.memory, disk=spec.disk)
+    assert result.created and daemon.state.instances["big-1"].disk == 1024 * GiB
+
+
+async def test_an_image_the_daemon_does_not_know_is_refused_before_anything_is_created(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    with pytest.raises(errors.ImageNotFound) as exc:
+        await client.launch("i-1", image="18.04", cpus=1, memory="1G", disk="5G", user_data="")
+    assert exc.value.image == "18.04" and not exc.value.instance_kept
+    assert 'Unable to find an image matching "18.04"' in str(exc.value)
+    assert not daemon.state.instances and not daemon.state.preparing
+    # A remote's image goes with the remote in its own field, as the multipass CLI sends it.
+    assert (await launch(client, daemon, "i-2", image="daily:26.10")).created
+    with pytest.raises(errors.ImageNotFound):
+        await client.launch(
+            "i-3", image="daily:24.04", cpus=1, memory="1G", disk="5G", user_data=""
+        )
+
+
+async def test_find_lists_what_the_daemon_launches(client: MultipassClient) -> None:
+    catalogue = await client.find()
+    for image in ("24.04", "noble", "lts", "release:24.04", "daily:26.10", "", "file:///x.img"):
+        assert catalogue.offers(image), image
+    for image in ("18.04", "daily:24.04", "release:26.10", "nosuch:24.04"):
+        assert not catalogue.offers(image), image
+
+
+async def test_free_disk_is_what_the_host_has_left_not_what_instances_asked_for(
+    client: MultipassClient, daemon: MultipassdSimServer
+) -> None:
+    # A 100G host: a 1T disk is sparse, so it takes only what the guest writes.
+    await launch(client, daemon, "huge", memory="1G", disk="1024G")
+    assert (await launch(client, daemon, "next", memory="1G", disk="10G")).created
+    assert daemon.state.disk_free() == 100 * GiB - 2 * GiB  # two fresh images

@@ -100,7 +100,7 @@ async def test_a_failed_read_shows_in_status_and_clears_when_reads_succeed() -> 
 async def test_foreign_vms_and_nodes_are_never_touched() -> None:
     async with harness() as h:
         mp = h.sim.multipass_state
-        mp.begin_launch("primary", 2**30, 2**30)
+        mp.begin_launch("primary")
         mp.create("primary", "24.04", 1, 2**30, 2**30, "")
         h.sim.nomad_state.register_node("nomad-server-1")
         await h.put_pool("web", {"min": "0", "max": "2"})
@@ -286,3 +286,69 @@ def test_apply_never_prints_a_secret_that_an_error_quotes(
     assert "FAILED: launch web-abc-0: authenticate('[redacted]') refused" in out
     assert "error: GET /v1/x?token=[redacted]" in err
     assert secret not in out + err
+
+
+async def test_an_image_the_daemon_refuses_is_a_problem_of_the_pool_not_a_launch_to_retry() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "2", "max": "2", "image": "18.04"})
+        first = await h.step()
+        assert not first.converged
+        launches = h.sim.multipassd.calls.get("launch", 0)
+        assert launches == 2 and h.instances() == []  # refused before anything was created
+        for _ in range(5):
+            report = await h.step(60)
+        assert h.sim.multipassd.calls["launch"] == launches  # not retried, pass after pass
+        [pp] = report.plans
+        assert pp.plan is not None and pp.plan.actions == ()
+        assert any("image '18.04': multipassd refused it" in n for n in pp.plan.notes)
+        status = (await h.c.nomad.get_var(status_path(DEFAULT_PREFIX, "web"))).items
+        degraded = {c["type"]: c for c in json.loads(status["conditions"])}["Degraded"]
+        assert degraded["status"] is True and degraded["reason"] == "ImageNotFound"
+        assert "18.04" in degraded["message"]
+        # Naming an image the daemon has puts the pool back to work.
+        await h.put_pool("web", {"min": "2", "max": "2", "image": "24.04"})
+        await h.converge()
+        assert len(h.instances()) == 2
+
+
+async def test_plan_reads_the_daemons_image_list_and_says_so_before_any_launch() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1", "image": "daily:24.04"})
+        h.c.controller.observer.check_images = True  # as `reconciler plan` does
+        plans, _ = await h.c.controller.plan_all()
+        [pp] = plans
+        assert pp.plan is not None and pp.plan.actions == ()
+        assert pp.plan.image_problem is not None
+        assert "image 'daily:24.04': multipassd does not offer it" in pp.plan.image_problem
+        assert h.sim.multipassd.calls.get("launch", 0) == 0
+        await h.put_pool("web", {"min": "1", "max": "1", "image": "daily:26.10"})
+        plans, _ = await h.c.controller.plan_all()
+        assert [a.kind.value for a in plans[0].plan.actions] == ["launch"]  # type: ignore[union-attr]
+
+
+async def test_a_launch_that_times_out_leaves_a_kept_member_replaced_if_it_stays_unknown() -> None:
+    from dataclasses import replace
+
+    from reconciler.model import InstanceState
+
+    async with harness() as h:
+        executor = h.c.controller.executor
+        normal = executor.limits
+        executor.limits = replace(normal, launch_timeout=10)  # VMs here boot in 20s
+        await h.put_pool("web", {"min": "1", "max": "1", "unhealthy_timeout": "1m"})
+        for _ in range(8):
+            await h.step()
+        [first] = h.instances()
+        assert h.sim.multipass_state.instances[first].state is InstanceState.UNKNOWN
+        # The daemon kept it and the guest booted: its node joined, it counts as a
+        # member, and nothing launches a second one while it may still be fine.
+        assert h.ready_nodes() == [first]
+        assert h.sim.multipassd.calls["launch"] == 1
+        executor.limits = normal
+        # It stays UNKNOWN: past unhealthy_timeout it is replaced.
+        for _ in range(8):
+            await h.step(10)
+        await h.converge(seconds=10)
+        [survivor] = h.instances()
+        assert h.sim.multipassd.calls["launch"] == 2  # a new VM (the name may be reused)
+        assert h.sim.multipass_state.instances[survivor].state is InstanceState.RUNNING

@@ -61,7 +61,7 @@ class ControllerMachine(RuleBasedStateMachine):
         )
         self.h = self.run(self.stack.enter_async_context(harness(config)))
         mp = self.h.sim.multipass_state
-        mp.begin_launch(FOREIGN_VM, 2**30, 2**30)
+        mp.begin_launch(FOREIGN_VM)
         mp.create(FOREIGN_VM, "24.04", 1, 2**30, 2**30, "")
         self.h.sim.nomad_state.register_node(FOREIGN_NODE)
         self.edit(1, 3, "24.04")

@@ -34,6 +34,7 @@ def test_wire_contract_with_multipassd() -> None:
     assert {m.name for m in service.methods} == {
         "launch",
         "purge",
+        "find",
         "info",
         "list",
         "delet",
@@ -50,6 +51,7 @@ def test_wire_contract_with_multipassd() -> None:
             "mem_size": 5,
             "disk_space": 6,
             "cloud_init_user_data": 8,
+            "remote_name": 9,
             "timeout": 14,
         },
         "LaunchReply": {
@@ -60,14 +62,36 @@ def test_wire_contract_with_multipassd() -> None:
             "reply_message": 8,
         },
         "InfoRequest": {"instance_snapshot_pairs": 1, "no_runtime_information": 4},
-        "DetailedInfoItem": {"name": 1, "instance_status": 2, "cpu_count": 5, "instance_info": 7},
-        "InstanceDetails": {"ipv4": 7, "creation_timestamp": 12},
+        "InstanceDetails": {
+            "image_release": 1,
+            "current_release": 2,
+            "memory_usage": 5,
+            "disk_usage": 6,
+            "ipv4": 7,
+            "creation_timestamp": 12,
+        },
+        "DetailedInfoItem": {
+            "name": 1,
+            "instance_status": 2,
+            "memory_total": 3,
+            "disk_total": 4,
+            "cpu_count": 5,
+            "instance_info": 7,
+        },
+        "ListRequest": {"request_ipv4": 3},
+        "ListVMInstance": {"name": 1, "instance_status": 2, "ipv4": 3, "current_release": 5},
+        "FindRequest": {"search_string": 1, "remote_name": 2, "allow_unsupported": 4},
+        "FindReply": {"images_info": 1},
+        "FindReply.ImageInfo": {"release": 2, "aliases": 4, "remote_name": 6},
         "DeleteRequest": {"instance_snapshot_pairs": 1, "purge": 2},
         "DaemonInfoReply": {"available_space": 2, "cpus": 3, "memory": 4},
         "AuthenticateRequest": {"passphrase": 1},
     }
     for message, numbers in fields.items():
-        desc = pb.DESCRIPTOR.message_types_by_name[message]
+        outer, _, inner = message.partition(".")
+        desc = pb.DESCRIPTOR.message_types_by_name[outer]
+        if inner:
+            desc = desc.nested_types_by_name[inner]
         assert {f.name: f.number for f in desc.fields if f.name in numbers} == numbers, message
     status = pb.DESCRIPTOR.message_types_by_name["InstanceStatus"].enum_types_by_name["Status"]
     assert [v.name for v in status.values] == [

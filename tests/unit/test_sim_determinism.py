@@ -26,7 +26,7 @@ def _instance_ids(seed: int) -> list[str]:
     state = MultipassState(ManualClock(), random.Random(seed))
     ids = []
     for name in ("a-1", "a-2", "a-3"):
-        state.begin_launch(name, 2**30, 5 * 2**30)
+        state.begin_launch(name)
         ids.append(state.create(name, "24.04", 1, 2**30, 5 * 2**30, "").id)
     return ids
 

@@ -40,6 +40,7 @@ def test_defaults() -> None:
             "memory: '2 gigs' is not a size like 512M or 2G",
         ),
         ({"min": "1", "max": "3", "memory": "256M"}, "memory: '256M' must be at least 512M"),
+        ({"min": "1", "max": "3", "disk": "1023M"}, "disk: '1023M' must be at least 1G"),
         (
             {"min": "1", "max": "3", "drain_deadline": "soon"},
             "drain_deadline: 'soon' is not a duration",

@@ -11,13 +11,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LaunchRequest(_message.Message):
-    __slots__ = ("instance_name", "image", "num_cores", "mem_size", "disk_space", "cloud_init_user_data", "verbosity_level", "timeout")
+    __slots__ = ("instance_name", "image", "num_cores", "mem_size", "disk_space", "cloud_init_user_data", "remote_name", "verbosity_level", "timeout")
     INSTANCE_NAME_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     NUM_CORES_FIELD_NUMBER: _ClassVar[int]
     MEM_SIZE_FIELD_NUMBER: _ClassVar[int]
     DISK_SPACE_FIELD_NUMBER: _ClassVar[int]
     CLOUD_INIT_USER_DATA_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_NAME_FIELD_NUMBER: _ClassVar[int]
     VERBOSITY_LEVEL_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     instance_name: str
@@ -26,9 +27,10 @@ class LaunchRequest(_message.Message):
     mem_size: str
     disk_space: str
     cloud_init_user_data: str
+    remote_name: str
     verbosity_level: int
     timeout: int
-    def __init__(self, instance_name: _Optional[str] = ..., image: _Optional[str] = ..., num_cores: _Optional[int] = ..., mem_size: _Optional[str] = ..., disk_space: _Optional[str] = ..., cloud_init_user_data: _Optional[str] = ..., verbosity_level: _Optional[int] = ..., timeout: _Optional[int] = ...) -> None: ...
+    def __init__(self, instance_name: _Optional[str] = ..., image: _Optional[str] = ..., num_cores: _Optional[int] = ..., mem_size: _Optional[str] = ..., disk_space: _Optional[str] = ..., cloud_init_user_data: _Optional[str] = ..., remote_name: _Optional[str] = ..., verbosity_level: _Optional[int] = ..., timeout: _Optional[int] = ...) -> None: ...
 
 class LaunchProgress(_message.Message):
     __slots__ = ("type", "percent_complete")
@@ -75,6 +77,43 @@ class PurgeReply(_message.Message):
     log_line: str
     purged_instances: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, log_line: _Optional[str] = ..., purged_instances: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FindRequest(_message.Message):
+    __slots__ = ("search_string", "remote_name", "verbosity_level", "allow_unsupported", "force_manifest_network_download")
+    SEARCH_STRING_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERBOSITY_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_UNSUPPORTED_FIELD_NUMBER: _ClassVar[int]
+    FORCE_MANIFEST_NETWORK_DOWNLOAD_FIELD_NUMBER: _ClassVar[int]
+    search_string: str
+    remote_name: str
+    verbosity_level: int
+    allow_unsupported: bool
+    force_manifest_network_download: bool
+    def __init__(self, search_string: _Optional[str] = ..., remote_name: _Optional[str] = ..., verbosity_level: _Optional[int] = ..., allow_unsupported: _Optional[bool] = ..., force_manifest_network_download: _Optional[bool] = ...) -> None: ...
+
+class FindReply(_message.Message):
+    __slots__ = ("images_info", "log_line")
+    class ImageInfo(_message.Message):
+        __slots__ = ("os", "release", "version", "aliases", "codename", "remote_name")
+        OS_FIELD_NUMBER: _ClassVar[int]
+        RELEASE_FIELD_NUMBER: _ClassVar[int]
+        VERSION_FIELD_NUMBER: _ClassVar[int]
+        ALIASES_FIELD_NUMBER: _ClassVar[int]
+        CODENAME_FIELD_NUMBER: _ClassVar[int]
+        REMOTE_NAME_FIELD_NUMBER: _ClassVar[int]
+        os: str
+        release: str
+        version: str
+        aliases: _containers.RepeatedScalarFieldContainer[str]
+        codename: str
+        remote_name: str
+        def __init__(self, os: _Optional[str] = ..., release: _Optional[str] = ..., version: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., codename: _Optional[str] = ..., remote_name: _Optional[str] = ...) -> None: ...
+    IMAGES_INFO_FIELD_NUMBER: _ClassVar[int]
+    LOG_LINE_FIELD_NUMBER: _ClassVar[int]
+    images_info: _containers.RepeatedCompositeFieldContainer[FindReply.ImageInfo]
+    log_line: str
+    def __init__(self, images_info: _Optional[_Iterable[_Union[FindReply.ImageInfo, _Mapping]]] = ..., log_line: _Optional[str] = ...) -> None: ...
 
 class InstanceSnapshotPair(_message.Message):
     __slots__ = ("instance_name", "snapshot_name")
@@ -125,18 +164,24 @@ class InstanceStatus(_message.Message):
     def __init__(self, status: _Optional[_Union[InstanceStatus.Status, str]] = ...) -> None: ...
 
 class InstanceDetails(_message.Message):
-    __slots__ = ("image_release", "current_release", "id", "ipv4", "creation_timestamp")
+    __slots__ = ("image_release", "current_release", "id", "load", "memory_usage", "disk_usage", "ipv4", "creation_timestamp")
     IMAGE_RELEASE_FIELD_NUMBER: _ClassVar[int]
     CURRENT_RELEASE_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USAGE_FIELD_NUMBER: _ClassVar[int]
+    DISK_USAGE_FIELD_NUMBER: _ClassVar[int]
     IPV4_FIELD_NUMBER: _ClassVar[int]
     CREATION_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     image_release: str
     current_release: str
     id: str
+    load: str
+    memory_usage: str
+    disk_usage: str
     ipv4: _containers.RepeatedScalarFieldContainer[str]
     creation_timestamp: _timestamp_pb2.Timestamp
-    def __init__(self, image_release: _Optional[str] = ..., current_release: _Optional[str] = ..., id: _Optional[str] = ..., ipv4: _Optional[_Iterable[str]] = ..., creation_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, image_release: _Optional[str] = ..., current_release: _Optional[str] = ..., id: _Optional[str] = ..., load: _Optional[str] = ..., memory_usage: _Optional[str] = ..., disk_usage: _Optional[str] = ..., ipv4: _Optional[_Iterable[str]] = ..., creation_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DetailedInfoItem(_message.Message):
     __slots__ = ("name", "instance_status", "memory_total", "disk_total", "cpu_count", "instance_info")

@@ -44,6 +44,11 @@ class RpcStub:
                 request_serializer=multipass__pb2.PurgeRequest.SerializeToString,
                 response_deserializer=multipass__pb2.PurgeReply.FromString,
                 _registered_method=True)
+        self.find = channel.stream_stream(
+                '/multipass.Rpc/find',
+                request_serializer=multipass__pb2.FindRequest.SerializeToString,
+                response_deserializer=multipass__pb2.FindReply.FromString,
+                _registered_method=True)
         self.info = channel.stream_stream(
                 '/multipass.Rpc/info',
                 request_serializer=multipass__pb2.InfoRequest.SerializeToString,
@@ -86,6 +91,12 @@ class RpcServicer:
         raise NotImplementedError('Method not implemented!')
 
     def purge(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def find(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,6 +150,11 @@ def add_RpcServicer_to_server(servicer, server):
                     servicer.purge,
                     request_deserializer=multipass__pb2.PurgeRequest.FromString,
                     response_serializer=multipass__pb2.PurgeReply.SerializeToString,
+            ),
+            'find': grpc.stream_stream_rpc_method_handler(
+                    servicer.find,
+                    request_deserializer=multipass__pb2.FindRequest.FromString,
+                    response_serializer=multipass__pb2.FindReply.SerializeToString,
             ),
             'info': grpc.stream_stream_rpc_method_handler(
                     servicer.info,
@@ -225,6 +241,33 @@ class Rpc:
             '/multipass.Rpc/purge',
             multipass__pb2.PurgeRequest.SerializeToString,
             multipass__pb2.PurgeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def find(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/multipass.Rpc/find',
+            multipass__pb2.FindRequest.SerializeToString,
+            multipass__pb2.FindReply.FromString,
             options,
             channel_credentials,
             insecure,
