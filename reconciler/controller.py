@@ -79,6 +79,22 @@ def without_unread_targets(pp: PoolPlan, observed: Observed) -> PoolPlan:
     return dataclasses.replace(pp, plan=plan_)
 
 
+def finalizing(planned: Plan) -> Plan:
+    """A deleted pool's plan: every member goes, each action saying why."""
+    actions = tuple(dataclasses.replace(a, reason="spec deleted") for a in planned.actions)
+    return dataclasses.replace(
+        planned,
+        actions=actions,
+        desired_reason="spec deleted: scaled to zero, then its status is removed",
+    )
+
+
+def finalized(pp: PoolPlan) -> bool:
+    """A deleted pool with nothing left of it: its status (the finalizer) can go."""
+    p = pp.plan
+    return pp.variable.deleted and p is not None and not p.members and not p.actions
+
+
 @dataclass(frozen=True)
 class PoolPlan:
     """One pool's outcome of planning: a plan, or why there is none."""
@@ -250,7 +266,10 @@ class Controller:
     ) -> PoolPlan:
         try:
             spec = parse_pool_spec(variable.pool, variable.items, variable.index)
-            return PoolPlan(variable, spec, plan(spec, observed, now, inflight, last_scale))
+            planned = plan(spec, observed, now, inflight, last_scale)
+            if variable.deleted:
+                planned = finalizing(planned)
+            return PoolPlan(variable, spec, planned)
         except SpecError as exc:
             return PoolPlan(variable, None, None, tuple(exc.problems))
         except Exception as exc:  # a bug in one pool's planning must not stop the others
@@ -384,6 +403,9 @@ class Controller:
             if pp.error is not None:
                 await self._write_crash(pp)
                 continue
+            if finalized(pp):
+                await self._remove_status(pp.pool)
+                continue
 
             def build(
                 previous: Mapping[str, str],
@@ -396,6 +418,17 @@ class Controller:
                 await self.status.write(status_path(self.pools.prefix, pp.pool), build)
             except ReconcilerError as exc:
                 log.warning("pool %s: status not written: %s", pp.pool, exc)
+
+    async def _remove_status(self, pool: str) -> None:
+        """The last step of deleting a pool: no member is left, so its finalizer goes."""
+        assert self.status is not None
+        try:
+            await self.status.nomad.delete_var(status_path(self.pools.prefix, pool))
+        except ReconcilerError as exc:
+            log.warning("pool %s: status not removed: %s", pool, exc, extra={"pool": pool})
+            return
+        log.info("pool %s: spec deleted and every member removed; status removed", pool,
+                 extra={"pool": pool, "action": "finalize", "outcome": "ok"})
 
     async def _write_crash(self, pp: PoolPlan) -> None:
         """Record a crashed planning as the pool's last error; the rest of its status stays."""

@@ -1,0 +1,65 @@
+"""Deleting a pool: its status variable is the finalizer (DESIGN.md, "Nomad Variables")."""
+
+from __future__ import annotations
+
+from reconciler.nomad.errors import NotFound
+from reconciler.pools import DEFAULT_PREFIX, PoolSource, pool_path, status_path
+from tests.integration.sim_harness import harness
+
+
+async def test_a_deleted_pool_is_drained_deleted_and_its_status_removed_last() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "2", "max": "3"})
+        await h.put_pool("db", {"min": "1", "max": "1"})
+        await h.converge()
+        assert len(h.instances()) == 2
+        await h.c.nomad.delete_var(pool_path(DEFAULT_PREFIX, "web"))
+        plans, _ = await h.c.controller.plan_all()
+        web = next(pp for pp in plans if pp.pool == "web")
+        assert web.variable.deleted and web.plan is not None
+        assert web.plan.desired == 0
+        assert sorted(a.kind.value for a in web.plan.actions) == ["drain", "drain"]
+        assert {a.reason for a in web.plan.actions} == {"spec deleted"}
+        for _ in range(40):
+            await h.step()
+            if not h.instances() and not h.ready_nodes():
+                break
+        await h.converge()
+        assert h.instances() == []
+        assert [n for n in h.sim.nomad_state.nodes.values() if n.name.startswith("web-")] == []
+        try:
+            await h.c.nomad.get_var(status_path(DEFAULT_PREFIX, "web"))
+            raise AssertionError("the status of the deleted pool is still there")
+        except NotFound:
+            pass
+        assert len(h.instances("db")) == 1  # the other pool is untouched
+        plans, _ = await h.c.controller.plan_all()
+        assert [pp.pool for pp in plans] == ["db"]
+
+
+async def test_a_pool_never_acted_on_here_is_never_collected() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "2", "max": "3"})
+        await h.converge()
+        # Another prefix (or namespace) has no status for web: it sees no pools at all,
+        # not "a deleted pool with 2 members".
+        elsewhere = PoolSource(h.c.nomad, "nomad/jobs/other")
+        assert await elsewhere.load() == []
+
+
+async def test_a_paused_pool_whose_spec_is_deleted_keeps_its_vms() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "2", "max": "3"})
+        await h.converge()
+        await h.put_pool("web", {"min": "2", "max": "3", "paused": "true"})
+        await h.step()
+        await h.c.nomad.delete_var(pool_path(DEFAULT_PREFIX, "web"))
+        for _ in range(5):
+            report = await h.step()
+        [web] = report.plans
+        assert web.variable.deleted and web.plan is not None and web.plan.paused
+        assert web.plan.actions == () and len(h.instances()) == 2
+        # Forgetting the pool is then the status variable's deletion: the VMs stay.
+        await h.c.nomad.delete_var(status_path(DEFAULT_PREFIX, "web"))
+        report = await h.step()
+        assert report.plans == [] and len(h.instances()) == 2
