@@ -8,7 +8,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,8 @@ import yaml
 from reconciler import client_certs
 from reconciler.clock import Clock, SystemClock
 from reconciler.controller import Controller, PassReport, PoolPlan
-from reconciler.diff import invalid_to_json, plan_to_json, render_text, use_colour
-from reconciler.errors import ConfigError
+from reconciler.diff import invalid_to_json, plan_to_json, plural, render_text, use_colour
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.execute import ActionResult, Executor, ExecutorLimits
 from reconciler.leadership import LeaderElector
 from reconciler.logs import redact, redact_pem, scrub
@@ -27,11 +27,12 @@ from reconciler.multipass.client import MultipassClient
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.observe import Observer
-from reconciler.pools import DEFAULT_PREFIX, PoolSource, leader_path
+from reconciler.plan import ActionKind
+from reconciler.pools import DEFAULT_PREFIX, PoolSource, leader_path, pools_prefix, status_path
 from reconciler.render import render_cloud_init
 from reconciler.settings import Settings, settings_from_args
-from reconciler.spec import SpecError, parse_pool_spec
-from reconciler.status import StatusWriter, read_status_table
+from reconciler.spec import SpecError, needs_servers, parse_pool_spec, with_servers
+from reconciler.status import StatusWriter, load_conditions, read_status_table
 from reconciler.telemetry import HealthServer, Metrics
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -81,13 +82,23 @@ async def connect(
             yield Connected(settings, nomad, multipass, pools, controller)
 
 
-def print_plans(plans: list[PoolPlan], output: str, stream: Any = None) -> None:
+def print_plans(
+    plans: list[PoolPlan],
+    output: str,
+    stream: Any = None,
+    *,
+    where: str = "",
+    failing: Mapping[str, str] | None = None,
+) -> None:
+    """Each pool's plan. ``where``: where pools were looked for (said when none is found);
+    ``failing``: per pool, the failure its status records (shown when nothing is planned)."""
     stream = stream or sys.stdout
+    failing = failing or {}
     if output == "json":
         docs = [
             invalid_to_json(pp.pool, pp.variable.path, pp.variable.index, _problems(pp))
             if pp.plan is None or pp.spec is None
-            else plan_to_json(pp.plan, pp.spec, pp.variable.path)
+            else plan_to_json(pp.plan, pp.spec, pp.variable.path, deleted=pp.variable.deleted)
             for pp in plans
         ]
         json.dump({"pools": docs}, stream, indent=2, sort_keys=False)
@@ -95,7 +106,7 @@ def print_plans(plans: list[PoolPlan], output: str, stream: Any = None) -> None:
         return
     colour = use_colour(stream)
     if not plans:
-        stream.write("No pools found.\n")
+        stream.write(f"No pools found{' ' + where if where else ''}.\n")
     for pp in plans:
         if pp.plan is None or pp.spec is None:
             stream.write(f"Pool {pp.pool}  ({pp.variable.path} @ index {pp.variable.index})\n")
@@ -105,8 +116,47 @@ def print_plans(plans: list[PoolPlan], output: str, stream: Any = None) -> None:
                 stream.write(f"    - {problem}\n")
             stream.write("\n")
             continue
-        stream.write(render_text(pp.plan, pp.spec, pp.variable.path, colour=colour))
+        stream.write(
+            render_text(
+                pp.plan,
+                pp.spec,
+                pp.variable.path,
+                colour=colour,
+                deleted=pp.variable.deleted,
+                failing=failing.get(pp.pool),
+            )
+        )
         stream.write("\n")
+
+
+def looked_in(settings: Settings) -> str:
+    """Where `plan` looked for pools: a wrong namespace or prefix reads as "none here"."""
+    namespace = settings.nomad.namespace or "default"
+    return (
+        f"in namespace {namespace} under {pools_prefix(settings.prefix)} "
+        "(NOMAD_NAMESPACE or --namespace, --prefix)"
+    )
+
+
+async def failures_recorded(nomad: NomadClient, prefix: str, pools: list[str]) -> dict[str, str]:
+    """Per pool, the Degraded reason and message its status records, if it is Degraded.
+
+    Best effort: `plan` is read-only and a token may not read status; then nothing is shown.
+    """
+    reader = StatusWriter(nomad)
+
+    async def one(pool: str) -> tuple[str, str | None]:
+        try:
+            items = await reader.read(status_path(prefix, pool))
+        except ReconcilerError:
+            return pool, None
+        for c in load_conditions(items.get("conditions", "")):
+            if c.get("type") == "Degraded" and c.get("status") is True and c.get("message"):
+                return pool, f"{c.get('reason')}: {c['message']}"
+        return pool, None
+
+    found = await asyncio.gather(*(one(p) for p in pools))
+    return {pool: why for pool, why in found if why}
 
 
 def _problems(pp: PoolPlan) -> list[str]:
@@ -117,52 +167,128 @@ def _problems(pp: PoolPlan) -> list[str]:
 
 
 async def plan_command(args: argparse.Namespace) -> int:
-    async with connect(settings_from_args(args), write_status=False) as c:
+    settings = settings_from_args(args)
+    async with connect(settings, write_status=False) as c:
         plans, _ = await c.controller.plan_all(args.pool)
-    print_plans(plans, args.output)
+        idle = [pp.pool for pp in plans if pp.plan is not None and not pp.plan.actions]
+        failing = await failures_recorded(c.nomad, settings.prefix, idle)
+    print_plans(plans, args.output, where=looked_in(settings), failing=failing)
     if any(pp.problems or pp.error for pp in plans):
         return EXIT_ERROR
     return EXIT_CHANGES if any(pp.plan and pp.plan.has_changes for pp in plans) else EXIT_OK
 
 
 async def apply_command(args: argparse.Namespace) -> int:
+    if args.timeout <= 0:
+        raise ConfigError(f"--timeout: {args.timeout:g} must be a positive number of seconds")
     settings = settings_from_args(args)
+    out = ApplyOutput(sys.stdout)
     async with connect(settings) as c:
         if not args.force:
             await _refuse_beside_a_leader(c.nomad, leader_path(settings.prefix))
+        c.controller.on_plans = out.plans
+        c.controller.on_action = out.action
         if args.wait:
             report = await c.controller.reconcile_until_converged(
-                args.pool, timeout=args.timeout, progress=_progress_line(sys.stderr)
+                args.pool, timeout=args.timeout, progress=out.progress
             )
         else:
             report = await c.controller.reconcile_once(args.pool)
-    return print_apply_report(report, wait=args.wait)
+    return out.finish(report, wait=args.wait, where=looked_in(settings))
 
 
-def print_apply_report(report: PassReport, *, wait: bool) -> int:
-    """What `apply` did, on stdout (errors on stderr); its exit code."""
-    print_plans(report.plans, "text")
-    for r in report.results:
-        mark = _outcome(r)
-        print(f"  {r.action.kind.value:<10} {r.action.instance}: {mark} ({r.duration:.1f}s)")
-    if report.error:
-        # An exception's text can quote a request: never let a secret reach the terminal.
-        print(f"error: {scrub(report.error)}", file=sys.stderr)
-        return EXIT_ERROR
-    failed = any(pp.problems or pp.error for pp in report.plans)
-    failed = failed or any(not r.ok for r in report.results)
-    if wait and not report.converged:
-        print("error: not converged before --timeout", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_ERROR if failed else EXIT_OK
+_DONE_WORD = {
+    ActionKind.LAUNCH: "launched",
+    ActionKind.DRAIN: "drained",
+    ActionKind.DELETE: "deleted",
+    ActionKind.PURGE_NODE: "nodes purged",
+}
 
 
-def _outcome(r: ActionResult) -> str:
-    if r.in_progress:
-        return "in progress (the daemon is still launching it)"
-    if r.ok:
-        return "ok"
-    return f"FAILED: {scrub(r.error or 'unknown error')}"
+class ApplyOutput:
+    """What `apply` prints as it goes: the plan it starts from, one line per action as it
+    finishes, a line whenever the pools' progress changes (a pipe sees it as a terminal
+    does), and a closing summary in Terraform's manner."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.done: dict[ActionKind, int] = dict.fromkeys(_DONE_WORD, 0)
+        self.failed = 0
+        self._planned = False
+        self._last_progress = ""
+
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def plans(self, plans: list[PoolPlan]) -> None:
+        if self._planned:
+            return  # later passes show as progress and action lines
+        self._planned = True
+        print_plans(plans, "text", self.stream)
+        self.stream.flush()
+
+    def action(self, r: ActionResult) -> None:
+        a = r.action
+        what = f"{a.kind.value} {a.instance}"
+        if r.in_progress:
+            self._line(f"{what}: still under way in the daemon ({r.duration:.1f}s)")
+        elif r.ok:
+            self.done[a.kind] += 1
+            self._line(f"{what}: ok ({r.duration:.1f}s)")
+        else:
+            self.failed += 1
+            # An exception's text can quote a request: never let a secret reach the terminal.
+            error = scrub(r.error or "unknown error")
+            self._line(f"{what}: FAILED after {r.duration:.1f}s: {error}")
+
+    def progress(self, report: PassReport) -> None:
+        """A line when what the pools wait on changed since the last pass."""
+        parts = []
+        for pp in report.plans:
+            if pp.plan is None:
+                continue
+            c = pp.plan.counts
+            busy = [
+                plural(n, what, many)
+                for n, what, many in (
+                    (c["pending"], "launch", "launches"),
+                    (c["draining"] + c["drained"], "drain", None),
+                    (c["deleting"], "delete", None),
+                )
+                if n
+            ]
+            waiting = f", waiting on {' and '.join(busy)}" if busy else ""
+            parts.append(f"{pp.pool}: {c['ready']}/{pp.plan.desired} ready{waiting}")
+        line = "; ".join(parts)
+        if line and line != self._last_progress and not report.converged:
+            self._line(f"... {line}")
+        self._last_progress = line
+
+    def summary(self) -> str:
+        return ", ".join(f"{self.done[k]} {word}" for k, word in _DONE_WORD.items()) + "."
+
+    def finish(self, report: PassReport, *, wait: bool, where: str = "") -> int:
+        """The closing lines and `apply`'s exit code."""
+        if not self._planned and report.plans:
+            print_plans(report.plans, "text", self.stream)
+        elif not report.plans and not report.error:
+            self._line(f"No pools found{' ' + where if where else ''}.")
+        if report.error:
+            print(f"error: {scrub(report.error)}", file=sys.stderr)
+            self._line(f"Apply failed: {self.summary()}")
+            return EXIT_ERROR
+        if wait and not report.converged:
+            self._line(f"Apply incomplete: {self.summary()}")
+            print("error: not converged before --timeout", file=sys.stderr)
+            return EXIT_ERROR
+        invalid = any(pp.problems or pp.error for pp in report.plans)
+        if self.failed or invalid:
+            failed = f" {plural(self.failed, 'action')} failed." if self.failed else ""
+            self._line(f"Apply failed: {self.summary()}{failed}")
+            return EXIT_ERROR
+        self._line(f"Apply complete: {self.summary()}")
+        return EXIT_OK
 
 
 async def _refuse_beside_a_leader(nomad: NomadClient, path: str) -> None:
@@ -177,31 +303,6 @@ async def _refuse_beside_a_leader(nomad: NomadClient, path: str) -> None:
             f"a `reconciler run` leads ({path} is locked by {holder}); it reconciles on its "
             "own, and apply would race it. Use `reconciler plan` to look, or --force"
         )
-
-
-def _progress_line(stream: Any) -> Callable[[PassReport], None] | None:
-    """On a terminal, one overwritten line per pass: what is ready, what is under way."""
-    if not (hasattr(stream, "isatty") and stream.isatty()):
-        return None
-    passes = 0
-
-    def show(report: PassReport) -> None:
-        nonlocal passes
-        passes += 1
-        parts = []
-        for pp in report.plans:
-            if pp.plan is not None:
-                c = pp.plan.counts
-                parts.append(
-                    f"{pp.pool}: {c['ready']}/{pp.plan.desired} ready, {c['pending']} pending, "
-                    f"{c['draining'] + c['drained']} draining, {len(pp.plan.actions)} actions"
-                )
-        stream.write(f"\r\x1b[K pass {passes}: " + "; ".join(parts or ["waiting"]))
-        stream.flush()
-        if report.converged:
-            stream.write("\n")
-
-    return show
 
 
 async def run_command(args: argparse.Namespace) -> int:
@@ -309,7 +410,10 @@ async def render_command(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     async with NomadClient(settings.nomad) as nomad:
         [variable] = await PoolSource(nomad, settings.prefix).load(args.pool)
-    spec = parse_pool_spec(variable.pool, variable.items, variable.index)
+        spec = parse_pool_spec(variable.pool, variable.items, variable.index)
+        if needs_servers(spec):
+            # As a launch renders it: with the servers Nomad lists (not in the hash).
+            spec = with_servers(spec, await nomad.status_peers())
     name = args.instance or f"{spec.pool}-{spec.template_hash}-0"
     sys.stdout.write(render_cloud_init(spec, name))
     return EXIT_OK

@@ -40,7 +40,7 @@ from reconciler.observe import Observer
 from reconciler.plan import Action, ActionKind, Plan, plan
 from reconciler.pools import PoolSource, PoolVariable, status_path
 from reconciler.scaling.decide import LastScale
-from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
+from reconciler.spec import PoolSpec, SpecError, needs_servers, parse_pool_spec, with_servers
 from reconciler.status import StatusWriter, error_items, last_scale_from, status_items
 from reconciler.telemetry import Metrics
 
@@ -188,6 +188,10 @@ class Controller:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[ActionResult]] = set()
         self.on_pass: Callable[[PassReport], None] | None = None
+        # Told each pass's plans before its actions start, and each action's result as it
+        # finishes (abandoned ones aside): `apply` prints them as they happen.
+        self.on_plans: Callable[[list[PoolPlan]], None] | None = None
+        self.on_action: Callable[[ActionResult], None] | None = None
         self.status = status  # read for cooldowns always; written after passes if write_status
         self.write_status = write_status
         self.metrics = metrics
@@ -346,6 +350,10 @@ class Controller:
                     pp.pool, plan_.counts if plan_ else None, plan_.desired if plan_ else None
                 )
         report.standby = not self._leading()
+        if not report.standby:
+            report.plans = await self._with_discovered_servers(report.plans)
+        if self.on_plans:
+            self.on_plans(report.plans)
         work = self._start_actions(report, wait_actions)
         if wait_actions and work:
             report.results = await _results(work)
@@ -354,6 +362,44 @@ class Controller:
         if self.on_pass:
             self.on_pass(report)
         return report
+
+    async def _with_discovered_servers(self, plans: list[PoolPlan]) -> list[PoolPlan]:
+        """Pools without `servers` launch with the cluster's own (GET /v1/status/peers).
+
+        Read once per pass, and only when such a pool launches. Without an answer
+        (or with no servers listed) their launches wait: a VM with no server to
+        join would only be replaced later.
+        """
+        wanting = {
+            id(pp)
+            for pp in plans
+            if pp.spec is not None
+            and pp.plan is not None
+            and needs_servers(pp.spec)
+            and any(a.kind is ActionKind.LAUNCH for a in pp.plan.actions)
+        }
+        if not wanting:
+            return plans
+        try:
+            peers = await self.pools.nomad.status_peers()
+            why = "" if peers else "Nomad lists no servers (GET /v1/status/peers is empty)"
+        except ReconcilerError as exc:
+            peers, why = [], f"cannot read the cluster's servers: {exc}"
+        out = []
+        for pp in plans:
+            if id(pp) not in wanting:
+                out.append(pp)
+            elif peers:
+                assert pp.spec is not None
+                out.append(dataclasses.replace(pp, spec=with_servers(pp.spec, peers)))
+            else:
+                log.warning("pool %s: launches held: %s", pp.pool, why, extra={"pool": pp.pool})
+                assert pp.plan is not None
+                kept = tuple(a for a in pp.plan.actions if a.kind is not ActionKind.LAUNCH)
+                note = f"launches held: {why}; or set cloud_init_vars servers"
+                held = dataclasses.replace(pp.plan, actions=kept, notes=(*pp.plan.notes, note))
+                out.append(dataclasses.replace(pp, plan=held))
+        return out
 
     def _start_actions(
         self, report: PassReport, wait_actions: bool
@@ -477,6 +523,8 @@ class Controller:
             if result.abandoned:
                 return  # never sent (lease gone, or stopping): no verdict on the pool
             self._last_results.setdefault(pool, []).append(result)
+            if self.on_action:
+                self.on_action(result)
             if self.metrics:
                 self.metrics.action_done(pool, result.action.kind.value, result.ok, result.duration)
             if result.in_progress:

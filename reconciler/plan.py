@@ -115,6 +115,8 @@ class Plan:
     stalled: str | None = None
     # Why remediation is short-circuited (more unhealthy than max_unhealthy); None: it is not.
     short_circuit: str | None = None
+    # A paused pool: what it would do if it were not (shown, never executed).
+    paused_actions: tuple[Action, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -184,8 +186,12 @@ def plan(
     actions: list[Action] = []
     notes: list[str] = []
     outcome = _Outcome()
+    paused_actions: list[Action] = []
     if spec.paused:
         notes.append("paused: the pool's `paused` item is true; no action is planned")
+        # Planned on the side (its notes and outcome dropped): what unpausing would do.
+        paused_actions += _finish_removals(spec, members, stale_nodes, [])
+        paused_actions += _converge(spec, members, desired, [], _Outcome())
     else:
         actions += _finish_removals(spec, members, stale_nodes, notes)
         actions += _converge(spec, members, desired, notes, outcome)
@@ -206,6 +212,7 @@ def plan(
         blocked=outcome.blocked,
         stalled=outcome.stalled,
         short_circuit=outcome.short_circuit,
+        paused_actions=tuple(a for a in paused_actions if a.key not in inflight_keys),
     )
 
 

@@ -111,17 +111,15 @@ class PoolSource:
             if "/" not in (pool := m.path[len(status_prefix(self.prefix)) :])
             and pool not in named
         )
-        variables, deleted = await asyncio.gather(
-            asyncio.gather(*(self.nomad.get_var(p) for p in paths)),
-            asyncio.gather(*(self._deleted(pool) for pool in orphans)),
-        )
+        variables = await asyncio.gather(*(self.nomad.get_var(p) for p in paths))
+        gone = await asyncio.gather(*(self._deleted(pool) for pool in orphans))
         found = [
             PoolVariable(
                 v.path[len(pools_prefix(self.prefix)) :], v.path, dict(v.items), v.modify_index
             )
             for v in variables
         ]
-        found += [d for d in deleted if d is not None]
+        found += [d for d in gone if d is not None]
         return sorted(found, key=lambda v: v.pool)
 
     async def _deleted(self, pool: str) -> PoolVariable | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.diff import summary_line
+from reconciler.diff import plan_summary
 from reconciler.execute import ActionResult
 from reconciler.logs import scrub
 from reconciler.nomad.client import NomadClient
@@ -107,7 +107,7 @@ def conditions_for(
             "Progressing",
             bool(moving) and not plan.paused,
             "Paused" if plan.paused else ("Reconciling" if moving else "Idle"),
-            summary_line(plan.actions) if moving else "",
+            plan_summary(plan) if moving else "",
         ),
         Condition("Degraded", degraded_reason != "AsExpected", degraded_reason, degraded_message),
     ]
@@ -142,7 +142,7 @@ def status_items(
         items["desired"] = str(plan.desired)
         items["desired_reason"] = plan.desired_reason
         items["template_hash"] = plan.template_hash
-        items["last_plan"] = summary_line(plan.actions)
+        items["last_plan"] = plan_summary(plan)
         items["notes"] = "; ".join(plan.notes)
         for key in COUNT_KEYS:
             items[key] = str(plan.counts.get(key, 0))
@@ -215,6 +215,11 @@ def last_scale_from(items: Mapping[str, str]) -> LastScale | None:
         return None
     direction = items.get("last_scale_direction", "up")
     return LastScale(count, at.replace(tzinfo=UTC).timestamp(), direction)
+
+
+def load_conditions(text: str) -> list[dict[str, Any]]:
+    """The conditions a status variable's ``conditions`` item holds; [] if unreadable."""
+    return _load_conditions(text)
 
 
 def _load_conditions(text: str) -> list[dict[str, Any]]:

@@ -63,3 +63,13 @@ async def test_a_paused_pool_whose_spec_is_deleted_keeps_its_vms() -> None:
         await h.c.nomad.delete_var(status_path(DEFAULT_PREFIX, "web"))
         report = await h.step()
         assert report.plans == [] and len(h.instances()) == 2
+
+
+async def test_a_pool_of_only_min_and_max_joins_the_servers_nomad_lists() -> None:
+    async with harness() as h:
+        await h.c.nomad.put_var(pool_path(DEFAULT_PREFIX, "web"), {"min": "2", "max": "4"})
+        await h.converge()
+        assert len(h.ready_nodes()) == 2
+        launched = h.sim.multipass_state.instances[h.instances()[0]]
+        peers = await h.c.nomad.status_peers()
+        assert peers and all(f'"{p}"' in launched.user_data for p in peers)
