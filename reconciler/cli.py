@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -21,6 +22,7 @@ from reconciler.logs import scrub, setup_logging
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 def _connection_flags(p: argparse.ArgumentParser) -> None:
@@ -73,7 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="DEBUG, INFO, WARNING, ERROR (default: INFO for run, one line per action; "
+        "WARNING for the other commands)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="run the whole loop on the embedded simulators")
@@ -198,9 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # gRPC's C core logs to stderr on its own (`ssl_transport_security.cc ... Handshake
+    # failed`); what went wrong reaches the user as our error message instead. Set
+    # before grpc is first imported (the commands import it lazily); DEBUG turns it on.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     args = build_parser().parse_args(argv)
+    level = args.log_level or ("INFO" if args.command == "run" else "WARNING")
+    if level.upper() == "DEBUG" and os.environ["GRPC_VERBOSITY"] == "NONE":
+        os.environ["GRPC_VERBOSITY"] = "ERROR"
     try:
-        setup_logging(args.log_level)
+        setup_logging(level)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -211,6 +225,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away: say nothing more, and let no flush at exit complain."""
+    # Python's documented recipe (library/signal.html, "Note on SIGPIPE"): point stdout
+    # at devnull, so the interpreter's final flush cannot raise a second time.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 async def _dispatch(args: argparse.Namespace) -> int:

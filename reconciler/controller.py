@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.clock import Clock
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, TemporaryError
 from reconciler.execute import ActionResult, Executor
 from reconciler.logs import scrub
 from reconciler.model import Observed
@@ -169,12 +169,16 @@ class Controller:
         metrics: Metrics | None = None,
         fence: Callable[[], bool] | None = None,
         shutdown_grace: float = SHUTDOWN_GRACE,
+        read_timeout: float | None = None,
     ) -> None:
         self.pools = pools
         self.observer = observer
         self.executor = executor
         self.clock = clock
         self.resync = resync
+        # Real seconds a pass's reads may take before the pass counts as failed (and each
+        # pool's status says so): within one resync, so a hang shows before the next.
+        self.read_timeout = read_timeout if read_timeout is not None else max(5.0, resync * 0.8)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._backoff: dict[str, _Backoff] = {}
@@ -198,6 +202,7 @@ class Controller:
         self.fence = fence
         self._last_results: dict[str, list[ActionResult]] = {}  # finished since the last status
         self._last_plans: list[PoolPlan] = []  # for the resync period of autoscaled pools
+        self._invalid: dict[str, tuple[int, tuple[str, ...]]] = {}  # logged: index, problems
 
     @property
     def fence(self) -> Callable[[], bool] | None:
@@ -222,9 +227,18 @@ class Controller:
         # not show in what was read, and must still count as under way, or it
         # would be planned a second time.
         inflight = frozenset(self.executor.inflight)
-        observed, scaled = await asyncio.gather(
-            self.observer.observe(), self._last_scales(variables)
-        )
+        try:
+            # A read that hangs must not hold the pass (and the pools' status) forever:
+            # the clients' own deadlines and retries can add up to minutes.
+            observed, scaled = await asyncio.wait_for(
+                asyncio.gather(self.observer.observe(), self._last_scales(variables)),
+                self.read_timeout,
+            )
+        except TimeoutError:
+            raise TemporaryError(
+                f"reading multipassd and Nomad did not finish within {self.read_timeout:g}s "
+                "(a read hangs); nothing is planned until it answers"
+            ) from None
         now = self.clock.now()
 
         def plan_each() -> list[PoolPlan]:
@@ -409,8 +423,9 @@ class Controller:
         work: list[tuple[Action, asyncio.Task[ActionResult]]] = []
         for pp in report.plans:
             if pp.problems:
-                log.error("pool %s: invalid spec: %s", pp.pool, "; ".join(pp.problems))
+                self._log_invalid(pp)
                 continue
+            self._invalid.pop(pp.pool, None)
             if pp.error is not None:
                 continue  # logged by _note_crashes when it happened
             assert pp.spec is not None and pp.plan is not None
@@ -429,6 +444,20 @@ class Controller:
                 self._tasks.add(task)
                 work.append((action, task))
         return work
+
+    def _log_invalid(self, pp: PoolPlan) -> None:
+        """An invalid spec, logged once per change of the spec, not at every resync."""
+        seen = (pp.variable.index, pp.problems)
+        if self._invalid.get(pp.pool) == seen:
+            return
+        self._invalid[pp.pool] = seen
+        problems = "; ".join(pp.problems)
+        log.error(
+            "pool %s: invalid spec, nothing is planned for it: %s",
+            pp.pool,
+            problems,
+            extra={"pool": pp.pool, "outcome": "invalid", "error": problems},
+        )
 
     def _leading(self) -> bool:
         return self.fence is None or self.fence()

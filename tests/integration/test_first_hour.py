@@ -1,9 +1,14 @@
-"""Deleting a pool: its status variable is the finalizer (DESIGN.md, "Nomad Variables")."""
+"""A newcomer's first hour, in process: deleting a pool, min/max-only pools, hung reads."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from reconciler.nomad.errors import NotFound
 from reconciler.pools import DEFAULT_PREFIX, PoolSource, pool_path, status_path
+from reconciler.sim.faults import Fault
 from tests.integration.sim_harness import harness
 
 
@@ -73,3 +78,19 @@ async def test_a_pool_of_only_min_and_max_joins_the_servers_nomad_lists() -> Non
         launched = h.sim.multipass_state.instances[h.instances()[0]]
         peers = await h.c.nomad.status_peers()
         assert peers and all(f'"{p}"' in launched.user_data for p in peers)
+
+
+@pytest.mark.parametrize("endpoint", ["GET /v1/nodes", "info"])
+async def test_a_hung_read_marks_each_pool_degraded_within_one_pass(endpoint: str) -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.converge()
+        h.c.controller.read_timeout = 0.5  # real seconds; the pass's own deadline
+        h.sim.faults.set(endpoint, Fault(hang=True))
+        report = await h.c.controller.reconcile_once()
+        assert report.error is not None and "did not finish within 0.5s" in report.error
+        status = (await h.c.nomad.get_var(status_path(DEFAULT_PREFIX, "web"))).items
+        degraded = {c["type"]: c for c in json.loads(status["conditions"])}["Degraded"]
+        assert degraded["status"] is True and degraded["reason"] == "ObserveFailed"
+        assert "a read hangs" in status["last_error"]
+        h.sim.faults.clear()
