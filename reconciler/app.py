@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from reconciler import client_certs
+from reconciler import client_certs, ownership
 from reconciler.clock import Clock, SystemClock
 from reconciler.controller import Controller, PassReport, PoolPlan
 from reconciler.diff import invalid_to_json, plan_to_json, plural, render_text, use_colour
@@ -32,7 +32,12 @@ from reconciler.pools import DEFAULT_PREFIX, PoolSource, leader_path, pools_pref
 from reconciler.render import render_cloud_init
 from reconciler.settings import Settings, settings_from_args
 from reconciler.spec import SpecError, needs_servers, parse_pool_spec, with_servers
-from reconciler.status import StatusWriter, load_conditions, read_status_table
+from reconciler.status import (
+    StatusWriter,
+    load_conditions,
+    read_status_table,
+    status_to_json,
+)
 from reconciler.telemetry import HealthServer, Metrics
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -397,7 +402,8 @@ async def status_command(args: argparse.Namespace) -> int:
                     f"no status at {path}: has `reconciler run` or `apply` reconciled this pool?"
                 ) from None
     if args.output == "json":
-        json.dump({"pools": statuses}, sys.stdout, indent=2, sort_keys=True)
+        shown = {pool: status_to_json(items) for pool, items in statuses.items()}
+        json.dump({"pools": shown}, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     elif not statuses:
         print("No pool status yet.")
@@ -414,7 +420,16 @@ async def render_command(args: argparse.Namespace) -> int:
         if needs_servers(spec):
             # As a launch renders it: with the servers Nomad lists (not in the hash).
             spec = with_servers(spec, await nomad.status_peers())
-    name = args.instance or f"{spec.pool}-{spec.template_hash}-0"
+    name = args.instance or ownership.instance_name(spec.pool, spec.template_hash, 0)
+    parsed = ownership.parse_instance_name(name)
+    if parsed is None or parsed[0] != spec.pool:
+        # The name becomes the VM's hostname and Nomad node name, and the planner knows
+        # members by its shape: a name of another shape could never be one of the pool's.
+        raise ConfigError(
+            f"--instance: {name!r} is not an instance name of pool {spec.pool}: "
+            f"<pool>-<5-character hash>-<ordinal>, such as "
+            f"{ownership.instance_name(spec.pool, spec.template_hash, 0)}"
+        )
     sys.stdout.write(render_cloud_init(spec, name))
     return EXIT_OK
 

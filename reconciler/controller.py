@@ -502,8 +502,11 @@ class Controller:
         except ReconcilerError as exc:
             log.warning("pool %s: status not removed: %s", pool, exc, extra={"pool": pool})
             return
-        log.info("pool %s: spec deleted and every member removed; status removed", pool,
-                 extra={"pool": pool, "action": "finalize", "outcome": "ok"})
+        log.info(
+            "pool %s: spec deleted and every member removed; status removed",
+            pool,
+            extra={"pool": pool, "action": "finalize", "outcome": "ok"},
+        )
 
     async def _write_crash(self, pp: PoolPlan) -> None:
         """Record a crashed planning as the pool's last error; the rest of its status stays."""

@@ -108,8 +108,7 @@ class PoolSource:
         orphans = sorted(
             pool
             for m in statuses.value
-            if "/" not in (pool := m.path[len(status_prefix(self.prefix)) :])
-            and pool not in named
+            if "/" not in (pool := m.path[len(status_prefix(self.prefix)) :]) and pool not in named
         )
         variables = await asyncio.gather(*(self.nomad.get_var(p) for p in paths))
         gone = await asyncio.gather(*(self._deleted(pool) for pool in orphans))

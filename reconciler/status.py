@@ -61,7 +61,9 @@ def conditions_for(
                 "Ready", False, "InvalidSpec", "no action is planned while the spec is invalid"
             ),
             Condition("Progressing", False, "InvalidSpec", ""),
-            Condition("Degraded", False, "InvalidSpec", ""),
+            # True: Degraded is the one condition to alert on for a pool that is not
+            # reconciled, whatever the cause (docs/status.md).
+            Condition("Degraded", True, "InvalidSpec", "; ".join(problems)),
         ]
     c = plan.counts
     failed = [r for r in results if not r.ok]
@@ -266,6 +268,32 @@ class StatusWriter:
         return False
 
 
+NUMBER_KEYS = frozenset({*COUNT_KEYS, "desired", "spec_index", "last_scale_count"})
+
+
+def status_to_json(items: Mapping[str, str]) -> dict[str, Any]:
+    """A status variable for `status -o json`: numbers as numbers, conditions as objects.
+
+    The variable itself keeps strings (Nomad's rule); this is only how it is shown.
+    """
+    out: dict[str, Any] = {}
+    for key, value in items.items():
+        if key in NUMBER_KEYS and value.isdigit():
+            out[key] = int(value)
+        elif key == "conditions":
+            out[key] = _load_conditions(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _indented(label: str, text: str) -> list[str]:
+    """``label: text`` under the pool's row; the lines of a multi-line text stay in the column."""
+    first, *rest = text.splitlines() or [""]
+    pad = " " * 17
+    return [f"{pad}{label}: {first}", *(f"{pad}  {line}" for line in rest)]
+
+
 def read_status_table(statuses: Mapping[str, Mapping[str, str]]) -> str:
     """The status of every pool as a table a person reads at a glance."""
     header = (
@@ -285,15 +313,19 @@ def read_status_table(statuses: Mapping[str, Mapping[str, str]]) -> str:
         bad = [
             c for c in conds if (c["type"] == "Degraded") == bool(c["status"]) and c.get("message")
         ]
-        lines += [f"{'':<16} {c['type']}: {c['message']}" for c in bad]
+        shown: set[str] = set()
+        for c in bad:
+            if c["message"] not in shown:  # SpecValid and Degraded can say the same
+                shown.add(c["message"])
+                lines += _indented(c["type"], str(c["message"]))
         if items.get("notes"):
-            lines.append(f"{'':<16} notes: {items['notes']}")
+            lines += _indented("notes", items["notes"])
         if items.get("last_scale_at"):
-            lines.append(
-                f"{'':<16} last scaled {items.get('last_scale_direction', '?')} to "
-                f"{items.get('last_scale_count', '?')} at {items['last_scale_at']}: "
-                f"{items.get('last_scale_reason', '')}"
+            lines += _indented(
+                f"last scaled {items.get('last_scale_direction', '?')} to "
+                f"{items.get('last_scale_count', '?')} at {items['last_scale_at']}",
+                items.get("last_scale_reason", ""),
             )
         if items.get("last_error"):
-            lines.append(f"{'':<16} last error: {items['last_error']}")
+            lines += _indented("last error", items["last_error"])
     return "\n".join(lines) + "\n"
