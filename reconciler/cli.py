@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from reconciler import __version__
-from reconciler.controller import SHUTDOWN_GRACE
 from reconciler.errors import ReconcilerError
 from reconciler.logs import scrub, setup_logging
 
@@ -67,6 +66,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here, not at the top: it loads grpc, which must not load before main()
+    # has set GRPC_VERBOSITY.
+    from reconciler.controller import SHUTDOWN_GRACE
+
     # Subparsers are made with the parent's class, so every subcommand gets _Parser.
     parser = _Parser(
         prog="reconciler",

@@ -114,3 +114,22 @@ def test_status_json_has_numbers_and_condition_objects(sim_env: dict[str, str]) 
     degraded = {c["type"]: c for c in status["pools"]["bad"]["conditions"]}["Degraded"]
     assert degraded["status"] is True and degraded["reason"] == "InvalidSpec"
     assert isinstance(status["pools"]["bad"]["spec_index"], int)
+
+
+def test_an_unreachable_multipassd_is_said_plainly_and_grpc_logs_nothing(
+    sim_env: dict[str, str],
+) -> None:
+    refused = run({**sim_env, "MULTIPASS_SERVER_ADDRESS": "127.0.0.1:1"}, "plan")
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "error: authenticate: cannot reach multipassd at 127.0.0.1:1: Connection refused\n"
+    )
+    # Not TLS at all (Nomad's HTTP port): gRPC's C core would log the failed handshake itself.
+    nomad_port = sim_env["NOMAD_ADDR"].rsplit(":", 1)[1]
+    not_tls = run({**sim_env, "MULTIPASS_SERVER_ADDRESS": f"127.0.0.1:{nomad_port}"}, "plan")
+    assert not_tls.returncode == 1
+    assert "ssl_transport_security" not in not_tls.stderr
+    assert not_tls.stderr.startswith("error: authenticate: TLS with multipassd failed")
+    default = {k: v for k, v in sim_env.items() if k != "MULTIPASS_SERVER_ADDRESS"}
+    unset = run(default, "plan")
+    assert "(the default; set MULTIPASS_SERVER_ADDRESS" in unset.stderr
