@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,3 +135,34 @@ def test_an_unreachable_multipassd_is_said_plainly_and_grpc_logs_nothing(
     default = {k: v for k, v in sim_env.items() if k != "MULTIPASS_SERVER_ADDRESS"}
     unset = run(default, "plan")
     assert "(the default; set MULTIPASS_SERVER_ADDRESS" in unset.stderr
+
+
+def test_run_logs_each_action_at_its_default_level(sim_env: dict[str, str]) -> None:
+    put_pool(sim_env, "logged", {"min": "1", "max": "1"})
+    proc = subprocess.Popen(
+        [*CLI, "run", "--no-leader-election", "--resync", "1"],
+        env=sim_env,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = [""]
+    # Not a timing assertion: a guard, so a `run` that never logs the action ends the read.
+    guard = threading.Timer(90, proc.kill)
+    guard.start()
+    try:
+        for line in proc.stderr:  # JSON lines: stderr is not a terminal
+            seen.append(line)
+            entry = json.loads(line)
+            if entry.get("pool") == "logged" and entry["message"] == "action done":
+                break
+    finally:
+        guard.cancel()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert seen[-1], "run logged nothing"
+    entry = json.loads(seen[-1])
+    assert entry["level"] == "info" and entry["action"] == "launch", seen
+    assert entry["instance"].startswith("logged-") and entry["outcome"] == "ok"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -94,3 +95,19 @@ async def test_a_hung_read_marks_each_pool_degraded_within_one_pass(endpoint: st
         assert degraded["status"] is True and degraded["reason"] == "ObserveFailed"
         assert "a read hangs" in status["last_error"]
         h.sim.faults.clear()
+
+
+async def test_an_invalid_pool_is_logged_once_per_change_with_the_pool_as_a_field(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with harness() as h:
+        await h.put_pool("bad", {"min": "3", "max": "1"})
+        with caplog.at_level(logging.ERROR, logger="reconciler.controller"):
+            for _ in range(3):
+                await h.step()
+            await h.put_pool("bad", {"min": "4", "max": "1"})  # a change: logged again
+            for _ in range(2):
+                await h.step()
+        invalid = [r for r in caplog.records if "invalid spec" in r.getMessage()]
+        assert [getattr(r, "pool", None) for r in invalid] == ["bad", "bad"]
+        assert "max: 1 is below min (4)" in invalid[1].getMessage()
