@@ -39,6 +39,8 @@ from reconciler.status import (
     status_to_json,
 )
 from reconciler.telemetry import HealthServer, Metrics
+from reconciler.units import yaml_problem
+from reconciler.varfile import VarFileError, read_var_file
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -455,13 +457,23 @@ async def spec_command(args: argparse.Namespace) -> int:
 
 
 def _items_from_file(path: Path) -> tuple[str, dict[str, str]]:
-    """Items from a YAML/JSON mapping, or from `nomad var get -out json` output."""
+    """Items from a YAML/JSON mapping, `nomad var get -out json` output, or an HCL
+    variable file as `nomad var put -in hcl` reads it (manifests/pools/*.nv.hcl)."""
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if path.suffix == ".hcl":
+        try:
+            var_path, hcl_items = read_var_file(text)
+        except VarFileError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        pool = var_path.rsplit("/", 1)[-1] if var_path else path.stem.split(".")[0]
+        return pool, hcl_items
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not YAML or JSON: {exc}") from None
+        raise ConfigError(f"{path}: not YAML, JSON or HCL: {yaml_problem(exc)}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping of items (min: 1, max: 3, ...)")
     pool = path.stem.split(".")[0]

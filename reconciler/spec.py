@@ -38,6 +38,7 @@ from reconciler.units import (
     parse_count_or_percent,
     parse_duration,
     parse_size,
+    yaml_problem,
 )
 
 MAX_POOL_SIZE = 10_000
@@ -217,7 +218,7 @@ def _yaml_map(raw: str) -> dict[str, Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ValueError(f"is not valid YAML: {yaml_problem(exc)}") from None
     except RecursionError:
         raise ValueError("is nested too deeply to read") from None
     if value is None:

@@ -273,3 +273,12 @@ def test_max_0_with_min_0_is_an_empty_pool() -> None:
     spec = parse_pool_spec("web", {"min": "0", "max": "0"})
     assert (spec.min, spec.max) == (0, 0)
     assert any("max: 0 is below min (1)" in p for p in problems({"min": "1", "max": "0"}))
+
+
+def test_a_yaml_error_inside_an_item_gives_its_line_and_column() -> None:
+    found = problems({"min": "1", "max": "3", "cloud_init_vars": "servers:\n  - a\n  b: [1"})
+    assert any(
+        p.startswith("cloud_init_vars: is not valid YAML: line 3, column 3: ") for p in found
+    ), found
+    policy = problems({"min": "1", "max": "3", "policy": "checks: [\n  {name: x"})
+    assert any(p.startswith("policy: not valid YAML: line ") and "column" in p for p in policy)
