@@ -43,6 +43,7 @@ from reconciler.scaling.decide import LastScale
 from reconciler.spec import PoolSpec, SpecError, needs_servers, parse_pool_spec, with_servers
 from reconciler.status import StatusWriter, error_items, last_scale_from, status_items
 from reconciler.telemetry import Metrics
+from reconciler.units import plural
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,10 @@ def without_unread_targets(pp: PoolPlan, observed: Observed) -> PoolPlan:
     if not unread:
         return pp
     kept = tuple(a for a in pp.plan.actions if a.node_id not in unread or a.kind not in DISRUPTIVE)
-    note = f"held back until their nodes are read in full: {len(unread)} drains, deletes or purges"
+    note = (
+        "held back until their nodes are read in full: "
+        f"{plural(len(unread), 'drain, delete or purge', 'drains, deletes or purges')}"
+    )
     plan_ = dataclasses.replace(pp.plan, actions=kept, notes=(*pp.plan.notes, note))
     return dataclasses.replace(pp, plan=plan_)
 
@@ -650,7 +654,7 @@ class Controller:
 
     def _cancel_actions(self, why: str) -> None:
         if self._tasks:
-            log.warning("cancelling %d actions under way: %s", len(self._tasks), why)
+            log.warning("cancelling %s under way: %s", plural(len(self._tasks), "action"), why)
         for task in list(self._tasks):
             task.cancel()
 
@@ -665,7 +669,11 @@ class Controller:
         running = set(self._tasks)
         if not running:
             return
-        log.info("shutdown: waiting up to %gs for %d actions", self.shutdown_grace, len(running))
+        log.info(
+            "shutdown: waiting up to %gs for %s",
+            self.shutdown_grace,
+            plural(len(running), "action"),
+        )
         grace = asyncio.create_task(self.clock.sleep(self.shutdown_grace))
         finished = asyncio.create_task(asyncio.wait(running))
         await asyncio.wait({grace, finished}, return_when=asyncio.FIRST_COMPLETED)
@@ -674,8 +682,8 @@ class Controller:
         left = [t for t in running if not t.done()]
         if left:
             log.warning(
-                "shutdown: %d actions still running after %gs, cancelled",
-                len(left),
+                "shutdown: %s still running after %gs, cancelled",
+                plural(len(left), "action"),
                 self.shutdown_grace,
             )
             for task in left:

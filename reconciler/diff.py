@@ -14,6 +14,9 @@ from typing import IO, Any
 from reconciler.plan import Action, ActionKind, Plan
 from reconciler.scaling.decide import Decision
 from reconciler.spec import PoolSpec
+from reconciler.units import plural
+
+__all__ = ["plural"]  # re-exported: the CLI's output uses the same rule
 
 PLAN_SCHEMA = "multipass-reconciler/plan/v1"
 
@@ -68,10 +71,10 @@ def _detail(action: Action, spec: PoolSpec) -> str:
     node = f"node {action.node_id[:8]}" if action.node_id else "no node"
     if action.kind is ActionKind.DRAIN:
         deadline = _dur(action.deadline_s) if action.deadline_s is not None else "none"
-        return f"{node}, {action.allocations} allocations, deadline {deadline}"
+        return f"{node}, {plural(action.allocations, 'allocation')}, deadline {deadline}"
     if action.kind is ActionKind.DELETE:
         # Allocations still on the node (a drain past its deadline) go with the instance.
-        return f"{node}, {action.allocations} allocations, purge instance"
+        return f"{node}, {plural(action.allocations, 'allocation')}, purge instance"
     return node
 
 
@@ -88,13 +91,8 @@ def summary_line(actions: Sequence[Action]) -> str:
         return "No changes. The pool matches its spec."
     return (
         f"Plan: {c['launch']} to launch, {c['drain']} to drain, "
-        f"{c['delete']} to delete, {c['purge-node']} nodes to purge."
+        f"{c['delete']} to delete, {plural(c['purge-node'], 'node')} to purge."
     )
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 launch``, ``2 launches``: counts a person reads agree with their noun."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def plan_summary(plan: Plan, *, deleted: bool = False, failing: str | None = None) -> str:

@@ -30,6 +30,7 @@ from reconciler.scaling.decide import Decision, LastScale, decide
 from reconciler.scaling.policy import Policy
 from reconciler.scaling.signals import pool_signals
 from reconciler.spec import PoolSpec
+from reconciler.units import plural
 
 
 class ActionKind(StrEnum):
@@ -592,7 +593,7 @@ def _converge(
     short_circuited = len(unhealthy) > limit
     if short_circuited:
         outcome.short_circuit = (
-            f"remediation short-circuited: {len(unhealthy)} unhealthy members exceed "
+            f"remediation short-circuited: {plural(len(unhealthy), 'unhealthy member')} exceed "
             f"max_unhealthy ({limit}); fix the cause (network, template) before they are replaced"
         )
         notes.append(outcome.short_circuit)
@@ -765,7 +766,8 @@ def _removals(
             remove(m, f"unhealthy: {m.unhealthy}")
     for m in not_joined if scale_in else ():
         if excess() > 0:
-            remove(m, f"scale down: {budget.serving} members, {desired} desired (not yet joined)")
+            members = plural(budget.serving, "member")
+            remove(m, f"scale down: {members}, {desired} desired (not yet joined)")
     for m in outdated:
         if m.node is None:
             # Never joined: nothing can run there, nothing to pace.
@@ -782,10 +784,15 @@ def _removals(
             break
         if budget.available - 1 < min_available:
             break  # never shrink the ready count below desired - max_unavailable
-        remove(m, f"scale down: {budget.serving} members, {desired} desired ({spec.scale_in})")
+        remove(
+            m,
+            f"scale down: {plural(budget.serving, 'member')}, {desired} desired ({spec.scale_in})",
+        )
     if budget.serving > desired and not replaceable and scale_in:
+        over = budget.serving - desired
         notes.append(
-            f"{budget.serving - desired} more members are above desired but none can be "
+            f"{plural(over, 'more member')} {'is' if over == 1 else 'are'} above desired but "
+            "none can be "
             f"removed now (scale_in {spec.scale_in}, protected or held members)"
         )
     return actions

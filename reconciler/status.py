@@ -24,6 +24,7 @@ from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import CasConflict, NotFound
 from reconciler.plan import Plan
 from reconciler.scaling.decide import LastScale
+from reconciler.units import plural
 
 COUNT_KEYS = (
     "ready",
@@ -100,7 +101,7 @@ def conditions_for(
     elif c["unhealthy"]:
         degraded_reason, degraded_message = (
             "UnhealthyMembers",
-            f"{c['unhealthy']} unhealthy members",
+            f"{plural(c['unhealthy'], 'unhealthy member')}",
         )
     return [
         Condition("SpecValid", True, "Parsed", ""),

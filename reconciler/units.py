@@ -125,3 +125,8 @@ def yaml_problem(exc: Exception) -> str:
     if mark is None:
         return str(problem)
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 node``, ``2 nodes``, ``2 launches``: a count a person reads agrees with its noun."""
+    return f"{n} {word if n == 1 else many or word + 's'}"

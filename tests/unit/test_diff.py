@@ -148,3 +148,11 @@ def test_the_last_failure_is_shown_when_nothing_is_planned() -> None:
     )
     assert "the last pass failed: ActionsFailed: launch web-x-1: image not found" in text
     assert "matches its spec" not in text
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    s = spec(min=0, max=3)
+    i, n = ready_member(s, 0)
+    text = render_text(plan(s, world([i], [n], [alloc(n.id)]), NOW), s, PATH)
+    assert "1 allocation, deadline" in text and "1 allocations" not in text
+    assert "scale down: 1 member, 0 desired" in text
