@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from reconciler import client_certs, ownership
+from reconciler import client_certs, cluster, ownership
 from reconciler.clock import Clock, SystemClock
 from reconciler.controller import Controller, PassReport, PoolPlan
 from reconciler.diff import invalid_to_json, plan_to_json, plural, render_text, use_colour
@@ -31,7 +31,7 @@ from reconciler.plan import ActionKind
 from reconciler.pools import DEFAULT_PREFIX, PoolSource, leader_path, pools_prefix, status_path
 from reconciler.render import render_cloud_init
 from reconciler.settings import Settings, settings_from_args
-from reconciler.spec import SpecError, needs_servers, parse_pool_spec, with_servers
+from reconciler.spec import SpecError, needs_servers, parse_pool_spec
 from reconciler.status import (
     StatusWriter,
     load_conditions,
@@ -419,9 +419,15 @@ async def render_command(args: argparse.Namespace) -> int:
     async with NomadClient(settings.nomad) as nomad:
         [variable] = await PoolSource(nomad, settings.prefix).load(args.pool)
         spec = parse_pool_spec(variable.pool, variable.items, variable.index)
-        if needs_servers(spec):
-            # As a launch renders it: with the servers Nomad lists (not in the hash).
-            spec = with_servers(spec, await nomad.status_peers())
+        if cluster.uses_shipped_template(spec):
+            # As a launch renders it: the servers Nomad lists, the TLS material (not hashed).
+            join = await cluster.read_join(nomad, settings.prefix, servers=needs_servers(spec))
+            problem = cluster.join_problem(spec, join)
+            if problem is not None:
+                raise ConfigError(f"pool {spec.pool}: cannot render a launch: {problem}")
+            if join.tls is not None:
+                redact_pem(join.tls["key"].encode())  # the key is shown as [redacted]
+            spec = cluster.for_launch(spec, join)
     name = args.instance or ownership.instance_name(spec.pool, spec.template_hash, 0)
     parsed = ownership.parse_instance_name(name)
     if parsed is None or parsed[0] != spec.pool:
@@ -432,7 +438,7 @@ async def render_command(args: argparse.Namespace) -> int:
             f"<pool>-<5-character hash>-<ordinal>, such as "
             f"{ownership.instance_name(spec.pool, spec.template_hash, 0)}"
         )
-    sys.stdout.write(render_cloud_init(spec, name))
+    sys.stdout.write(scrub(render_cloud_init(spec, name)))
     return EXIT_OK
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler import cluster
 from reconciler.clock import Clock
 from reconciler.errors import ReconcilerError, TemporaryError
 from reconciler.execute import ActionResult, Executor
@@ -40,7 +41,7 @@ from reconciler.observe import Observer
 from reconciler.plan import Action, ActionKind, Plan, plan
 from reconciler.pools import PoolSource, PoolVariable, status_path
 from reconciler.scaling.decide import LastScale
-from reconciler.spec import PoolSpec, SpecError, needs_servers, parse_pool_spec, with_servers
+from reconciler.spec import PoolSpec, SpecError, needs_servers, parse_pool_spec
 from reconciler.status import StatusWriter, error_items, last_scale_from, status_items
 from reconciler.telemetry import Metrics
 from reconciler.units import plural
@@ -382,41 +383,48 @@ class Controller:
         return report
 
     async def _with_discovered_servers(self, plans: list[PoolPlan]) -> list[PoolPlan]:
-        """Pools without `servers` launch with the cluster's own (GET /v1/status/peers).
+        """Launches of the shipped template join the cluster as Nomad describes it.
 
-        Read once per pass, and only when such a pool launches. Without an answer
-        (or with no servers listed) their launches wait: a VM with no server to
-        join would only be replaced later.
+        Servers from GET /v1/status/peers for pools without `servers`, and the TLS
+        material of `<prefix>` (reconciler.cluster); read once per pass, and only
+        when such a pool launches. Without them a pool's launches wait: a VM that
+        cannot join would only be replaced later.
         """
         wanting = {
             id(pp)
             for pp in plans
             if pp.spec is not None
             and pp.plan is not None
-            and needs_servers(pp.spec)
+            and cluster.uses_shipped_template(pp.spec)
             and any(a.kind is ActionKind.LAUNCH for a in pp.plan.actions)
         }
         if not wanting:
             return plans
+        need_servers = any(
+            id(pp) in wanting and pp.spec is not None and needs_servers(pp.spec) for pp in plans
+        )
+        join, why = cluster.ClusterJoin(), ""
         try:
-            peers = await self.pools.nomad.status_peers()
-            why = "" if peers else "Nomad lists no servers (GET /v1/status/peers is empty)"
+            join = await cluster.read_join(
+                self.pools.nomad, self.pools.prefix, servers=need_servers
+            )
         except ReconcilerError as exc:
-            peers, why = [], f"cannot read the cluster's servers: {exc}"
+            why = f"cannot read how to join the cluster: {exc}"
         out = []
         for pp in plans:
             if id(pp) not in wanting:
                 out.append(pp)
-            elif peers:
-                assert pp.spec is not None
-                out.append(dataclasses.replace(pp, spec=with_servers(pp.spec, peers)))
-            else:
-                log.warning("pool %s: launches held: %s", pp.pool, why, extra={"pool": pp.pool})
-                assert pp.plan is not None
-                kept = tuple(a for a in pp.plan.actions if a.kind is not ActionKind.LAUNCH)
-                note = f"launches held: {why}; or set cloud_init_vars servers"
-                held = dataclasses.replace(pp.plan, actions=kept, notes=(*pp.plan.notes, note))
-                out.append(dataclasses.replace(pp, plan=held))
+                continue
+            assert pp.spec is not None and pp.plan is not None
+            problem = why or cluster.join_problem(pp.spec, join)
+            if problem is None:
+                out.append(dataclasses.replace(pp, spec=cluster.for_launch(pp.spec, join)))
+                continue
+            log.warning("pool %s: launches held: %s", pp.pool, problem, extra={"pool": pp.pool})
+            kept = tuple(a for a in pp.plan.actions if a.kind is not ActionKind.LAUNCH)
+            note = f"launches held: {problem}"
+            held = dataclasses.replace(pp.plan, actions=kept, notes=(*pp.plan.notes, note))
+            out.append(dataclasses.replace(pp, plan=held))
         return out
 
     def _start_actions(

@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+import yaml
 
 from reconciler.nomad.errors import NotFound
 from reconciler.pools import DEFAULT_PREFIX, PoolSource, pool_path, status_path
@@ -111,3 +112,36 @@ async def test_an_invalid_pool_is_logged_once_per_change_with_the_pool_as_a_fiel
         invalid = [r for r in caplog.records if "invalid spec" in r.getMessage()]
         assert [getattr(r, "pool", None) for r in invalid] == ["bad", "bad"]
         assert "max: 1 is below min (4)" in invalid[1].getMessage()
+
+
+async def test_with_tls_material_in_the_prefix_variable_new_vms_join_over_tls() -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBsim\n-----END CERTIFICATE-----\n"
+    key = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQsim\n-----END EC PRIVATE KEY-----\n"
+    async with harness() as h:
+        await h.c.nomad.put_var(
+            DEFAULT_PREFIX,
+            {"nomad_ca_cert": pem, "nomad_client_cert": pem, "nomad_client_key": key},
+        )
+        await h.c.nomad.put_var(pool_path(DEFAULT_PREFIX, "web"), {"min": "1", "max": "1"})
+        report = await h.converge()
+        [web] = report.plans
+        assert len(h.ready_nodes()) == 1
+        data = yaml.safe_load(h.sim.multipass_state.instances[h.instances()[0]].user_data)
+        files = {f["path"]: f for f in data["write_files"]}
+        assert files["/etc/nomad.d/tls/client-key.pem"]["content"] == key
+        assert files["/etc/nomad.d/tls/client-key.pem"]["permissions"] == "0600"
+        assert (
+            'ca_file                = "/etc/nomad.d/tls/ca.pem"'
+            in (files["/etc/nomad.d/nomad.hcl"]["content"])
+        )
+        # Not part of the instance's shape: the member is current, not outdated.
+        assert web.plan is not None and web.plan.counts["outdated"] == 0
+
+
+def test_tls_items_go_together() -> None:
+    from reconciler.cluster import tls_from_items
+    from reconciler.errors import ConfigError
+
+    assert tls_from_items("p", {"client_cert": "x"}) is None
+    with pytest.raises(ConfigError, match="nomad_ca_cert set without nomad_client_cert"):
+        tls_from_items("p", {"nomad_ca_cert": "-----BEGIN CERTIFICATE-----"})
