@@ -28,7 +28,14 @@ from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.observe import Observer
 from reconciler.plan import ActionKind
-from reconciler.pools import DEFAULT_PREFIX, PoolSource, leader_path, pools_prefix, status_path
+from reconciler.pools import (
+    DEFAULT_PREFIX,
+    PoolSource,
+    leader_path,
+    pool_path,
+    pools_prefix,
+    status_path,
+)
 from reconciler.render import render_cloud_init
 from reconciler.settings import Settings, settings_from_args
 from reconciler.spec import SpecError, needs_servers, parse_pool_spec
@@ -498,6 +505,70 @@ def _items_from_file(path: Path) -> tuple[str, dict[str, str]]:
         for k, v in doc.items()
     }
     return pool, items
+
+
+async def pool_command(args: argparse.Namespace) -> int:
+    """`pool put/get/delete`: pool variables written as `nomad var put` writes them, for a
+    machine with no nomad binary; `put` validates first and writes nothing invalid."""
+    settings = settings_from_args(args)
+    path = pool_path(settings.prefix, args.name)
+    if args.pool_command == "put":
+        items = _put_items(args)
+        try:
+            spec = parse_pool_spec(args.name, items)
+        except SpecError as exc:
+            print(f"pool {args.name}: invalid spec, nothing written:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return EXIT_ERROR
+    async with NomadClient(settings.nomad) as nomad:
+        if args.pool_command == "put":
+            written = await nomad.put_var(path, items)
+            print(
+                f"pool {args.name}: written to {path} @ index {written.modify_index} "
+                f"(template hash {spec.template_hash}); `reconciler plan --pool {args.name}`"
+            )
+            return EXIT_OK
+        if args.pool_command == "get":
+            try:
+                var = await nomad.get_var(path)
+            except NotFound:
+                raise ConfigError(f"pool {args.name!r}: no variable at {path}") from None
+            doc: dict[str, Any] = {
+                "Namespace": var.namespace,
+                "Path": var.path,
+                "Items": dict(var.items),
+                "ModifyIndex": var.modify_index,
+            }
+            print(json.dumps(doc, indent=2, sort_keys=True))
+            return EXIT_OK
+        try:
+            await nomad.get_var(path)
+        except NotFound:
+            raise ConfigError(f"pool {args.name!r}: no variable at {path}") from None
+        await nomad.delete_var(path)
+    print(
+        f"pool {args.name}: spec deleted; the reconciler drains and deletes its members, "
+        "then removes its status (`reconciler plan` shows them). To keep the VMs, pause "
+        "the pool or protect them first (docs/operations.md)"
+    )
+    return EXIT_OK
+
+
+def _put_items(args: argparse.Namespace) -> dict[str, str]:
+    if args.file and args.items:
+        raise ConfigError("pool put: give KEY=VALUE items or --file, not both")
+    if args.file:
+        return _items_from_file(Path(args.file))[1]
+    items: dict[str, str] = {}
+    for text in args.items:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"pool put: {text!r} is not KEY=VALUE (as `nomad var put` takes)")
+        items[key] = value
+    if not items:
+        raise ConfigError("pool put: no items; e.g. `reconciler pool put web min=2 max=4`")
+    return items
 
 
 async def secrets_command(args: argparse.Namespace) -> int:

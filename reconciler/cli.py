@@ -191,6 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _connection_flags(validate)
 
+    pool = sub.add_parser(
+        "pool", help="write, read and delete pool specs as `nomad var put/get/purge` would"
+    )
+    pool_sub = pool.add_subparsers(dest="pool_command", required=True, metavar="SUBCOMMAND")
+    put = pool_sub.add_parser("put", help="validate, then write <prefix>/pools/NAME")
+    put.add_argument("name")
+    put.add_argument("items", nargs="*", metavar="KEY=VALUE", help="items, as nomad var put")
+    put.add_argument("--file", help="items from a YAML/JSON/HCL file instead (as spec validate)")
+    _connection_flags(put)
+    get = pool_sub.add_parser("get", help="print the pool's variable as `nomad var get -out json`")
+    get.add_argument("name")
+    _connection_flags(get)
+    delete = pool_sub.add_parser(
+        "delete", help="delete the pool's spec: its members are drained and deleted"
+    )
+    delete.add_argument("name")
+    _connection_flags(delete)
+
     secrets = sub.add_parser("secrets", help="connection secrets")
     secrets_sub = secrets.add_subparsers(
         dest="secrets_command", required=True, metavar="SUBCOMMAND"
@@ -260,6 +278,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         "run": app.run_command,
         "render": app.render_command,
         "spec": app.spec_command,
+        "pool": app.pool_command,
         "secrets": app.secrets_command,
     }
     return await handlers[args.command](args)

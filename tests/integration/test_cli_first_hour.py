@@ -166,3 +166,21 @@ def test_run_logs_each_action_at_its_default_level(sim_env: dict[str, str]) -> N
     entry = json.loads(seen[-1])
     assert entry["level"] == "info" and entry["action"] == "launch", seen
     assert entry["instance"].startswith("logged-") and entry["outcome"] == "ok"
+
+
+def test_pool_put_validates_before_writing_and_get_and_delete_work(
+    sim_env: dict[str, str], tmp_path: Path
+) -> None:
+    bad = run(sim_env, "pool", "put", "typo", "min=1", "mxa=3")
+    assert bad.returncode == 1 and "mxa: unknown item" in bad.stderr
+    assert "no variable at" in run(sim_env, "pool", "get", "typo").stderr  # nothing written
+    put = run(sim_env, "pool", "put", "byhand", "min=0", "max=2")
+    assert put.returncode == 0, put.stderr
+    got = run(sim_env, "pool", "get", "byhand")
+    assert json.loads(got.stdout)["Items"] == {"min": "0", "max": "2"}
+    exported = tmp_path / "byhand.json"
+    exported.write_text(got.stdout)
+    assert run(sim_env, "spec", "validate", str(exported)).returncode == 0
+    deleted = run(sim_env, "pool", "delete", "byhand")
+    assert deleted.returncode == 0 and "spec deleted" in deleted.stdout
+    assert run(sim_env, "pool", "get", "byhand").returncode == 1
