@@ -229,6 +229,7 @@ class ApplyOutput:
         self.done: dict[ActionKind, int] = dict.fromkeys(_DONE_WORD, 0)
         self.failed = 0
         self._planned = False
+        self._passes = 0
         self._last_progress = ""
 
     def _line(self, text: str) -> None:
@@ -258,6 +259,9 @@ class ApplyOutput:
 
     def progress(self, report: PassReport) -> None:
         """A line when what the pools wait on changed since the last pass."""
+        self._passes += 1
+        if self._passes == 1:
+            return  # the first pass's view is the plan printed above
         parts = []
         for pp in report.plans:
             if pp.plan is None:
