@@ -103,27 +103,6 @@ def _cert_verification_error(exc: BaseException) -> ssl.SSLCertVerificationError
     return None
 
 
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-
-
-def html_page(response: httpx.Response) -> str | None:
-    """The title (or "") of an HTML answer; None when the answer is not HTML.
-
-    Nomad's HTTP API never answers /v1/ with HTML (its web UI lives under /ui/),
-    so an HTML page means NOMAD_ADDR points at something else: a web server, a
-    proxy's error page, a login portal.
-    """
-    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    head = response.content[:512].lstrip().lower()
-    if kind not in ("text/html", "application/xhtml+xml") and not head.startswith(
-        (b"<!doctype html", b"<html")
-    ):
-        return None
-    m = _TITLE.search(response.content[:4096])
-    title = m.group(1).decode("utf-8", "replace") if m else ""
-    return " ".join(title.split())[:80]
-
-
 def blocking_timeout(wait: float) -> float:
     """How long to wait for a blocking query's answer: wait + Nomad's jitter + a margin."""
     return wait + wait / 16 + BLOCKING_MARGIN
@@ -264,9 +243,6 @@ class NomadClient:
             ) from None
         content = response.content
         log.debug("nomad %s -> %s", where, response.status_code)
-        title = html_page(response)
-        if title is not None:
-            raise self._not_nomad(where, response.status_code, title)
         if response.status_code == 429 or response.status_code >= 500:
             error = self._unavailable(
                 where, response.status_code, self._redact(content.decode("utf-8", "replace"))
@@ -330,31 +306,13 @@ class NomadClient:
                 return _Reply(reply.where, reply.status, reply.headers, reply.content, attempts)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    def _not_nomad(self, where: str, status: int, title: str) -> NomadError:
-        """An HTML page where Nomad's API should answer: say so, without the page."""
-        page = f"an HTML page ({title!r})" if title else "an HTML page"
-        message = self._redact(
-            f"{where}: {self.settings.address} is not a Nomad agent: it answered {status} "
-            f"with {page}; check NOMAD_ADDR"
-        )
-        if status == 429 or status >= 500:
-            # A proxy's error page may stand in front of a Nomad that comes back: retry.
-            return NomadUnavailable(message, endpoint=where, status=status)
-        return ProtocolError(message, endpoint=where, status=status)
-
     def _fail(self, reply: _Reply) -> NomadError:
         """The typed error for a non-2xx answer no caller handled."""
         where, status, text = reply.where, reply.status, self._redact(reply.text[:500])
         if status == 403:
-            text = text or "Permission denied"
-            if not self.settings.token:
-                # Nomad with ACLs gives an anonymous request only what its anonymous
-                # policy allows: usually nothing. Say what is missing.
-                text += (
-                    ": no ACL token is set; set NOMAD_TOKEN to a token whose policy "
-                    "allows this (see manifests/ for the reconciler's policy)"
-                )
-            return PermissionDenied(f"{where}: {text}", endpoint=where, status=status)
+            return PermissionDenied(
+                f"{where}: {text or 'Permission denied'}", endpoint=where, status=status
+            )
         if status == 404:
             return NotFound(f"{where}: {text or 'not found'}", endpoint=where, status=status)
         if 300 <= status < 400:
