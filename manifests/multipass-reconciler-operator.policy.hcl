@@ -5,8 +5,8 @@
 #     multipass-reconciler-operator manifests/multipass-reconciler-operator.policy.hcl
 #   nomad acl token create -name alice -policy multipass-reconciler-operator
 #
-# Beyond what the job has (multipass-reconciler.policy.hcl): `reconciler status`
-# lists status/*, `reconciler apply` reads the leader lock to refuse to race a
+# Beyond what the job has (multipass-reconciler.policy.hcl): `reconciler apply`
+# reads the leader lock to refuse to race a
 # running leader, and people write and delete pool specs (`nomad var put`).
 # `plan` needs only reads; `apply` acts, so it needs the job's writes as well.
 # Drop the pools write/destroy to let someone look and apply but not edit specs.
@@ -20,7 +20,7 @@ namespace "default" {
       capabilities = ["read", "list", "write", "destroy"]
     }
     path "nomad/jobs/multipass-reconciler/status/*" {
-      capabilities = ["read", "list", "write"]
+      capabilities = ["read", "list", "write", "destroy"]
     }
     path "nomad/jobs/multipass-reconciler/leader" {
       capabilities = ["read", "write"]

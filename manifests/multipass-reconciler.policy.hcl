@@ -20,9 +20,11 @@ namespace "default" {
     path "nomad/jobs/multipass-reconciler/pools/*" {
       capabilities = ["read", "list"]
     }
-    # What each pass saw and did: read back (cooldowns, CAS) and written.
+    # What each pass saw and did: read back (cooldowns, CAS) and written; listed
+    # and destroyed because it is also the pool's finalizer: a status whose spec is
+    # gone is a deleted pool to scale to zero, and its status goes last.
     path "nomad/jobs/multipass-reconciler/status/*" {
-      capabilities = ["read", "write"]
+      capabilities = ["read", "write", "list", "destroy"]
     }
     # Leader election: lock acquire, renew and release are writes. A lock another
     # replica holds answers 409 without read, which is all the standby needs.

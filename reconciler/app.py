@@ -8,17 +8,17 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from reconciler import client_certs
+from reconciler import client_certs, cluster, ownership
 from reconciler.clock import Clock, SystemClock
 from reconciler.controller import Controller, PassReport, PoolPlan
-from reconciler.diff import invalid_to_json, plan_to_json, render_text, use_colour
+from reconciler.diff import invalid_to_json, plan_to_json, plural, render_text, use_colour
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.execute import ActionResult, Executor, ExecutorLimits
 from reconciler.leadership import LeaderElector
@@ -27,12 +27,27 @@ from reconciler.multipass.client import MultipassClient
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.observe import Observer
-from reconciler.pools import DEFAULT_PREFIX, PoolSource, leader_path
+from reconciler.plan import ActionKind
+from reconciler.pools import (
+    DEFAULT_PREFIX,
+    PoolSource,
+    leader_path,
+    pool_path,
+    pools_prefix,
+    status_path,
+)
 from reconciler.render import render_cloud_init
 from reconciler.settings import Settings, settings_from_args
-from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
-from reconciler.status import StatusWriter, read_status_table
+from reconciler.spec import PoolSpec, SpecError, needs_servers, parse_pool_spec
+from reconciler.status import (
+    StatusWriter,
+    load_conditions,
+    read_status_table,
+    status_to_json,
+)
 from reconciler.telemetry import HealthServer, Metrics
+from reconciler.units import yaml_problem
+from reconciler.varfile import VarFileError, read_var_file
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -81,13 +96,23 @@ async def connect(
             yield Connected(settings, nomad, multipass, pools, controller)
 
 
-def print_plans(plans: list[PoolPlan], output: str, stream: Any = None) -> None:
+def print_plans(
+    plans: list[PoolPlan],
+    output: str,
+    stream: Any = None,
+    *,
+    where: str = "",
+    failing: Mapping[str, str] | None = None,
+) -> None:
+    """Each pool's plan. ``where``: where pools were looked for (said when none is found);
+    ``failing``: per pool, the failure its status records (shown when nothing is planned)."""
     stream = stream or sys.stdout
+    failing = failing or {}
     if output == "json":
         docs = [
             invalid_to_json(pp.pool, pp.variable.path, pp.variable.index, _problems(pp))
             if pp.plan is None or pp.spec is None
-            else plan_to_json(pp.plan, pp.spec, pp.variable.path)
+            else plan_to_json(pp.plan, pp.spec, pp.variable.path, deleted=pp.variable.deleted)
             for pp in plans
         ]
         json.dump({"pools": docs}, stream, indent=2, sort_keys=False)
@@ -95,7 +120,7 @@ def print_plans(plans: list[PoolPlan], output: str, stream: Any = None) -> None:
         return
     colour = use_colour(stream)
     if not plans:
-        stream.write("No pools found.\n")
+        stream.write(f"No pools found{' ' + where if where else ''}.\n")
     for pp in plans:
         if pp.plan is None or pp.spec is None:
             stream.write(f"Pool {pp.pool}  ({pp.variable.path} @ index {pp.variable.index})\n")
@@ -105,8 +130,47 @@ def print_plans(plans: list[PoolPlan], output: str, stream: Any = None) -> None:
                 stream.write(f"    - {problem}\n")
             stream.write("\n")
             continue
-        stream.write(render_text(pp.plan, pp.spec, pp.variable.path, colour=colour))
+        stream.write(
+            render_text(
+                pp.plan,
+                pp.spec,
+                pp.variable.path,
+                colour=colour,
+                deleted=pp.variable.deleted,
+                failing=failing.get(pp.pool),
+            )
+        )
         stream.write("\n")
+
+
+def looked_in(settings: Settings) -> str:
+    """Where `plan` looked for pools: a wrong namespace or prefix reads as "none here"."""
+    namespace = settings.nomad.namespace or "default"
+    return (
+        f"in namespace {namespace} under {pools_prefix(settings.prefix)} "
+        "(NOMAD_NAMESPACE or --namespace, --prefix)"
+    )
+
+
+async def failures_recorded(nomad: NomadClient, prefix: str, pools: list[str]) -> dict[str, str]:
+    """Per pool, the Degraded reason and message its status records, if it is Degraded.
+
+    Best effort: `plan` is read-only and a token may not read status; then nothing is shown.
+    """
+    reader = StatusWriter(nomad)
+
+    async def one(pool: str) -> tuple[str, str | None]:
+        try:
+            items = await reader.read(status_path(prefix, pool))
+        except ReconcilerError:
+            return pool, None
+        for c in load_conditions(items.get("conditions", "")):
+            if c.get("type") == "Degraded" and c.get("status") is True and c.get("message"):
+                return pool, f"{c.get('reason')}: {c['message']}"
+        return pool, None
+
+    found = await asyncio.gather(*(one(p) for p in pools))
+    return {pool: why for pool, why in found if why}
 
 
 def _problems(pp: PoolPlan) -> list[str]:
@@ -117,53 +181,133 @@ def _problems(pp: PoolPlan) -> list[str]:
 
 
 async def plan_command(args: argparse.Namespace) -> int:
-    async with connect(settings_from_args(args), write_status=False) as c:
+    settings = settings_from_args(args)
+    async with connect(settings, write_status=False) as c:
         c.controller.observer.check_images = True  # warn of an image the daemon lacks
         plans, _ = await c.controller.plan_all(args.pool)
-    print_plans(plans, args.output)
+        idle = [pp.pool for pp in plans if pp.plan is not None and not pp.plan.actions]
+        failing = await failures_recorded(c.nomad, settings.prefix, idle)
+    print_plans(plans, args.output, where=looked_in(settings), failing=failing)
     if any(pp.problems or pp.error for pp in plans):
         return EXIT_ERROR
     return EXIT_CHANGES if any(pp.plan and pp.plan.has_changes for pp in plans) else EXIT_OK
 
 
 async def apply_command(args: argparse.Namespace) -> int:
+    if args.timeout <= 0:
+        raise ConfigError(f"--timeout: {args.timeout:g} must be a positive number of seconds")
     settings = settings_from_args(args)
+    out = ApplyOutput(sys.stdout)
     async with connect(settings) as c:
         if not args.force:
             await _refuse_beside_a_leader(c.nomad, leader_path(settings.prefix))
+        c.controller.on_plans = out.plans
+        c.controller.on_action = out.action
         if args.wait:
             report = await c.controller.reconcile_until_converged(
-                args.pool, timeout=args.timeout, progress=_progress_line(sys.stderr)
+                args.pool, timeout=args.timeout, progress=out.progress
             )
         else:
             report = await c.controller.reconcile_once(args.pool)
-    return print_apply_report(report, wait=args.wait)
+    return out.finish(report, wait=args.wait, where=looked_in(settings))
 
 
-def print_apply_report(report: PassReport, *, wait: bool) -> int:
-    """What `apply` did, on stdout (errors on stderr); its exit code."""
-    print_plans(report.plans, "text")
-    for r in report.results:
-        mark = _outcome(r)
-        print(f"  {r.action.kind.value:<10} {r.action.instance}: {mark} ({r.duration:.1f}s)")
-    if report.error:
-        # An exception's text can quote a request: never let a secret reach the terminal.
-        print(f"error: {scrub(report.error)}", file=sys.stderr)
-        return EXIT_ERROR
-    failed = any(pp.problems or pp.error for pp in report.plans)
-    failed = failed or any(not r.ok for r in report.results)
-    if wait and not report.converged:
-        print("error: not converged before --timeout", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_ERROR if failed else EXIT_OK
+_DONE_WORD = {
+    ActionKind.LAUNCH: "launched",
+    ActionKind.DRAIN: "drained",
+    ActionKind.DELETE: "deleted",
+    ActionKind.PURGE_NODE: "nodes purged",
+}
 
 
-def _outcome(r: ActionResult) -> str:
-    if r.in_progress:
-        return "in progress (the daemon is still launching it)"
-    if r.ok:
-        return "ok"
-    return f"FAILED: {scrub(r.error or 'unknown error')}"
+class ApplyOutput:
+    """What `apply` prints as it goes: the plan it starts from, one line per action as it
+    finishes, a line whenever the pools' progress changes (a pipe sees it as a terminal
+    does), and a closing summary in Terraform's manner."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.done: dict[ActionKind, int] = dict.fromkeys(_DONE_WORD, 0)
+        self.failed = 0
+        self._planned = False
+        self._passes = 0
+        self._last_progress = ""
+
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def plans(self, plans: list[PoolPlan]) -> None:
+        if self._planned:
+            return  # later passes show as progress and action lines
+        self._planned = True
+        print_plans(plans, "text", self.stream)
+        self.stream.flush()
+
+    def action(self, r: ActionResult) -> None:
+        a = r.action
+        what = f"{a.kind.value} {a.instance}"
+        if r.in_progress:
+            self._line(f"{what}: still under way in the daemon ({r.duration:.1f}s)")
+        elif r.ok:
+            self.done[a.kind] += 1
+            self._line(f"{what}: ok ({r.duration:.1f}s)")
+        else:
+            self.failed += 1
+            # An exception's text can quote a request: never let a secret reach the terminal.
+            error = scrub(r.error or "unknown error")
+            self._line(f"{what}: FAILED after {r.duration:.1f}s: {error}")
+
+    def progress(self, report: PassReport) -> None:
+        """A line when what the pools wait on changed since the last pass."""
+        self._passes += 1
+        if self._passes == 1:
+            return  # the first pass's view is the plan printed above
+        parts = []
+        for pp in report.plans:
+            if pp.plan is None:
+                continue
+            c = pp.plan.counts
+            busy = [
+                plural(n, what, many)
+                for n, what, many in (
+                    (c["pending"], "launch", "launches"),
+                    (c["draining"] + c["drained"], "drain", None),
+                    (c["deleting"], "delete", None),
+                )
+                if n
+            ]
+            waiting = f", waiting on {' and '.join(busy)}" if busy else ""
+            parts.append(f"{pp.pool}: {c['ready']}/{pp.plan.desired} ready{waiting}")
+        line = "; ".join(parts)
+        if line and line != self._last_progress and not report.converged:
+            self._line(f"... {line}")
+        self._last_progress = line
+
+    def summary(self) -> str:
+        return ", ".join(f"{self.done[k]} {word}" for k, word in _DONE_WORD.items()) + "."
+
+    def finish(self, report: PassReport, *, wait: bool, where: str = "") -> int:
+        """The closing lines and `apply`'s exit code."""
+        if not self._planned and report.plans:
+            print_plans(report.plans, "text", self.stream)
+        elif not report.plans and not report.error:
+            self._line(f"No pools found{' ' + where if where else ''}.")
+        if report.error:
+            print(f"error: {scrub(report.error)}", file=sys.stderr)
+            self._line(f"Apply failed: {self.summary()}")
+            return EXIT_ERROR
+        if wait and not report.converged:
+            self._line(f"Apply incomplete: {self.summary()}")
+            print("error: not converged before --timeout", file=sys.stderr)
+            return EXIT_ERROR
+        invalid = any(pp.problems or pp.error for pp in report.plans)
+        if self.failed or invalid:
+            failed = f" {plural(self.failed, 'action')} failed." if self.failed else ""
+            self._line(f"Apply failed: {self.summary()}{failed}")
+            return EXIT_ERROR
+        self._line(f"Apply complete: {self.summary()}")
+        return EXIT_OK
 
 
 async def _refuse_beside_a_leader(nomad: NomadClient, path: str) -> None:
@@ -178,31 +322,6 @@ async def _refuse_beside_a_leader(nomad: NomadClient, path: str) -> None:
             f"a `reconciler run` leads ({path} is locked by {holder}); it reconciles on its "
             "own, and apply would race it. Use `reconciler plan` to look, or --force"
         )
-
-
-def _progress_line(stream: Any) -> Callable[[PassReport], None] | None:
-    """On a terminal, one overwritten line per pass: what is ready, what is under way."""
-    if not (hasattr(stream, "isatty") and stream.isatty()):
-        return None
-    passes = 0
-
-    def show(report: PassReport) -> None:
-        nonlocal passes
-        passes += 1
-        parts = []
-        for pp in report.plans:
-            if pp.plan is not None:
-                c = pp.plan.counts
-                parts.append(
-                    f"{pp.pool}: {c['ready']}/{pp.plan.desired} ready, {c['pending']} pending, "
-                    f"{c['draining'] + c['drained']} draining, {len(pp.plan.actions)} actions"
-                )
-        stream.write(f"\r\x1b[K pass {passes}: " + "; ".join(parts or ["waiting"]))
-        stream.flush()
-        if report.converged:
-            stream.write("\n")
-
-    return show
 
 
 async def run_command(args: argparse.Namespace) -> int:
@@ -297,7 +416,8 @@ async def status_command(args: argparse.Namespace) -> int:
                     f"no status at {path}: has `reconciler run` or `apply` reconciled this pool?"
                 ) from None
     if args.output == "json":
-        json.dump({"pools": statuses}, sys.stdout, indent=2, sort_keys=True)
+        shown = {pool: status_to_json(items) for pool, items in statuses.items()}
+        json.dump({"pools": shown}, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     elif not statuses:
         print("No pool status yet.")
@@ -310,9 +430,27 @@ async def render_command(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     async with NomadClient(settings.nomad) as nomad:
         [variable] = await PoolSource(nomad, settings.prefix).load(args.pool)
-    spec = parse_pool_spec(variable.pool, variable.items, variable.index)
-    name = args.instance or f"{spec.pool}-{spec.template_hash}-0"
-    sys.stdout.write(render_cloud_init(spec, name))
+        spec = parse_pool_spec(variable.pool, variable.items, variable.index)
+        if cluster.uses_shipped_template(spec):
+            # As a launch renders it: the servers Nomad lists, the TLS material (not hashed).
+            join = await cluster.read_join(nomad, settings.prefix, servers=needs_servers(spec))
+            problem = cluster.join_problem(spec, join)
+            if problem is not None:
+                raise ConfigError(f"pool {spec.pool}: cannot render a launch: {problem}")
+            if join.tls is not None:
+                redact_pem(join.tls["key"].encode())  # the key is shown as [redacted]
+            spec = cluster.for_launch(spec, join)
+    name = args.instance or ownership.instance_name(spec.pool, spec.template_hash, 0)
+    parsed = ownership.parse_instance_name(name)
+    if parsed is None or parsed[0] != spec.pool:
+        # The name becomes the VM's hostname and Nomad node name, and the planner knows
+        # members by its shape: a name of another shape could never be one of the pool's.
+        raise ConfigError(
+            f"--instance: {name!r} is not an instance name of pool {spec.pool}: "
+            f"<pool>-<5-character hash>-<ordinal>, such as "
+            f"{ownership.instance_name(spec.pool, spec.template_hash, 0)}"
+        )
+    sys.stdout.write(scrub(render_cloud_init(spec, name)))
     return EXIT_OK
 
 
@@ -369,13 +507,23 @@ async def _warn_of_image(settings: Settings, nomad: NomadClient, spec: PoolSpec)
 
 
 def _items_from_file(path: Path) -> tuple[str, dict[str, str]]:
-    """Items from a YAML/JSON mapping, or from `nomad var get -out json` output."""
+    """Items from a YAML/JSON mapping, `nomad var get -out json` output, or an HCL
+    variable file as `nomad var put -in hcl` reads it (manifests/pools/*.nv.hcl)."""
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if path.suffix == ".hcl":
+        try:
+            var_path, hcl_items = read_var_file(text)
+        except VarFileError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        pool = var_path.rsplit("/", 1)[-1] if var_path else path.stem.split(".")[0]
+        return pool, hcl_items
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not YAML or JSON: {exc}") from None
+        raise ConfigError(f"{path}: not YAML, JSON or HCL: {yaml_problem(exc)}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping of items (min: 1, max: 3, ...)")
     pool = path.stem.split(".")[0]
@@ -394,6 +542,70 @@ def _items_from_file(path: Path) -> tuple[str, dict[str, str]]:
         for k, v in doc.items()
     }
     return pool, items
+
+
+async def pool_command(args: argparse.Namespace) -> int:
+    """`pool put/get/delete`: pool variables written as `nomad var put` writes them, for a
+    machine with no nomad binary; `put` validates first and writes nothing invalid."""
+    settings = settings_from_args(args)
+    path = pool_path(settings.prefix, args.name)
+    if args.pool_command == "put":
+        items = _put_items(args)
+        try:
+            spec = parse_pool_spec(args.name, items)
+        except SpecError as exc:
+            print(f"pool {args.name}: invalid spec, nothing written:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return EXIT_ERROR
+    async with NomadClient(settings.nomad) as nomad:
+        if args.pool_command == "put":
+            written = await nomad.put_var(path, items)
+            print(
+                f"pool {args.name}: written to {path} @ index {written.modify_index} "
+                f"(template hash {spec.template_hash}); `reconciler plan --pool {args.name}`"
+            )
+            return EXIT_OK
+        if args.pool_command == "get":
+            try:
+                var = await nomad.get_var(path)
+            except NotFound:
+                raise ConfigError(f"pool {args.name!r}: no variable at {path}") from None
+            doc: dict[str, Any] = {
+                "Namespace": var.namespace,
+                "Path": var.path,
+                "Items": dict(var.items),
+                "ModifyIndex": var.modify_index,
+            }
+            print(json.dumps(doc, indent=2, sort_keys=True))
+            return EXIT_OK
+        try:
+            await nomad.get_var(path)
+        except NotFound:
+            raise ConfigError(f"pool {args.name!r}: no variable at {path}") from None
+        await nomad.delete_var(path)
+    print(
+        f"pool {args.name}: spec deleted; the reconciler drains and deletes its members, "
+        "then removes its status (`reconciler plan` shows them). To keep the VMs, pause "
+        "the pool or protect them first (docs/operations.md)"
+    )
+    return EXIT_OK
+
+
+def _put_items(args: argparse.Namespace) -> dict[str, str]:
+    if args.file and args.items:
+        raise ConfigError("pool put: give KEY=VALUE items or --file, not both")
+    if args.file:
+        return _items_from_file(Path(args.file))[1]
+    items: dict[str, str] = {}
+    for text in args.items:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"pool put: {text!r} is not KEY=VALUE (as `nomad var put` takes)")
+        items[key] = value
+    if not items:
+        raise ConfigError("pool put: no items; e.g. `reconciler pool put web min=2 max=4`")
+    return items
 
 
 async def secrets_command(args: argparse.Namespace) -> int:

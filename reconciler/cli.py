@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from reconciler import __version__
-from reconciler.controller import SHUTDOWN_GRACE
 from reconciler.errors import ReconcilerError
 from reconciler.logs import scrub, setup_logging
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 def _connection_flags(p: argparse.ArgumentParser) -> None:
@@ -65,6 +66,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here, not at the top: it loads grpc, which must not load before main()
+    # has set GRPC_VERBOSITY.
+    from reconciler.controller import SHUTDOWN_GRACE
+
     # Subparsers are made with the parent's class, so every subcommand gets _Parser.
     parser = _Parser(
         prog="reconciler",
@@ -73,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="DEBUG, INFO, WARNING, ERROR (default: INFO for run, one line per action; "
+        "WARNING for the other commands)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="run the whole loop on the embedded simulators")
@@ -181,6 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _connection_flags(validate)
 
+    pool = sub.add_parser(
+        "pool", help="write, read and delete pool specs as `nomad var put/get/purge` would"
+    )
+    pool_sub = pool.add_subparsers(dest="pool_command", required=True, metavar="SUBCOMMAND")
+    put = pool_sub.add_parser("put", help="validate, then write <prefix>/pools/NAME")
+    put.add_argument("name")
+    put.add_argument("items", nargs="*", metavar="KEY=VALUE", help="items, as nomad var put")
+    put.add_argument("--file", help="items from a YAML/JSON/HCL file instead (as spec validate)")
+    _connection_flags(put)
+    get = pool_sub.add_parser("get", help="print the pool's variable as `nomad var get -out json`")
+    get.add_argument("name")
+    _connection_flags(get)
+    delete = pool_sub.add_parser(
+        "delete", help="delete the pool's spec: its members are drained and deleted"
+    )
+    delete.add_argument("name")
+    _connection_flags(delete)
+
     secrets = sub.add_parser("secrets", help="connection secrets")
     secrets_sub = secrets.add_subparsers(
         dest="secrets_command", required=True, metavar="SUBCOMMAND"
@@ -198,9 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # gRPC's C core logs to stderr on its own (`ssl_transport_security.cc ... Handshake
+    # failed`); what went wrong reaches the user as our error message instead. Set
+    # before grpc is first imported (the commands import it lazily); DEBUG turns it on.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     args = build_parser().parse_args(argv)
+    level = args.log_level or ("INFO" if args.command == "run" else "WARNING")
+    if level.upper() == "DEBUG" and os.environ["GRPC_VERBOSITY"] == "NONE":
+        os.environ["GRPC_VERBOSITY"] = "ERROR"
     try:
-        setup_logging(args.log_level)
+        setup_logging(level)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -211,6 +246,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away: say nothing more, and let no flush at exit complain."""
+    # Python's documented recipe (library/signal.html, "Note on SIGPIPE"): point stdout
+    # at devnull, so the interpreter's final flush cannot raise a second time.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
@@ -232,6 +278,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         "run": app.run_command,
         "render": app.render_command,
         "spec": app.spec_command,
+        "pool": app.pool_command,
         "secrets": app.secrets_command,
     }
     return await handlers[args.command](args)

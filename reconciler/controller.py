@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler import cluster
 from reconciler.clock import Clock
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, TemporaryError
 from reconciler.execute import ActionResult, Executor
 from reconciler.logs import scrub
 from reconciler.model import Observed
@@ -40,9 +41,10 @@ from reconciler.observe import Observer
 from reconciler.plan import Action, ActionKind, Plan, PoolWorld, group_by_pool, plan
 from reconciler.pools import PoolSource, PoolVariable, status_path
 from reconciler.scaling.decide import LastScale
-from reconciler.spec import PoolSpec, SpecError, parse_pool_spec
+from reconciler.spec import PoolSpec, SpecError, needs_servers, parse_pool_spec
 from reconciler.status import StatusWriter, error_items, last_scale_from, status_items
 from reconciler.telemetry import Metrics
+from reconciler.units import plural
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +78,28 @@ def without_unread_targets(pp: PoolPlan, observed: Observed) -> PoolPlan:
     if not unread:
         return pp
     kept = tuple(a for a in pp.plan.actions if a.node_id not in unread or a.kind not in DISRUPTIVE)
-    note = f"held back until their nodes are read in full: {len(unread)} drains, deletes or purges"
+    note = (
+        "held back until their nodes are read in full: "
+        f"{plural(len(unread), 'drain, delete or purge', 'drains, deletes or purges')}"
+    )
     plan_ = dataclasses.replace(pp.plan, actions=kept, notes=(*pp.plan.notes, note))
     return dataclasses.replace(pp, plan=plan_)
+
+
+def finalizing(planned: Plan) -> Plan:
+    """A deleted pool's plan: every member goes, each action saying why."""
+    actions = tuple(dataclasses.replace(a, reason="spec deleted") for a in planned.actions)
+    return dataclasses.replace(
+        planned,
+        actions=actions,
+        desired_reason="spec deleted: scaled to zero, then its status is removed",
+    )
+
+
+def finalized(pp: PoolPlan) -> bool:
+    """A deleted pool with nothing left of it: its status (the finalizer) can go."""
+    p = pp.plan
+    return pp.variable.deleted and p is not None and not p.members and not p.actions
 
 
 @dataclass(frozen=True)
@@ -155,12 +176,16 @@ class Controller:
         metrics: Metrics | None = None,
         fence: Callable[[], bool] | None = None,
         shutdown_grace: float = SHUTDOWN_GRACE,
+        read_timeout: float | None = None,
     ) -> None:
         self.pools = pools
         self.observer = observer
         self.executor = executor
         self.clock = clock
         self.resync = resync
+        # Real seconds a pass's reads may take before the pass counts as failed (and each
+        # pool's status says so): within one resync, so a hang shows before the next.
+        self.read_timeout = read_timeout if read_timeout is not None else max(5.0, resync * 0.8)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._backoff: dict[str, _Backoff] = {}
@@ -174,6 +199,10 @@ class Controller:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[ActionResult]] = set()
         self.on_pass: Callable[[PassReport], None] | None = None
+        # Told each pass's plans before its actions start, and each action's result as it
+        # finishes (abandoned ones aside): `apply` prints them as they happen.
+        self.on_plans: Callable[[list[PoolPlan]], None] | None = None
+        self.on_action: Callable[[ActionResult], None] | None = None
         self.status = status  # read for cooldowns always; written after passes if write_status
         self.write_status = write_status
         self.metrics = metrics
@@ -182,6 +211,7 @@ class Controller:
         self._last_plans: list[PoolPlan] = []  # for the resync period of autoscaled pools
         # Each pool's last parse, reused while its variable is the same (see _parsed).
         self._specs: dict[str, tuple[PoolVariable, PoolSpec | tuple[str, ...]]] = {}
+        self._invalid: dict[str, tuple[int, tuple[str, ...]]] = {}  # logged: index, problems
 
     @property
     def fence(self) -> Callable[[], bool] | None:
@@ -214,9 +244,18 @@ class Controller:
 
         # The world does not depend on the specs: both are read at once. Each
         # runs to its end, so a failed observation still knows the pools it was for.
-        read_world, read_specs = await asyncio.gather(
-            self.observer.observe(), specs(), return_exceptions=True
-        )
+        try:
+            # A read that hangs must not hold the pass (and the pools' status) forever:
+            # the clients' own deadlines and retries can add up to minutes.
+            read_world, read_specs = await asyncio.wait_for(
+                asyncio.gather(self.observer.observe(), specs(), return_exceptions=True),
+                self.read_timeout,
+            )
+        except TimeoutError:
+            raise TemporaryError(
+                f"reading multipassd and Nomad did not finish within {self.read_timeout:g}s "
+                "(a read hangs); nothing is planned until it answers"
+            ) from None
         if isinstance(read_specs, BaseException):
             raise read_specs
         if isinstance(read_world, BaseException):
@@ -291,7 +330,10 @@ class Controller:
             spec = parsed
             if isinstance(spec, tuple):
                 return PoolPlan(variable, None, None, spec)
-            return PoolPlan(variable, spec, plan(spec, observed, now, inflight, last_scale, world))
+            planned = plan(spec, observed, now, inflight, last_scale, world)
+            if variable.deleted:
+                planned = finalizing(planned)
+            return PoolPlan(variable, spec, planned)
         except Exception as exc:  # a bug in one pool's planning must not stop the others
             log.debug("pool %s: planning raised", variable.pool, exc_info=True)
             # Scrubbed: the error goes to the status variable, which outlives any log.
@@ -384,6 +426,10 @@ class Controller:
             if self.metrics:
                 self.metrics.pass_done(time.monotonic() - started)
         report.standby = not self._leading()
+        if not report.standby:
+            report.plans = await self._with_discovered_servers(report.plans)
+        if self.on_plans:
+            self.on_plans(report.plans)
         work = self._start_actions(report, wait_actions)
         if work and not wait_actions:
             # Let the actions just started send their first call before the metrics
@@ -404,6 +450,51 @@ class Controller:
             self.on_pass(report)
         return report
 
+    async def _with_discovered_servers(self, plans: list[PoolPlan]) -> list[PoolPlan]:
+        """Launches of the shipped template join the cluster as Nomad describes it.
+
+        Servers from GET /v1/status/peers for pools without `servers`, and the TLS
+        material of `<prefix>` (reconciler.cluster); read once per pass, and only
+        when such a pool launches. Without them a pool's launches wait: a VM that
+        cannot join would only be replaced later.
+        """
+        wanting = {
+            id(pp)
+            for pp in plans
+            if pp.spec is not None
+            and pp.plan is not None
+            and cluster.uses_shipped_template(pp.spec)
+            and any(a.kind is ActionKind.LAUNCH for a in pp.plan.actions)
+        }
+        if not wanting:
+            return plans
+        need_servers = any(
+            id(pp) in wanting and pp.spec is not None and needs_servers(pp.spec) for pp in plans
+        )
+        join, why = cluster.ClusterJoin(), ""
+        try:
+            join = await cluster.read_join(
+                self.pools.nomad, self.pools.prefix, servers=need_servers
+            )
+        except ReconcilerError as exc:
+            why = f"cannot read how to join the cluster: {exc}"
+        out = []
+        for pp in plans:
+            if id(pp) not in wanting:
+                out.append(pp)
+                continue
+            assert pp.spec is not None and pp.plan is not None
+            problem = why or cluster.join_problem(pp.spec, join)
+            if problem is None:
+                out.append(dataclasses.replace(pp, spec=cluster.for_launch(pp.spec, join)))
+                continue
+            log.warning("pool %s: launches held: %s", pp.pool, problem, extra={"pool": pp.pool})
+            kept = tuple(a for a in pp.plan.actions if a.kind is not ActionKind.LAUNCH)
+            note = f"launches held: {problem}"
+            held = dataclasses.replace(pp.plan, actions=kept, notes=(*pp.plan.notes, note))
+            out.append(dataclasses.replace(pp, plan=held))
+        return out
+
     def _start_actions(
         self, report: PassReport, wait_actions: bool
     ) -> list[tuple[Action, asyncio.Task[ActionResult]]]:
@@ -412,8 +503,9 @@ class Controller:
         work: list[tuple[Action, asyncio.Task[ActionResult]]] = []
         for pp in report.plans:
             if pp.problems:
-                log.error("pool %s: invalid spec: %s", pp.pool, "; ".join(pp.problems))
+                self._log_invalid(pp)
                 continue
+            self._invalid.pop(pp.pool, None)
             if pp.error is not None:
                 continue  # logged by _note_crashes when it happened
             assert pp.spec is not None and pp.plan is not None
@@ -432,6 +524,20 @@ class Controller:
                 self._tasks.add(task)
                 work.append((action, task))
         return work
+
+    def _log_invalid(self, pp: PoolPlan) -> None:
+        """An invalid spec, logged once per change of the spec, not at every resync."""
+        seen = (pp.variable.index, pp.problems)
+        if self._invalid.get(pp.pool) == seen:
+            return
+        self._invalid[pp.pool] = seen
+        problems = "; ".join(pp.problems)
+        log.error(
+            "pool %s: invalid spec, nothing is planned for it: %s",
+            pp.pool,
+            problems,
+            extra={"pool": pp.pool, "outcome": "invalid", "error": problems},
+        )
 
     def _leading(self) -> bool:
         return self.fence is None or self.fence()
@@ -452,6 +558,9 @@ class Controller:
             if pp.error is not None:
                 await self._write_crash(pp)
                 continue
+            if finalized(pp):
+                await self._remove_status(pp.pool)
+                continue
 
             def build(
                 previous: Mapping[str, str],
@@ -464,6 +573,20 @@ class Controller:
                 await self.status.write(status_path(self.pools.prefix, pp.pool), build)
             except ReconcilerError as exc:
                 log.warning("pool %s: status not written: %s", pp.pool, exc)
+
+    async def _remove_status(self, pool: str) -> None:
+        """The last step of deleting a pool: no member is left, so its finalizer goes."""
+        assert self.status is not None
+        try:
+            await self.status.nomad.delete_var(status_path(self.pools.prefix, pool))
+        except ReconcilerError as exc:
+            log.warning("pool %s: status not removed: %s", pool, exc, extra={"pool": pool})
+            return
+        log.info(
+            "pool %s: spec deleted and every member removed; status removed",
+            pool,
+            extra={"pool": pool, "action": "finalize", "outcome": "ok"},
+        )
 
     async def _write_crash(self, pp: PoolPlan) -> None:
         """Record a crashed planning as the pool's last error; the rest of its status stays."""
@@ -512,6 +635,8 @@ class Controller:
             if result.abandoned:
                 return  # never sent (lease gone, or stopping): no verdict on the pool
             self._last_results.setdefault(pool, []).append(result)
+            if self.on_action:
+                self.on_action(result)
             if self.metrics:
                 self.metrics.action_done(pool, result.action.kind.value, result.ok, result.duration)
             if result.in_progress:
@@ -605,7 +730,7 @@ class Controller:
 
     def _cancel_actions(self, why: str) -> None:
         if self._tasks:
-            log.warning("cancelling %d actions under way: %s", len(self._tasks), why)
+            log.warning("cancelling %s under way: %s", plural(len(self._tasks), "action"), why)
         for task in list(self._tasks):
             task.cancel()
 
@@ -620,7 +745,11 @@ class Controller:
         running = set(self._tasks)
         if not running:
             return
-        log.info("shutdown: waiting up to %gs for %d actions", self.shutdown_grace, len(running))
+        log.info(
+            "shutdown: waiting up to %gs for %s",
+            self.shutdown_grace,
+            plural(len(running), "action"),
+        )
         grace = asyncio.create_task(self.clock.sleep(self.shutdown_grace))
         finished = asyncio.create_task(asyncio.wait(running))
         await asyncio.wait({grace, finished}, return_when=asyncio.FIRST_COMPLETED)
@@ -629,8 +758,8 @@ class Controller:
         left = [t for t in running if not t.done()]
         if left:
             log.warning(
-                "shutdown: %d actions still running after %gs, cancelled",
-                len(left),
+                "shutdown: %s still running after %gs, cancelled",
+                plural(len(left), "action"),
                 self.shutdown_grace,
             )
             for task in left:

@@ -3,7 +3,8 @@
 It starts both simulators (real servers on loopback, a clock running 20 times
 faster than real time), writes a pool variable, and shows the reconciler bring
 the pool to its spec; then edits the spec three times (grow, shrink, a new
-image: a rolling replacement) and shows it follow. Every step prints the
+image: a rolling replacement) and shows it follow. The pool sets no `servers`:
+its VMs join the servers the simulated Nomad lists (GET /v1/status/peers). Every step prints the
 dry-run diff first, then converges; the end shows the pool's status variable.
 """
 
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from reconciler.app import Connected, connect, print_plans
+from reconciler.app import connect, print_plans
 from reconciler.clock import ScaledClock
 from reconciler.nomad.settings import NomadSettings
 from reconciler.pools import DEFAULT_PREFIX, pool_path, status_path
@@ -24,7 +25,6 @@ from reconciler.status import read_status_table
 
 SPEED = 20.0
 POOL = "web"
-SERVERS = "servers: [nomad-server.lab]"
 
 
 async def run_demo(seed: int = 7, out: TextIO | None = None, speed: float = SPEED) -> int:
@@ -43,18 +43,24 @@ async def run_demo(seed: int = 7, out: TextIO | None = None, speed: float = SPEE
         say(f"simulators up: Nomad {sim.nomad.address}, multipassd {sim.multipassd.address} (TLS)")
         async with connect(settings, clock=clock) as c:
             path = pool_path(DEFAULT_PREFIX, POOL)
+            # Each label says what the step does; the command after it is the edit itself.
             steps = [
-                ("create the pool: min=2 max=5", {"min": "2", "max": "5"}),
-                ("raise min to 4", {"min": "4", "max": "5"}),
-                ("lower max to 2 (drains and deletes two members)", {"min": "2", "max": "2"}),
+                ("create a pool of 2 members (2 launches)", {"min": "2", "max": "5"}),
+                ("grow it to 4 members (2 more launches)", {"min": "4", "max": "5"}),
                 (
-                    "change the image to 22.04 (a rolling replacement, one surge member at a time)",
+                    "shrink it to 2 members (2 drained, their work moved, then deleted)",
+                    {"min": "2", "max": "2"},
+                ),
+                (
+                    "roll it to image 22.04 (each member replaced, the new one first)",
                     {"min": "2", "max": "2", "image": "22.04"},
                 ),
             ]
             for number, (title, sizing) in enumerate(steps, 1):
-                say(f"step {number}: {title}: nomad var put {path} ...")
-                await _put_pool(c, path, sizing)
+                items = {**sizing, "drain_deadline": "5m"}
+                edit = " ".join(f"{k}={v}" for k, v in items.items())
+                say(f"step {number}: {title}: nomad var put {path} {edit}")
+                await c.nomad.put_var(path, items)
                 if number == 2:
                     # Give the pool some work so the drains in step 3 have allocations to move.
                     sim.nomad_state.run_job("api", count=4, cpu_mhz=500, memory_mb=512)
@@ -71,11 +77,6 @@ async def run_demo(seed: int = 7, out: TextIO | None = None, speed: float = SPEE
             out.write(read_status_table({POOL: items}) + "\n")
         say("demo finished: the pool followed every edit of its spec")
     return 0
-
-
-async def _put_pool(c: Connected, path: str, sizing: dict[str, str]) -> None:
-    items = {**sizing, "cloud_init_vars": SERVERS, "drain_deadline": "5m"}
-    await c.nomad.put_var(path, items)
 
 
 def _printer(out: TextIO, started: float) -> Callable[[str], None]:

@@ -14,6 +14,9 @@ from typing import IO, Any
 from reconciler.plan import Action, ActionKind, Plan
 from reconciler.scaling.decide import Decision
 from reconciler.spec import PoolSpec
+from reconciler.units import plural
+
+__all__ = ["plural"]  # re-exported: the CLI's output uses the same rule
 
 PLAN_SCHEMA = "multipass-reconciler/plan/v1"
 
@@ -68,10 +71,10 @@ def _detail(action: Action, spec: PoolSpec) -> str:
     node = f"node {action.node_id[:8]}" if action.node_id else "no node"
     if action.kind is ActionKind.DRAIN:
         deadline = _dur(action.deadline_s) if action.deadline_s is not None else "none"
-        return f"{node}, {action.allocations} allocations, deadline {deadline}"
+        return f"{node}, {plural(action.allocations, 'allocation')}, deadline {deadline}"
     if action.kind is ActionKind.DELETE:
         # Allocations still on the node (a drain past its deadline) go with the instance.
-        return f"{node}, {action.allocations} allocations, purge instance"
+        return f"{node}, {plural(action.allocations, 'allocation')}, purge instance"
     return node
 
 
@@ -88,14 +91,83 @@ def summary_line(actions: Sequence[Action]) -> str:
         return "No changes. The pool matches its spec."
     return (
         f"Plan: {c['launch']} to launch, {c['drain']} to drain, "
-        f"{c['delete']} to delete, {c['purge-node']} nodes to purge."
+        f"{c['delete']} to delete, {plural(c['purge-node'], 'node')} to purge."
     )
 
 
-def render_text(plan: Plan, spec: PoolSpec, variable_path: str, colour: bool = False) -> str:
+def plan_summary(plan: Plan, *, deleted: bool = False, failing: str | None = None) -> str:
+    """The plan's closing line: what it does, or why it does nothing. Never a false "matches".
+
+    ``deleted``: the pool's spec is gone (its status remains); ``failing``: the
+    failure the pool's status records, shown when nothing is planned now.
+    """
+    head = ""
+    if deleted:
+        head = f"pool {plan.pool}: spec deleted; {plural(len(plan.members), 'member')} to remove. "
+    if plan.actions:
+        return head + summary_line(plan.actions)
+    return head + _why_no_changes(plan, failing)
+
+
+def _why_no_changes(plan: Plan, failing: str | None) -> str:
+    c = plan.counts
+    if plan.paused:
+        if not plan.paused_actions:
+            return "No changes: the pool is paused (and unpaused it would plan none)."
+        would = summary_line(plan.paused_actions).removeprefix("Plan: ")
+        return f"No changes: the pool is paused. Unpaused, it would plan: {would}"
+    if failing:
+        return f"No changes planned now, but the last pass failed: {failing}"
+    if plan.stalled is not None:
+        return f"No changes can be made: the rollout is stalled on {plan.stalled} (see the note)."
+    if plan.short_circuit is not None:
+        return "No changes can be made: remediation is short-circuited (see the note)."
+    if plan.blocked:
+        return (
+            "No changes can be made: protected or held members block the rollout: "
+            + ", ".join(plan.blocked)
+            + "."
+        )
+    waiting = [
+        plural(n, what, many)
+        for n, what, many in (
+            (c.get("pending", 0), "launch", "launches"),
+            (c.get("draining", 0) + c.get("drained", 0), "drain", None),
+            (c.get("deleting", 0), "delete", None),
+        )
+        if n
+    ]
+    if waiting:
+        return f"No changes to make now: waiting on {' and '.join(waiting)} under way."
+    if c.get("node-only", 0):
+        return (
+            f"No changes to make now: waiting on {plural(c['node-only'], 'node')} "
+            "without a VM to go down before it is purged."
+        )
+    if c.get("ready", 0) < plan.desired or c.get("outdated", 0):
+        return (
+            f"No changes can be made now: {c.get('ready', 0)} of {plan.desired} ready, "
+            f"{c.get('outdated', 0)} outdated (see the notes)."
+        )
+    return "No changes. The pool matches its spec."
+
+
+def render_text(
+    plan: Plan,
+    spec: PoolSpec,
+    variable_path: str,
+    colour: bool = False,
+    *,
+    deleted: bool = False,
+    failing: str | None = None,
+) -> str:
+    where = (
+        f"spec {variable_path} deleted; its status remains"
+        if deleted
+        else f"{variable_path} @ index {plan.index}, template hash {plan.template_hash}"
+    )
     lines = [
-        _paint(f"Pool {plan.pool}", "1", colour)
-        + f"  ({variable_path} @ index {plan.index}, template hash {plan.template_hash})",
+        _paint(f"Pool {plan.pool}", "1", colour) + f"  ({where})",
         f"  desired {plan.desired}: {plan.desired_reason}",
         "  members: " + _count_text(plan.counts),
     ]
@@ -109,7 +181,7 @@ def render_text(plan: Plan, spec: PoolSpec, variable_path: str, colour: bool = F
         lines.append(f"{head} {a.instance:<{width}}  {_detail(a, spec)}  # {a.reason}")
     if plan.actions:
         lines.append("")
-    lines.append(summary_line(plan.actions))
+    lines.append(plan_summary(plan, deleted=deleted, failing=failing))
     return "\n".join(lines) + "\n"
 
 
@@ -162,7 +234,9 @@ def _count_text(counts: Mapping[str, int]) -> str:
     return ", ".join(parts)
 
 
-def plan_to_json(plan: Plan, spec: PoolSpec, variable_path: str) -> dict[str, Any]:
+def plan_to_json(
+    plan: Plan, spec: PoolSpec, variable_path: str, *, deleted: bool = False
+) -> dict[str, Any]:
     return {
         "schema": PLAN_SCHEMA,
         "pool": plan.pool,
@@ -171,6 +245,7 @@ def plan_to_json(plan: Plan, spec: PoolSpec, variable_path: str) -> dict[str, An
         "template_hash": plan.template_hash,
         "valid": True,
         "paused": plan.paused,
+        "deleted": deleted,
         "desired": plan.desired,
         "desired_reason": plan.desired_reason,
         "scaling": _scaling_json(plan.scaling),
@@ -178,6 +253,7 @@ def plan_to_json(plan: Plan, spec: PoolSpec, variable_path: str) -> dict[str, An
         "notes": list(plan.notes),
         "actions": [_action_json(a, spec) for a in plan.actions],
         "summary": summary_counts(plan.actions),
+        "summary_text": plan_summary(plan, deleted=deleted),
     }
 
 

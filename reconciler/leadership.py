@@ -94,7 +94,9 @@ class LeaderElector:
     def _note(self, leader: bool) -> None:
         if leader != self._was_leader:
             self._was_leader = leader
-            log.warning("leadership %s (%s)", "acquired" if leader else "lost", self.identity)
+            # A change of leader is the election working, not a problem (the lapse or a
+            # failed renewal that causes a loss is logged as a warning where it happens).
+            log.info("leadership %s (%s)", "acquired" if leader else "lost", self.identity)
             if self.on_change is not None:
                 self.on_change(leader)
 

@@ -30,6 +30,7 @@ from reconciler.scaling.decide import Decision, LastScale, decide
 from reconciler.scaling.policy import Policy
 from reconciler.scaling.signals import pool_signals
 from reconciler.spec import PoolSpec
+from reconciler.units import plural
 
 
 class ActionKind(StrEnum):
@@ -116,6 +117,8 @@ class Plan:
     short_circuit: str | None = None
     # Why the daemon will not launch the pool's image (a spec problem); None: it will.
     image_problem: str | None = None
+    # A paused pool: what it would do if it were not (shown, never executed).
+    paused_actions: tuple[Action, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -243,8 +246,12 @@ def plan(
     notes: list[str] = []
     outcome = _Outcome()
     image_problem = image_refusal(spec, observed)
+    paused_actions: list[Action] = []
     if spec.paused:
         notes.append("paused: the pool's `paused` item is true; no action is planned")
+        # Planned on the side (its notes and outcome dropped): what unpausing would do.
+        paused_actions += _finish_removals(spec, members, stale_nodes, [])
+        paused_actions += _converge(spec, members, desired, [], _Outcome())
     elif image_problem is not None:
         # A spec-level problem: nothing this spec would launch can be, so nothing is
         # started that counts on a launch (a replacement, a surge); removals already
@@ -276,6 +283,7 @@ def plan(
         stalled=outcome.stalled,
         short_circuit=outcome.short_circuit,
         image_problem=image_problem,
+        paused_actions=tuple(a for a in paused_actions if a.key not in inflight_keys),
     )
 
 
@@ -639,7 +647,7 @@ def _converge(
     short_circuited = len(unhealthy) > limit
     if short_circuited:
         outcome.short_circuit = (
-            f"remediation short-circuited: {len(unhealthy)} unhealthy members exceed "
+            f"remediation short-circuited: {plural(len(unhealthy), 'unhealthy member')} exceed "
             f"max_unhealthy ({limit}); fix the cause (network, template) before they are replaced"
         )
         notes.append(outcome.short_circuit)
@@ -812,7 +820,8 @@ def _removals(
             remove(m, f"unhealthy: {m.unhealthy}")
     for m in not_joined if scale_in else ():
         if excess() > 0:
-            remove(m, f"scale down: {budget.serving} members, {desired} desired (not yet joined)")
+            members = plural(budget.serving, "member")
+            remove(m, f"scale down: {members}, {desired} desired (not yet joined)")
     for m in outdated:
         if m.node is None:
             # Never joined: nothing can run there, nothing to pace.
@@ -829,10 +838,15 @@ def _removals(
             break
         if budget.available - 1 < min_available:
             break  # never shrink the ready count below desired - max_unavailable
-        remove(m, f"scale down: {budget.serving} members, {desired} desired ({spec.scale_in})")
+        remove(
+            m,
+            f"scale down: {plural(budget.serving, 'member')}, {desired} desired ({spec.scale_in})",
+        )
     if budget.serving > desired and not replaceable and scale_in:
+        over = budget.serving - desired
         notes.append(
-            f"{budget.serving - desired} more members are above desired but none can be "
+            f"{plural(over, 'more member')} {'is' if over == 1 else 'are'} above desired but "
+            "none can be "
             f"removed now (scale_in {spec.scale_in}, protected or held members)"
         )
     return actions

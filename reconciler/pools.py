@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -32,12 +33,36 @@ def status_path(prefix: str, pool: str) -> str:
     return f"{prefix.rstrip('/')}/status/{pool}"
 
 
+def status_prefix(prefix: str) -> str:
+    return f"{prefix.rstrip('/')}/status/"
+
+
+# What a pool whose spec was deleted is planned as: scaled to zero (DESIGN.md, "Nomad
+# Variables": the status variable is the finalizer). Every other item keeps its default.
+DELETED_ITEMS: Mapping[str, str] = {"min": "0", "max": "0"}
+
+
 @dataclass(frozen=True)
 class PoolVariable:
     pool: str
     path: str
     items: Mapping[str, str]
     index: int  # ModifyIndex: the spec's generation
+    # The spec variable is gone while the pool's status variable remains: the pool is
+    # scaled to zero, then its status is removed. ``items`` are then DELETED_ITEMS.
+    deleted: bool = False
+
+
+def was_paused(status: Mapping[str, str]) -> bool:
+    """Did the last status say the pool was paused? A paused pool, deleted, stays paused."""
+    try:
+        conditions = json.loads(status.get("conditions", "[]"))
+    except json.JSONDecodeError:
+        return False
+    return any(
+        isinstance(c, dict) and c.get("type") == "Progressing" and c.get("reason") == "Paused"
+        for c in (conditions if isinstance(conditions, list) else [])
+    )
 
 
 _UNREAD = PoolVariable("", "", {}, -1)
@@ -57,17 +82,28 @@ class PoolSource:
         return pool_path(self.prefix, pool)
 
     async def load(self, only: str | None = None) -> list[PoolVariable]:
-        """Every pool's variable (or just ``only``'s), sorted by pool name."""
+        """Every pool's variable (or just ``only``'s), sorted by pool name.
+
+        A pool whose spec is gone but whose status variable remains comes back as
+        ``deleted``: it was acted on under this prefix and namespace, so its members
+        are ours to remove. A pool with neither is not a pool here at all.
+        """
         if only is not None:
             try:
                 var = await self.nomad.get_var(self.path(only))
             except NotFound:
+                deleted = await self._deleted(only)
+                if deleted is not None:
+                    return [deleted]
                 raise ConfigError(
                     f"pool {only!r}: no variable at {self.path(only)}; create it with "
                     f"`nomad var put {self.path(only)} min=1 max=3`"
                 ) from None
             return [PoolVariable(only, var.path, dict(var.items), var.modify_index)]
-        listing = await self.nomad.list_vars(pools_prefix(self.prefix))
+        listing, statuses = await asyncio.gather(
+            self.nomad.list_vars(pools_prefix(self.prefix)),
+            self.nomad.list_vars(status_prefix(self.prefix)),
+        )
         self._index = max(self._index, listing.index)
         listed = {
             m.path: m.modify_index
@@ -80,7 +116,30 @@ class PoolSource:
             pool = v.path[len(pools_prefix(self.prefix)) :]
             self._read[v.path] = PoolVariable(pool, v.path, dict(v.items), v.modify_index)
         self._read = {p: v for p, v in self._read.items() if p in listed}
-        return [self._read[p] for p in sorted(listed)]
+        found = [self._read[p] for p in sorted(listed)]
+        # A status without its spec: the pool was deleted and its finalizer is pending.
+        named = {v.pool for v in found}
+        orphans = sorted(
+            pool
+            for m in statuses.value
+            if "/" not in (pool := m.path[len(status_prefix(self.prefix)) :]) and pool not in named
+        )
+        gone = await asyncio.gather(*(self._deleted(pool) for pool in orphans))
+        found += [d for d in gone if d is not None]
+        return sorted(found, key=lambda v: v.pool)
+
+    async def _deleted(self, pool: str) -> PoolVariable | None:
+        """The pool as its status finalizer leaves it once its spec is gone; None: no status."""
+        try:
+            status = await self.nomad.get_var(status_path(self.prefix, pool))
+        except NotFound:
+            return None
+        items = dict(DELETED_ITEMS)
+        if was_paused(status.items):
+            items["paused"] = "true"
+        spec_index = status.items.get("spec_index", "0")
+        index = int(spec_index) if spec_index.isdigit() else 0
+        return PoolVariable(pool, self.path(pool), items, index, deleted=True)
 
     async def wait_for_change(self) -> None:
         """Return once a pool variable was created, changed or deleted.

@@ -7,10 +7,11 @@ each names the item, what is wrong, and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ from reconciler.units import (
     parse_count_or_percent,
     parse_duration,
     parse_size,
+    yaml_problem,
 )
 
 MAX_POOL_SIZE = 10_000
@@ -216,7 +218,7 @@ def _yaml_map(raw: str) -> dict[str, Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ValueError(f"is not valid YAML: {yaml_problem(exc)}") from None
     except RecursionError:
         raise ValueError("is nested too deeply to read") from None
     if value is None:
@@ -318,10 +320,7 @@ def _default_template_var_problems(variables: Mapping[str, Any]) -> list[str]:
 def _servers_problems(servers: Any) -> list[str]:
     example = "e.g. 'servers: [10.0.0.2, nomad.lab:4647]'"
     if servers is None:
-        return [
-            "cloud_init_vars.servers: required by the shipped template: a list of Nomad "
-            f"server addresses, {example}"
-        ]
+        return []  # taken from Nomad at launch (GET /v1/status/peers): reconciler.servers
     if not isinstance(servers, list):
         return [
             f"cloud_init_vars.servers: {servers!r} must be a list of Nomad server addresses, "
@@ -360,6 +359,25 @@ def _check_compiles(text: str, problems: list[str]) -> str:
     return text
 
 
+# Rendered in place of the servers a pool without `servers` discovers at launch.
+SAMPLE_SERVERS = ("127.0.0.1:4647",)
+
+
+def needs_servers(spec: PoolSpec) -> bool:
+    """The shipped template with no `servers`: they are taken from Nomad at launch."""
+    return spec.cloud_init is None and "servers" not in spec.cloud_init_vars
+
+
+def with_servers(spec: PoolSpec, servers: Sequence[str]) -> PoolSpec:
+    """``spec`` rendering ``servers``; the template hash stays the spec's own.
+
+    Discovered servers are not part of the instance's shape: replacing a Nomad
+    server must not roll every VM (a running client learns the new set by itself).
+    """
+    variables = MappingProxyType({**spec.cloud_init_vars, "servers": list(servers)})
+    return dataclasses.replace(spec, cloud_init_vars=variables)
+
+
 def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> PoolSpec:
     """Parse a pool variable's items; raise SpecError listing every problem."""
     p = _Parser(items)
@@ -376,7 +394,8 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
         if required not in items:
             p.problems.append(f"{required}: required; set it with `nomad var put ... {required}=N`")
     lo = p.int_in("min", 0, MAX_POOL_SIZE, 0) or 0
-    hi = p.int_in("max", 1, MAX_POOL_SIZE, max(lo, 1))
+    # max=0 (with min=0) is an empty pool: one that is kept, with no members.
+    hi = p.int_in("max", 0, MAX_POOL_SIZE, max(lo, 1))
     hi = hi if hi is not None else max(lo, 1)
     if hi < lo:
         p.problems.append(f"max: {hi} is below min ({lo})")
@@ -481,7 +500,8 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
         # Render once for a sample instance: a missing variable is a spec problem
         # now, not a launch failure later.
         try:
-            render_cloud_init(spec, ownership.instance_name(pool, spec.template_hash, 0))
+            sample = with_servers(spec, SAMPLE_SERVERS) if needs_servers(spec) else spec
+            render_cloud_init(sample, ownership.instance_name(pool, spec.template_hash, 0))
         except RenderError as exc:
             p.problems.append(str(exc).removeprefix(f"pool {pool}: "))
     if p.problems:

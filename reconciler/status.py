@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.diff import summary_line
+from reconciler.diff import plan_summary
 from reconciler.errors import ReconcilerError
 from reconciler.execute import ActionResult
 from reconciler.logs import scrub
@@ -25,6 +25,7 @@ from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import CasConflict, NotFound
 from reconciler.plan import Plan
 from reconciler.scaling.decide import LastScale
+from reconciler.units import plural
 
 COUNT_KEYS = (
     "ready",
@@ -62,7 +63,9 @@ def conditions_for(
                 "Ready", False, "InvalidSpec", "no action is planned while the spec is invalid"
             ),
             Condition("Progressing", False, "InvalidSpec", ""),
-            Condition("Degraded", False, "InvalidSpec", ""),
+            # True: Degraded is the one condition to alert on for a pool that is not
+            # reconciled, whatever the cause (docs/status.md).
+            Condition("Degraded", True, "InvalidSpec", "; ".join(problems)),
         ]
     c = plan.counts
     failed = [r for r in results if not r.ok]
@@ -101,7 +104,7 @@ def conditions_for(
     elif c["unhealthy"]:
         degraded_reason, degraded_message = (
             "UnhealthyMembers",
-            f"{c['unhealthy']} unhealthy members",
+            f"{plural(c['unhealthy'], 'unhealthy member')}",
         )
     return [
         Condition("SpecValid", True, "Parsed", ""),
@@ -110,7 +113,7 @@ def conditions_for(
             "Progressing",
             bool(moving) and not plan.paused,
             "Paused" if plan.paused else ("Reconciling" if moving else "Idle"),
-            summary_line(plan.actions) if moving else "",
+            plan_summary(plan) if moving else "",
         ),
         Condition("Degraded", degraded_reason != "AsExpected", degraded_reason, degraded_message),
     ]
@@ -145,7 +148,7 @@ def status_items(
         items["desired"] = str(plan.desired)
         items["desired_reason"] = plan.desired_reason
         items["template_hash"] = plan.template_hash
-        items["last_plan"] = summary_line(plan.actions)
+        items["last_plan"] = plan_summary(plan)
         items["notes"] = "; ".join(plan.notes)
         for key in COUNT_KEYS:
             items[key] = str(plan.counts.get(key, 0))
@@ -218,6 +221,11 @@ def last_scale_from(items: Mapping[str, str]) -> LastScale | None:
         return None
     direction = items.get("last_scale_direction", "up")
     return LastScale(count, at.replace(tzinfo=UTC).timestamp(), direction)
+
+
+def load_conditions(text: str) -> list[dict[str, Any]]:
+    """The conditions a status variable's ``conditions`` item holds; [] if unreadable."""
+    return _load_conditions(text)
 
 
 def _load_conditions(text: str) -> list[dict[str, Any]]:
@@ -305,6 +313,32 @@ class StatusWriter:
         return False
 
 
+NUMBER_KEYS = frozenset({*COUNT_KEYS, "desired", "spec_index", "last_scale_count"})
+
+
+def status_to_json(items: Mapping[str, str]) -> dict[str, Any]:
+    """A status variable for `status -o json`: numbers as numbers, conditions as objects.
+
+    The variable itself keeps strings (Nomad's rule); this is only how it is shown.
+    """
+    out: dict[str, Any] = {}
+    for key, value in items.items():
+        if key in NUMBER_KEYS and value.isdigit():
+            out[key] = int(value)
+        elif key == "conditions":
+            out[key] = _load_conditions(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _indented(label: str, text: str) -> list[str]:
+    """``label: text`` under the pool's row; the lines of a multi-line text stay in the column."""
+    first, *rest = text.splitlines() or [""]
+    pad = " " * 17
+    return [f"{pad}{label}: {first}", *(f"{pad}  {line}" for line in rest)]
+
+
 def read_status_table(statuses: Mapping[str, Mapping[str, str]]) -> str:
     """The status of every pool as a table a person reads at a glance."""
     header = (
@@ -324,15 +358,19 @@ def read_status_table(statuses: Mapping[str, Mapping[str, str]]) -> str:
         bad = [
             c for c in conds if (c["type"] == "Degraded") == bool(c["status"]) and c.get("message")
         ]
-        lines += [f"{'':<16} {c['type']}: {c['message']}" for c in bad]
+        shown: set[str] = set()
+        for c in bad:
+            if c["message"] not in shown:  # SpecValid and Degraded can say the same
+                shown.add(c["message"])
+                lines += _indented(c["type"], str(c["message"]))
         if items.get("notes"):
-            lines.append(f"{'':<16} notes: {items['notes']}")
+            lines += _indented("notes", items["notes"])
         if items.get("last_scale_at"):
-            lines.append(
-                f"{'':<16} last scaled {items.get('last_scale_direction', '?')} to "
-                f"{items.get('last_scale_count', '?')} at {items['last_scale_at']}: "
-                f"{items.get('last_scale_reason', '')}"
+            lines += _indented(
+                f"last scaled {items.get('last_scale_direction', '?')} to "
+                f"{items.get('last_scale_count', '?')} at {items['last_scale_at']}",
+                items.get("last_scale_reason", ""),
             )
         if items.get("last_error"):
-            lines.append(f"{'':<16} last error: {items['last_error']}")
+            lines += _indented("last error", items["last_error"])
     return "\n".join(lines) + "\n"

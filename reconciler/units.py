@@ -138,3 +138,18 @@ def parse_count_or_percent(text: str) -> CountOrPercent:
     if percent and value > 100:
         raise ValueError(f"{text!r} is above 100%")
     return CountOrPercent(value, percent)
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A PyYAML error as a person fixing the item wants it: where (line and column within
+    the item's text, 1-based) and what; PyYAML's own text spreads over several lines."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return str(problem)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 node``, ``2 nodes``, ``2 launches``: a count a person reads agrees with its noun."""
+    return f"{n} {word if n == 1 else many or word + 's'}"

@@ -41,7 +41,7 @@ from reconciler.model import (
 from reconciler.multipass import errors
 from reconciler.multipass._pb import multipass_pb2 as pb
 from reconciler.multipass._pb import multipass_pb2_grpc as pb_grpc
-from reconciler.multipass.settings import MultipassSettings
+from reconciler.multipass.settings import MultipassSettings, default_address
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -138,6 +138,16 @@ def map_rpc_error(exc: grpc.aio.AioRpcError, what: str) -> errors.MultipassError
 # (base_virtual_machine.cpp: timeout_ssh, wait_for_cloud_init).
 _TIMED_OUT = ("timed out waiting for response", "timed out waiting for initialization")
 _IMAGE_NOT_FOUND = "Unable to find an image matching"
+
+
+def _reason(details: str) -> str:
+    """gRPC's "failed to connect to all addresses; last error: UNKNOWN: ipv4:...: Connection
+    refused" says the cause last: keep that part."""
+    return details.rsplit(": ", 1)[-1] if "last error:" in details else details
+
+
+# How the daemon prefixes the errors it met starting instances (a timeout among them).
+_START_ERRORS = "The following errors occurred"
 
 
 def map_launch_error(exc: grpc.aio.AioRpcError, name: str, image: str) -> errors.MultipassError:
@@ -299,6 +309,17 @@ class MultipassClient:
         except grpc.aio.AioRpcError as exc:
             mapped = mapper(exc) if mapper is not None else map_rpc_error(exc, method)
             error = type(mapped).__name__
+            if type(mapped) is errors.MultipassUnavailable:
+                # As plainly as an unreachable Nomad: where, and what the OS said.
+                where = self.settings.address
+                if where == default_address():  # not chosen by the user: say so
+                    where += (
+                        " (the default; set MULTIPASS_SERVER_ADDRESS, --multipass-address "
+                        "or the multipass_address item of the reconciler's variable)"
+                    )
+                mapped = errors.MultipassUnavailable(
+                    f"{method}: cannot reach multipassd at {where}: {_reason(exc.details() or '')}"
+                )
             raise mapped from None
         except GeneratorExit:
             raise  # the caller stopped reading early: not an error of the call

@@ -735,6 +735,16 @@ class NomadClient:
         reply = await self._request("GET", "/v1/evaluations", params=params, timeout=timeout)
         return self._list(reply, models.parse_evaluation)
 
+    async def status_peers(self) -> list[str]:
+        """``GET /v1/status/peers``: the RPC addresses (``host:4647``) of the cluster's servers."""
+        reply = self._check(
+            await self._request("GET", "/v1/status/peers", params=self._params(namespaced=False))
+        )
+        data = self._json(reply)
+        if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
+            raise BadRequest(f"{reply.where}: expected a list of server addresses, got {data!r}")
+        return list(data)
+
 
 _ID_SEGMENT = re.compile(r"^/v1/(node|job|allocation|evaluation|deployment)/[^/]+")
 

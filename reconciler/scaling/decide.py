@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from reconciler.scaling import strategies
 from reconciler.scaling.policy import BLOCKED, Check, Policy
 from reconciler.scaling.signals import Signals
+from reconciler.units import plural
 
 
 @dataclass(frozen=True)
@@ -189,8 +190,8 @@ def _blocked_check(
         return CheckResult(check.name, check.metric, value, None, "none", why)
     needed = signals.ready_nodes + signals.blocked_nodes
     why = (
-        f"{signals.blocked_placements} blocked placements need {signals.blocked_nodes} "
-        f"more nodes beside {signals.ready_nodes} ready"
+        f"{plural(signals.blocked_placements, 'blocked placement')} need "
+        f"{plural(signals.blocked_nodes, 'more node')} beside {signals.ready_nodes} ready"
     )
     if needed <= baseline:
         why += f"; the pool's count {baseline} covers them"

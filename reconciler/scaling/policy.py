@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.units import parse_duration
+from reconciler.units import parse_duration, yaml_problem
 
 METRICS = ("percentage-allocated_cpu", "percentage-allocated_memory", "blocked_evaluations")
 STRATEGIES = ("target-value", "threshold", "fixed-value", "pass-through")
@@ -70,7 +70,7 @@ def parse_policy(text: str) -> Policy:
     try:
         raw = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as exc:
-        raise PolicyError([f"policy: not valid YAML: {str(exc).splitlines()[0]}"]) from None
+        raise PolicyError([f"policy: not valid YAML: {yaml_problem(exc)}"]) from None
     if not isinstance(raw, dict):
         raise PolicyError(["policy: must be a map with `checks` (and cooldown, ...)"])
     problems: list[str] = []

@@ -565,6 +565,7 @@ class NomadSimServer:
         r.add_get("/v1/evaluations", self.list_evaluations)
         r.add_get("/v1/job/{id}", self.get_job)
         r.add_get("/v1/status/leader", self.leader)
+        r.add_get("/v1/status/peers", self.peers)
         self._closing.clear()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -1130,3 +1131,9 @@ class NomadSimServer:
 
     async def leader(self, request: web.Request) -> web.Response:
         return _json(f"{self.host}:4647", query=False)
+
+    async def peers(self, request: web.Request) -> web.Response:
+        """GET /v1/status/peers: the servers' RPC addresses (one server here), as a client's
+        `servers` takes them. Nomad answers without an ACL check (agent_endpoint.go, Status.Peers).
+        """
+        return _json([f"{self.host}:4647"], query=False)

@@ -63,7 +63,8 @@ def test_plan_apply_and_exit_codes(sim_env: dict[str, str]) -> None:
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert run(sim_env, "plan", "--pool", "cli").returncode == 0  # nothing left to do
     status = json.loads(run(sim_env, "status", "--pool", "cli", "-o", "json").stdout)
-    assert status["pools"]["cli"]["ready"] == status["pools"]["cli"]["desired"] == "1"
+    assert status["pools"]["cli"]["ready"] == status["pools"]["cli"]["desired"] == 1
+    assert {c["type"] for c in status["pools"]["cli"]["conditions"]} >= {"Ready", "Degraded"}
     table = run(sim_env, "status").stdout
     assert table.startswith("POOL") and "Ready=True" in table
 

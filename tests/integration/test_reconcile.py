@@ -264,7 +264,9 @@ async def test_an_action_ending_while_the_world_is_read_is_not_planned_again() -
 def test_apply_never_prints_a_secret_that_an_error_quotes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from reconciler.app import EXIT_ERROR, print_apply_report
+    import sys
+
+    from reconciler.app import EXIT_ERROR, ApplyOutput
     from reconciler.controller import PassReport
     from reconciler.execute import ActionResult
     from reconciler.logs import redact
@@ -278,12 +280,13 @@ def test_apply_never_prints_a_secret_that_an_error_quotes(
         duration=1.0,
         error=f"launch web-abc-0: authenticate({secret!r}) refused",
     )
-    assert print_apply_report(PassReport(results=[failed]), wait=False) == EXIT_ERROR
-    assert print_apply_report(PassReport(error=f"GET /v1/x?token={secret}"), wait=False) == (
-        EXIT_ERROR
-    )
+    output = ApplyOutput(sys.stdout)
+    output.action(failed)
+    assert output.finish(PassReport(results=[failed]), wait=False) == EXIT_ERROR
+    failing = PassReport(error=f"GET /v1/x?token={secret}")
+    assert ApplyOutput(sys.stdout).finish(failing, wait=False) == EXIT_ERROR
     out, err = capsys.readouterr()
-    assert "FAILED: launch web-abc-0: authenticate('[redacted]') refused" in out
+    assert "FAILED after 1.0s: launch web-abc-0: authenticate('[redacted]') refused" in out
     assert "error: GET /v1/x?token=[redacted]" in err
     assert secret not in out + err
 

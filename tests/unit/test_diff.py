@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from reconciler import ownership
 from reconciler.diff import PLAN_SCHEMA, plan_to_json, render_text, use_colour
 from reconciler.plan import plan
 from tests.worlds import NOW, alloc, instance, node, ready_member, spec, world
@@ -102,3 +103,56 @@ def test_a_delete_shows_the_allocations_it_takes_with_it_in_text_and_json() -> N
     assert f"node {gone.id[:8]}, 2 allocations, purge instance" in delete
     [action] = plan_to_json(p, s, PATH)["actions"]
     assert (action["kind"], action["allocations"]) == ("delete", 2)
+
+
+def test_a_paused_pool_that_differs_says_paused_and_what_it_would_do() -> None:
+    s = spec(min=3, max=3, paused="true")
+    i, n = ready_member(s, 0)
+    text = render_text(plan(s, world([i], [n]), NOW), s, PATH)
+    assert "matches its spec" not in text
+    assert text.splitlines()[-1] == (
+        "No changes: the pool is paused. Unpaused, it would plan: "
+        "2 to launch, 0 to drain, 0 to delete, 0 nodes to purge."
+    )
+
+
+def test_a_pool_waiting_on_launches_says_so() -> None:
+    s = spec(min=2, max=2)
+    ready = ready_member(s, 0)
+    booting = instance(ownership.instance_name("web", s.template_hash, 1), age=10)
+    text = render_text(plan(s, world([ready[0], booting], [ready[1]]), NOW), s, PATH)
+    assert text.splitlines()[-1] == "No changes to make now: waiting on 1 launch under way."
+
+
+def test_a_stalled_rollout_is_not_a_pool_in_line() -> None:
+    old = spec(min=1, max=1, image="22.04")
+    s = spec(min=1, max=1)
+    i, n = ready_member(old, 0)
+    # Of the current spec, never joined, past join_timeout.
+    stuck = instance(ownership.instance_name("web", s.template_hash, 0), age=3600)
+    p = plan(s, world([i, stuck], [n]), NOW)
+    assert p.stalled is not None and not p.actions
+    last = render_text(p, s, PATH).splitlines()[-1]
+    assert last.startswith("No changes can be made: the rollout is stalled on ")
+
+
+def test_the_last_failure_is_shown_when_nothing_is_planned() -> None:
+    s = spec(min=2, max=2)
+    ready = ready_member(s, 0)
+    booting = instance(ownership.instance_name("web", s.template_hash, 1), age=10)
+    text = render_text(
+        plan(s, world([ready[0], booting], [ready[1]]), NOW),
+        s,
+        PATH,
+        failing="ActionsFailed: launch web-x-1: image not found",
+    )
+    assert "the last pass failed: ActionsFailed: launch web-x-1: image not found" in text
+    assert "matches its spec" not in text
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    s = spec(min=0, max=3)
+    i, n = ready_member(s, 0)
+    text = render_text(plan(s, world([i], [n], [alloc(n.id)]), NOW), s, PATH)
+    assert "1 allocation, deadline" in text and "1 allocations" not in text
+    assert "scale down: 1 member, 0 desired" in text

@@ -342,7 +342,8 @@ def test_the_policy_grants_exactly_what_the_reconciler_needs() -> None:
     assert capabilities(policy) == {
         prefix: ["read"],  # secrets: never written
         f"{prefix}/pools/*": ["read", "list"],  # specs are people's to write
-        f"{prefix}/status/*": ["read", "write"],  # listing is `reconciler status`'s
+        # Listed and destroyed: the status is the finalizer of a deleted pool.
+        f"{prefix}/status/*": ["read", "write", "list", "destroy"],
         f"{prefix}/leader": ["write"],  # lock operations; reading it is `apply`'s
     }
     assert text(block(policy["node"])["policy"]) == "write"  # drain, eligibility, purge
@@ -415,6 +416,14 @@ async def run_a_pool_s_whole_life(policy: Policy) -> None:
                 await c.nomad.lock_release(lock, ours)
                 with pytest.raises(PermissionDenied):
                     await c.nomad.put_var(pool_path(DEFAULT_PREFIX, "web"), pool(3))
+                # Deleted by a person: scaled to zero, then its status (the finalizer) goes.
+                await people.delete_var(pool_path(DEFAULT_PREFIX, "web"))
+                await h.converge(max_passes=20)
+                await h.c.controller.reconcile_once()
+                assert h.instances() == [] and not sim.nomad_state.nodes
+                assert await items_or_none(people, status_path(DEFAULT_PREFIX, "web")) is None, (
+                    "the deleted pool's status was not removed"
+                )
 
 
 async def items_or_none(nomad: NomadClient, path: str) -> dict[str, str] | None:
@@ -438,7 +447,7 @@ async def test_every_grant_of_the_policy_is_needed(grant: str) -> None:
 
 
 async def test_the_operator_policy_covers_the_cli_and_the_job_s_does_not() -> None:
-    """`status` lists status/*, `apply` reads the leader lock: the job's token may not."""
+    """`apply` reads the leader lock and people write specs: the job's token may not."""
     operator, job = as_enforced(load(OPERATOR_POLICY)), as_enforced(load(JOB_POLICY))
     assert set(grants(job)) <= set(grants(operator))  # `apply` acts as the job does
     config = SimConfig(seed=5, acl=True)
@@ -451,9 +460,7 @@ async def test_the_operator_policy_covers_the_cli_and_the_job_s_does_not() -> No
             settings = NomadSettings(sim.nomad.address, sim.nomad_state.add_token(policy))
             async with NomadClient(settings) as nomad:
                 listed = await nomad.list_vars(f"{DEFAULT_PREFIX}/status/")
-                assert [m.path for m in listed.value] == (
-                    [status_path(DEFAULT_PREFIX, "web")] if allowed else []
-                )
+                assert [m.path for m in listed.value] == [status_path(DEFAULT_PREFIX, "web")]
                 if allowed:
                     await nomad.get_var(leader_path(DEFAULT_PREFIX))
                     await nomad.put_var(pool_path(DEFAULT_PREFIX, "web"), pool(1))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.render import default_template_text
-from reconciler.spec import SpecError, parse_pool_spec
+from reconciler.render import default_template_text, render_cloud_init
+from reconciler.spec import SpecError, needs_servers, parse_pool_spec, with_servers
 
 VARS = {"cloud_init_vars": "servers: [10.0.0.2]"}
 
@@ -66,7 +66,6 @@ def test_defaults() -> None:
             {"min": "1", "max": "3", "cloud_init": "#cloud-config\n{% if %}"},
             "cloud_init: template syntax error",
         ),
-        ({"min": "1", "max": "3", "cloud_init_vars": "{}"}, "cloud_init_vars.servers: required"),
         (
             {"min": "1", "max": "3", "cloud_init": "#cloud-config\nx: {{ nope }}"},
             "cloud_init: 'nope' is undefined; define it in cloud_init_vars",
@@ -257,3 +256,30 @@ def test_a_policy_nested_too_deeply_is_a_spec_problem() -> None:
     # Before: PyYAML's RecursionError escaped parse_pool_spec.
     found = problems({"min": "1", "max": "3", "policy": "checks: " + "[" * 5000 + "]" * 5000})
     assert found == ["policy: is nested too deeply to read"]
+
+
+def test_a_pool_of_only_min_and_max_is_valid_its_servers_come_from_nomad() -> None:
+    spec = parse_pool_spec("web", {"min": "2", "max": "4"})
+    assert needs_servers(spec)
+    with_peers = with_servers(spec, ["10.0.0.2:4647", "10.0.0.3:4647"])
+    # Discovered servers are rendered, but they are not part of the instance's shape.
+    assert with_peers.template_hash == spec.template_hash
+    text = render_cloud_init(with_peers, "web-bcdfg-0")
+    assert 'servers    = ["10.0.0.2:4647", "10.0.0.3:4647"]' in text
+    explicit = parse_pool_spec("web", {"min": "2", "max": "4", **VARS})
+    assert not needs_servers(explicit) and explicit.template_hash != spec.template_hash
+
+
+def test_max_0_with_min_0_is_an_empty_pool() -> None:
+    spec = parse_pool_spec("web", {"min": "0", "max": "0"})
+    assert (spec.min, spec.max) == (0, 0)
+    assert any("max: 0 is below min (1)" in p for p in problems({"min": "1", "max": "0"}))
+
+
+def test_a_yaml_error_inside_an_item_gives_its_line_and_column() -> None:
+    found = problems({"min": "1", "max": "3", "cloud_init_vars": "servers:\n  - a\n  b: [1"})
+    assert any(
+        p.startswith("cloud_init_vars: is not valid YAML: line 3, column 3: ") for p in found
+    ), found
+    policy = problems({"min": "1", "max": "3", "policy": "checks: [\n  {name: x"})
+    assert any(p.startswith("policy: not valid YAML: line ") and "column" in p for p in policy)

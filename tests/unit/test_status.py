@@ -51,6 +51,10 @@ def test_an_invalid_spec_reports_its_problems_and_no_counts() -> None:
         "last_transition": conds(items)["SpecValid"]["last_transition"],
     }
     assert "desired" not in items and "ready" not in items
+    # One condition to alert on: a pool that is not reconciled at all is Degraded.
+    degraded = conds(items)["Degraded"]
+    assert degraded["status"] is True and degraded["reason"] == "InvalidSpec"
+    assert degraded["message"] == "max: 1 is below min (3)"
 
 
 def test_garbage_in_the_previous_conditions_is_ignored() -> None:
@@ -177,3 +181,21 @@ def test_an_error_with_no_status_yet_writes_a_degraded_condition_only() -> None:
     items = error_items({}, "planning failed: boom", "PlanningFailed", NOW, index=3)
     assert items["spec_index"] == "3" and items["last_error"] == "planning failed: boom"
     assert [c["type"] for c in json.loads(items["conditions"])] == ["Degraded"]
+
+
+def test_status_json_gives_numbers_and_condition_objects_and_the_table_keeps_its_column() -> None:
+    from reconciler.status import read_status_table, status_to_json
+
+    items = status_items(None, 3, ["max: 1 is below min (3)"], [], {}, NOW)
+    items = {**items, "ready": "2", "desired": "3", "last_error": "boom\nsecond line"}
+    shown = status_to_json(items)
+    assert shown["ready"] == 2 and shown["desired"] == 3 and shown["spec_index"] == 3
+    assert {c["type"] for c in shown["conditions"]} == {
+        "SpecValid",
+        "Ready",
+        "Progressing",
+        "Degraded",
+    }
+    table = read_status_table({"web": items}).splitlines()
+    assert table[-2:] == [f"{'':17}last error: boom", f"{'':17}  second line"]
+    assert sum("max: 1 is below min (3)" in line for line in table) == 1

@@ -1,0 +1,90 @@
+"""What a new VM needs to join the Nomad cluster, read from the cluster at launch time.
+
+* **servers**: a pool that sets no ``servers`` in ``cloud_init_vars`` joins the
+  servers Nomad lists (``GET /v1/status/peers``: their RPC addresses).
+* **TLS**: when the reconciler's variable ``<prefix>`` holds ``nomad_ca_cert``,
+  ``nomad_client_cert`` and ``nomad_client_key`` (PEM; ``nomad tls cert create
+  -client`` makes the pair), the shipped template writes them and turns on TLS
+  for the client's RPC and HTTP, as a secured cluster requires.
+
+Neither counts toward the template hash: a server replaced or a certificate
+renewed must not roll every VM (a running client follows the servers by itself;
+members built later get the new certificate). Both are read once per pass, and
+only when a pool launches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from reconciler.errors import ConfigError
+from reconciler.nomad.client import NomadClient
+from reconciler.nomad.errors import NotFound
+from reconciler.spec import PoolSpec, needs_servers, with_servers
+
+TLS_ITEMS = ("nomad_ca_cert", "nomad_client_cert", "nomad_client_key")
+
+
+@dataclass(frozen=True)
+class ClusterJoin:
+    servers: tuple[str, ...] = ()  # discovered; empty when no pool needed them
+    tls: Mapping[str, str] | None = None  # {"ca", "cert", "key"} PEM texts
+
+
+def uses_shipped_template(spec: PoolSpec) -> bool:
+    return spec.cloud_init is None
+
+
+def tls_from_items(prefix: str, items: Mapping[str, str]) -> Mapping[str, str] | None:
+    """The TLS material in the `<prefix>` variable; None when it holds none of it."""
+    present = [k for k in TLS_ITEMS if items.get(k, "").strip()]
+    if not present:
+        return None
+    missing = [k for k in TLS_ITEMS if k not in present]
+    if missing:
+        raise ConfigError(
+            f"variable {prefix}: {', '.join(present)} set without {', '.join(missing)}; "
+            f"a TLS Nomad client needs all of {', '.join(TLS_ITEMS)} (docs/spec.md)"
+        )
+    not_pem = [k for k in TLS_ITEMS if "-----BEGIN " not in items[k]]
+    if not_pem:
+        raise ConfigError(f"variable {prefix}: {', '.join(not_pem)} must be PEM text")
+    return MappingProxyType(
+        {
+            "ca": items["nomad_ca_cert"],
+            "cert": items["nomad_client_cert"],
+            "key": items["nomad_client_key"],
+        }
+    )
+
+
+async def read_join(nomad: NomadClient, prefix: str, *, servers: bool) -> ClusterJoin:
+    """The servers (if ``servers``) and the TLS material; ReconcilerError when unreadable."""
+    peers: tuple[str, ...] = tuple(await nomad.status_peers()) if servers else ()
+    try:
+        items = (await nomad.get_var(prefix)).items
+    except NotFound:
+        items = {}
+    return ClusterJoin(peers, tls_from_items(prefix, items))
+
+
+def for_launch(spec: PoolSpec, join: ClusterJoin) -> PoolSpec:
+    """``spec`` as its launches render it; the template hash stays the spec's own."""
+    if not uses_shipped_template(spec):
+        return spec
+    if needs_servers(spec):
+        spec = with_servers(spec, join.servers)
+    if join.tls is not None:
+        variables = MappingProxyType({**spec.cloud_init_vars, "tls": dict(join.tls)})
+        spec = dataclasses.replace(spec, cloud_init_vars=variables)
+    return spec
+
+
+def join_problem(spec: PoolSpec, join: ClusterJoin) -> str | None:
+    """Why ``spec`` cannot launch with ``join``; None: it can."""
+    if needs_servers(spec) and not join.servers:
+        return "Nomad lists no servers (GET /v1/status/peers is empty)"
+    return None
