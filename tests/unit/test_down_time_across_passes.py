@@ -59,6 +59,7 @@ class Nomad:
 
 class Multipass:
     def __init__(self, clock: ManualClock) -> None:
+        self.refused_images: dict[str, str] = {}  # no launch was refused its image
         self.instances = [Instance(NAME, InstanceState.RUNNING, created_at=clock.now() - 3600)]
 
     async def list_instances(self) -> list[Instance]:
