@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reconciler.errors import ConfigError
-from reconciler.multipass.settings import DEFAULT_SERVER_NAME, MultipassSettings, default_address
+from reconciler.multipass.settings import MultipassSettings, default_address
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.nomad.settings import NomadSettings
@@ -55,7 +55,7 @@ class Settings:
             client_cert=secrets["client_cert"].encode(),
             client_key=secrets["client_key"].encode(),
             server_cert=server_cert.encode() if server_cert else None,
-            server_name=self.env.get("MULTIPASS_TLS_SERVER_NAME") or DEFAULT_SERVER_NAME,
+            server_name=self.env.get("MULTIPASS_TLS_SERVER_NAME") or None,
             insecure_skip_verify=skip,
             passphrase=secrets.get("passphrase") or None,
         )

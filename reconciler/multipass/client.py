@@ -256,7 +256,7 @@ class MultipassClient:
     async def connect(self) -> None:
         s = self.settings
         pin = s.server_cert
-        name = s.server_name
+        name = s.tls_server_name
         if pin is None:
             log.warning(
                 "INSECURE: multipassd's certificate is not verified (MULTIPASS_SKIP_VERIFY); "

@@ -4,10 +4,15 @@ The daemon speaks gRPC over TLS on a unix socket (Linux snap) or TCP (macOS,
 Windows, or `local.bind_address`). The client presents its own certificate;
 the daemon trusts it once `authenticate` succeeded with the passphrase.
 
-The daemon's certificate is self-signed, so there is no CA to check it against:
-pin it (`server_cert`). The Go plugin this replaces switched verification off;
-here that takes an explicit `insecure_skip_verify`, which trusts whatever
-certificate the daemon shows on first connect and logs a warning every time.
+Current daemons (src/cert/ssl_cert_provider.cpp) make their own root CA, "Multipass
+Root CA" (``multipass_root_cert.pem``), and a leaf certificate signed by it
+(``certificates/<name>.pem``) for the host part of their ``--address``
+(daemon_config.cpp: server_name_from; ``localhost`` for a unix socket). Pin the root
+CA (`server_cert`): the leaf is checked against it and against that host name, which
+is derived from the address the same way unless MULTIPASS_TLS_SERVER_NAME says
+otherwise. The Go plugin this replaces switched verification off; here that takes
+an explicit `insecure_skip_verify`, which trusts whatever certificate the daemon
+shows on first connect and logs a warning every time.
 """
 
 from __future__ import annotations
@@ -25,16 +30,36 @@ LINUX_SOCKET = "unix:/var/snap/multipass/common/multipass_socket"
 TCP_DEFAULT = "localhost:50051"
 LINUX_CLIENT_DIR = Path("~/snap/multipass/current/data/multipass-client-certificate")
 MACOS_CLIENT_DIR = Path("~/Library/Application Support/multipass-client-certificate")
-LINUX_DAEMON_CERT = Path(
-    "/var/snap/multipass/common/data/multipassd/certificates/multipass_cert.pem"
-)
-MACOS_DAEMON_CERT = Path(
-    "/var/root/Library/Application Support/multipassd/certificates/multipass_cert.pem"
-)
+# The root CA a client pins, where current daemons write it (platform_*.cpp:
+# get_root_cert_dir): the snap's on Linux, /usr/local/etc on macOS, ProgramData on Windows.
+LINUX_ROOT_CERT = Path("/var/snap/multipass/common/data/multipassd/multipass_root_cert.pem")
+MACOS_ROOT_CERT = Path("/usr/local/etc/multipassd/multipass_root_cert.pem")
+WINDOWS_ROOT_CERT = Path("C:/ProgramData/Multipass/data/multipass_root_cert.pem")
 CLIENT_CERT_NAME = "multipass_cert.pem"
 CLIENT_KEY_NAME = "multipass_cert_key.pem"
-# multipassd's generated certificate names "localhost".
-DEFAULT_SERVER_NAME = "localhost"
+
+
+def server_name_from(address: str) -> str:
+    """The name the daemon's certificate is issued for, from the address it listens on.
+
+    As daemon_config.cpp: server_name_from: what comes before the first ':', and
+    "localhost" for a unix socket ("0.0.0.0" for 0.0.0.0:50051). A bracketed IPv6
+    address is taken whole, without its brackets.
+    """
+    if address.startswith("unix:"):
+        return "localhost"
+    if address.startswith("["):
+        return address[1:].split("]", 1)[0]
+    return address.split(":", 1)[0]
+
+
+def default_root_cert(system: str | None = None) -> Path:
+    system = system or platform.system()
+    if system == "Darwin":
+        return MACOS_ROOT_CERT
+    if system == "Windows":
+        return WINDOWS_ROOT_CERT
+    return LINUX_ROOT_CERT
 
 
 def default_client_dir() -> Path:
@@ -51,7 +76,7 @@ class MultipassSettings:
     client_cert: bytes = field(repr=False)
     client_key: bytes = field(repr=False)
     server_cert: bytes | None = field(default=None, repr=False)
-    server_name: str = DEFAULT_SERVER_NAME
+    server_name: str | None = None  # None: server_name_from(address)
     insecure_skip_verify: bool = False
     passphrase: str | None = field(default=None, repr=False)
 
@@ -59,11 +84,16 @@ class MultipassSettings:
         if self.server_cert is None and not self.insecure_skip_verify:
             raise ConfigError(
                 "multipassd's certificate is not pinned: set MULTIPASS_SERVER_CERT to the daemon's "
-                f"certificate (on a Linux host: {LINUX_DAEMON_CERT}), or put it in the "
+                f"root CA (on a Linux host: {LINUX_ROOT_CERT}), or put it in the "
                 "`server_cert` item of the reconciler variable; "
                 "to trust whatever the daemon presents instead "
                 "(not recommended), set MULTIPASS_SKIP_VERIFY=true"
             )
+
+    @property
+    def tls_server_name(self) -> str:
+        """The name the daemon's certificate must carry: the override, or the address's host."""
+        return self.server_name or server_name_from(self.address)
 
     @classmethod
     def from_env(
@@ -98,7 +128,7 @@ class MultipassSettings:
             client_cert=read_pem(cert_path, "MULTIPASS_CLIENT_CERT"),
             client_key=read_pem(key_path, "MULTIPASS_CLIENT_KEY"),
             server_cert=read_pem(pin_path, "MULTIPASS_SERVER_CERT") if pin_path else None,
-            server_name=env.get("MULTIPASS_TLS_SERVER_NAME") or DEFAULT_SERVER_NAME,
+            server_name=env.get("MULTIPASS_TLS_SERVER_NAME") or None,
             insecure_skip_verify=skip,
             passphrase=passphrase if passphrase is not None else env.get("MULTIPASS_PASSPHRASE"),
         )

@@ -2,8 +2,8 @@
 
 Same package, service, method names and streaming shapes as the daemon; the
 same status codes and messages for the errors the reconciler handles. Trust
-works as certs.py describes: TLS requires a client certificate issued by the
-simulator, and the daemon trusts it only after `authenticate`.
+works as the daemon's: TLS (tls_front.py) accepts any client certificate, and
+the daemon trusts one only after `authenticate` with the passphrase.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import grpc
 from reconciler.model import InstanceState
 from reconciler.multipass._pb import multipass_pb2 as pb
 from reconciler.multipass._pb import multipass_pb2_grpc as pb_grpc
-from reconciler.sim.certs import SimCertificates, fingerprint
+from reconciler.sim.certs import SimCertificates
 from reconciler.sim.faults import FaultInjector
 from reconciler.sim.multipass_state import (
     NO_MEMORY_MESSAGE,
@@ -27,6 +27,7 @@ from reconciler.sim.multipass_state import (
     MultipassState,
     SimRpcError,
 )
+from reconciler.sim.tls_front import TlsFront
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,10 @@ class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
         if auth and self._client_fingerprint(context) not in self.s.trusted:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
 
-    @staticmethod
-    def _client_fingerprint(context: grpc.aio.ServicerContext) -> str | None:
-        certs = context.auth_context().get("x509_pem_cert") or []
-        return fingerprint(certs[0]) if certs else None
+    def _client_fingerprint(self, context: grpc.aio.ServicerContext) -> str | None:
+        """The client certificate this call's connection came with (see tls_front.py)."""
+        front = self.s.front
+        return front.identity_of(context.peer()) if front is not None else None
 
     @staticmethod
     async def _first(
@@ -396,23 +397,32 @@ class MultipassdSimServer:
         self._running: dict[str, asyncio.Event] = {}
         self._launches: set[asyncio.Task[None]] = set()
         self._server: grpc.aio.Server | None = None
+        self.front: TlsFront | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
     async def start(self) -> None:
-        credentials = grpc.ssl_server_credentials(
-            [(self.certs.server_key.read_bytes(), self.certs.server_cert.read_bytes())],
-            root_certificates=self.certs.ca_cert.read_bytes(),
-            require_client_auth=True,
-        )
+        # gRPC in plaintext on loopback, behind a TLS front that trusts as the daemon does.
         self._server = grpc.aio.server()
         pb_grpc.add_RpcServicer_to_server(_Servicer(self), self._server)
-        self.port = self._server.add_secure_port(f"{self.host}:{self.port}", credentials)
+        backend_port = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
+        self.front = TlsFront(
+            self.certs.server_cert.read_bytes(),
+            self.certs.server_key.read_bytes(),
+            backend_port,
+            self.host,
+            self.port,
+        )
+        await self.front.start()
+        self.port = self.front.port
 
     async def stop(self) -> None:
+        if self.front is not None:
+            await self.front.stop()
+            self.front = None
         if self._server is not None:
             await self._server.stop(grace=0.5)
             self._server = None

@@ -69,7 +69,9 @@ class Simulation:
             self._tmp = tempfile.TemporaryDirectory(prefix="reconciler-sim-")
             state_dir = Path(self._tmp.name)
         self.state_dir = state_dir
-        self.certs: SimCertificates = generate(state_dir / "certs")
+        # Issued for the host of the address the simulated daemon listens on, as the
+        # daemon's own leaf is (see certs.py).
+        self.certs: SimCertificates = generate(state_dir / "certs", server_name="127.0.0.1")
         self.nomad_state = NomadState(
             self.clock,
             random.Random(self.rng.getrandbits(32)),
@@ -184,6 +186,6 @@ class Simulation:
             "MULTIPASS_SERVER_ADDRESS": self.multipassd.address,
             "MULTIPASS_CLIENT_CERT": str(self.certs.client_cert),
             "MULTIPASS_CLIENT_KEY": str(self.certs.client_key),
-            "MULTIPASS_SERVER_CERT": str(self.certs.server_cert),
+            "MULTIPASS_SERVER_CERT": str(self.certs.root_cert),
             "MULTIPASS_PASSPHRASE": self.config.passphrase,
         }

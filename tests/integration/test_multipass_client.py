@@ -32,7 +32,7 @@ from reconciler.spec import parse_pool_spec
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> SimCertificates:
-    return generate(tmp_path_factory.mktemp("certs"))
+    return generate(tmp_path_factory.mktemp("certs"), server_name="127.0.0.1")
 
 
 @contextlib.asynccontextmanager
@@ -65,7 +65,7 @@ def settings(certs: SimCertificates, address: str, **kw: object) -> MultipassSet
         address=address,
         client_cert=certs.client_cert.read_bytes(),
         client_key=certs.client_key.read_bytes(),
-        server_cert=certs.server_cert.read_bytes(),
+        server_cert=certs.root_cert.read_bytes(),
     )
     values.update(kw)
     return MultipassSettings(**values)  # type: ignore[arg-type]
@@ -125,6 +125,83 @@ async def test_untrusted_certificate_is_refused_until_authenticated(
             await c.list_instances()
         await c.authenticate("s3cret")
         assert await c.list_instances() == []
+
+
+def _own_certificate(tmp_path: Path) -> tuple[bytes, bytes]:
+    """A user's own self-signed client certificate, that the simulator never issued."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "someone's laptop")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+async def test_any_client_certificate_is_accepted_at_tls_and_trusted_only_after_authenticate(
+    daemon: MultipassdSimServer, certs: SimCertificates, tmp_path: Path
+) -> None:
+    cert, key = _own_certificate(tmp_path)
+    own = settings(certs, daemon.address, client_cert=cert, client_key=key)
+    async with MultipassClient(own, call_timeout=5) as c:
+        with pytest.raises(errors.NotAuthenticated):
+            await c.list_instances()
+        await c.authenticate("s3cret")
+        assert await c.list_instances() == []
+    # Trust is the certificate's, not the connection's: a new connection is trusted too.
+    async with MultipassClient(own, call_timeout=5) as again:
+        assert await again.list_instances() == []
+    # ... and only that certificate's.
+    async with MultipassClient(settings(certs, daemon.address), call_timeout=5) as other:
+        with pytest.raises(errors.NotAuthenticated):
+            await other.list_instances()
+
+
+async def test_the_tls_name_is_the_host_of_the_address_as_the_daemon_issues_it(
+    daemon: MultipassdSimServer, certs: SimCertificates
+) -> None:
+    # The leaf is issued for 127.0.0.1, the host of the address: no override needed.
+    assert settings(certs, daemon.address).tls_server_name == "127.0.0.1"
+    async with MultipassClient(settings(certs, daemon.address), call_timeout=5) as c:
+        await c.authenticate("s3cret")
+    wrong = settings(certs, daemon.address, server_name="localhost")
+    with pytest.raises((errors.TlsVerificationFailed, errors.MultipassUnavailable)):
+        async with MultipassClient(wrong, call_timeout=5, attempts=1) as c:
+            await c.authenticate("s3cret")
+
+
+@pytest.mark.parametrize(
+    ("address", "name"),
+    [
+        ("unix:/var/snap/multipass/common/multipass_socket", "localhost"),
+        ("0.0.0.0:50051", "0.0.0.0"),
+        ("10.0.0.5:50051", "10.0.0.5"),
+        ("[fd00::5]:50051", "fd00::5"),
+        ("mp.lab:50051", "mp.lab"),
+    ],
+)
+def test_server_name_from_the_address(address: str, name: str) -> None:
+    from reconciler.multipass.settings import server_name_from
+
+    assert server_name_from(address) == name
 
 
 @pytest.mark.parametrize("message", [NO_PASSPHRASE_MESSAGE, NO_PASSPHRASE_MESSAGE_OLD])
@@ -461,7 +538,7 @@ async def test_pinning_rejects_a_different_daemon_certificate(
     daemon: MultipassdSimServer, certs: SimCertificates, tmp_path: Path
 ) -> None:
     other = generate(tmp_path / "other")
-    wrong = settings(certs, daemon.address, server_cert=other.server_cert.read_bytes())
+    wrong = settings(certs, daemon.address, server_cert=other.root_cert.read_bytes())
     async with MultipassClient(wrong, call_timeout=3, attempts=1) as c:
         with pytest.raises(errors.TlsVerificationFailed, match="MULTIPASS_SERVER_CERT"):
             await c.authenticate("s3cret")
@@ -492,7 +569,7 @@ def test_settings_name_the_missing_file_and_require_a_pin(
             {
                 "MULTIPASS_CLIENT_CERT": str(certs.client_cert),
                 "MULTIPASS_CLIENT_KEY": str(tmp_path / "nope.pem"),
-                "MULTIPASS_SERVER_CERT": str(certs.server_cert),
+                "MULTIPASS_SERVER_CERT": str(certs.root_cert),
             }
         )
     with pytest.raises(ConfigError, match="not pinned"):
@@ -506,7 +583,7 @@ def test_settings_name_the_missing_file_and_require_a_pin(
         {
             "MULTIPASS_CLIENT_CERT": str(certs.client_cert),
             "MULTIPASS_CLIENT_KEY": str(certs.client_key),
-            "MULTIPASS_SERVER_CERT": str(certs.server_cert),
+            "MULTIPASS_SERVER_CERT": str(certs.root_cert),
             "MULTIPASS_SERVER_ADDRESS": "127.0.0.1:5",
             "MULTIPASS_PASSPHRASE": "hunter2",
         }

@@ -583,14 +583,15 @@ async def test_mutual_tls_with_a_pinned_ca_and_a_server_name(
     clock: ManualClock, tmp_path: Path
 ) -> None:
     certs = generate(tmp_path, server_name="server.global.nomad")
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(certs.ca_cert))
+    # The client certificate is self-signed: it is its own CA.
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(certs.client_cert))
     server_tls.load_cert_chain(str(certs.server_cert), str(certs.server_key))
     server_tls.verify_mode = ssl.CERT_REQUIRED
     state = NomadState(clock, random.Random(1))
     async with NomadSimServer(state, ssl_context=server_tls) as srv:
         port = srv.port
         tls = {
-            "ca_cert": str(certs.server_cert),
+            "ca_cert": str(certs.root_cert),
             "client_cert": str(certs.client_cert),
             "client_key": str(certs.client_key),
         }
@@ -610,7 +611,7 @@ async def test_mutual_tls_with_a_pinned_ca_and_a_server_name(
             assert (await c.list_nodes()).value == []
         no_client_cert = NomadSettings(
             address=f"https://localhost:{port}",
-            ca_cert=str(certs.server_cert),
+            ca_cert=str(certs.root_cert),
             tls_server_name="server.global.nomad",
         )
         async with NomadClient(no_client_cert, **opts) as c:
