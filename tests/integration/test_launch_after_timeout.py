@@ -68,7 +68,8 @@ class Nodes:
 
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[MultipassdSimServer]:
-    certs = generate(tmp_path / "certs")
+    # The daemon on 127.0.0.1 has its leaf issued for that host, as server_name_from gives.
+    certs = generate(tmp_path / "certs", server_name="127.0.0.1")
     state = MultipassState(
         ManualClock(),
         random.Random(1),
@@ -92,7 +93,7 @@ async def test_a_retried_launch_that_finds_its_own_instance_is_done(
         address=daemon.address,
         client_cert=certs.client_cert.read_bytes(),
         client_key=certs.client_key.read_bytes(),
-        server_cert=certs.server_cert.read_bytes(),
+        server_cert=certs.root_cert.read_bytes(),  # the root CA is what a client pins
     )
     async with MultipassClient(settings, call_timeout=5) as client:
         await client.authenticate("s3cret")

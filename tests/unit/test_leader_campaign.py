@@ -347,7 +347,8 @@ async def test_a_shutdown_does_not_wait_for_a_release_nomad_never_answers(
 async def test_what_the_campaign_logs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, "reconciler.leadership")
+    # Leadership changes log at INFO, failures at WARNING: both are what a person reads.
+    caplog.set_level(logging.INFO, "reconciler.leadership")
     r = Replica()
     r.nomad.script["acquire"] = [NomadUnavailable("503 from nomad"), 0.0, 0.0]
     r.nomad.script["renew"] = [NomadUnavailable("502 bad gateway"), HANG, LockLost("gone")]
