@@ -138,6 +138,11 @@ class AllocationTables(StateBase):
             self._at(self._t + job.run_for, "alloc_finished", alloc.id)
 
     def _on_alloc_finished(self, alloc_id: str) -> None:
+        """A batch allocation ran its course."""
+        self._complete(alloc_id)
+
+    def _complete(self, alloc_id: str) -> None:
+        """The allocation ends (finished or stopped); a drain waiting on it moves on."""
         alloc = self.allocs.get(alloc_id)
         if alloc is None or alloc.terminal:
             return
@@ -161,15 +166,8 @@ class AllocationTables(StateBase):
         )
 
     def _on_alloc_stopped(self, alloc_id: str) -> None:
-        alloc = self.allocs.get(alloc_id)
-        if alloc is None or alloc.terminal:
-            return
-        alloc.client_status = "complete"
-        self._allocs_changed([alloc])
-        node = self.nodes.get(alloc.node_id)
-        if node is not None and node.drain is not None:
-            self._drain_progress(node)
-        self._schedule()
+        """A stop the scheduler asked for has taken effect on the client."""
+        self._complete(alloc_id)
 
     def allocated(self, node_id: str) -> tuple[int, int]:
         """(cpu MHz, memory MB) held by live allocations on the node."""
