@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from reconciler.ownership import DEFAULT_HOST
+
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -47,6 +49,7 @@ class Instance:
 
     ``broken_since``: when the observer first saw it in one of BROKEN_STATES
     (multipassd reports no state-change time); None while it is not broken.
+    ``host``: the host whose daemon listed it.
     """
 
     name: str
@@ -55,6 +58,7 @@ class Instance:
     image: str = ""
     ipv4: tuple[str, ...] = ()
     broken_since: float | None = None
+    host: str = DEFAULT_HOST
 
 
 class NodeStatus(StrEnum):
@@ -171,6 +175,29 @@ class ImageCatalogue:
 
 
 @dataclass(frozen=True, slots=True)
+class HostState:
+    """One Multipass host as this pass found it: its settings and what placement may use.
+
+    ``cpus``, ``memory`` and ``disk`` are what the reconciler may place there in all:
+    the daemon's figures (daemon_info), capped by the host variable, less its reserves;
+    ``cpus`` already multiplied by the CPU overcommit factor. ``reachable`` false: the
+    daemon could not be read this pass, so its inventory is unknown (``error`` says why);
+    that is never the same as a host with no instances.
+    """
+
+    name: str
+    reachable: bool = True
+    error: str | None = None
+    version: str = ""
+    cpus: int = 0
+    memory: int = 0
+    disk: int = 0
+    cordoned: bool = False
+    evacuate: bool = False
+    max_parallel_launches: int = 2
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
     """One consistent snapshot of both inventories, taken at ``at``."""
 
@@ -184,3 +211,6 @@ class Observed:
     images: ImageCatalogue | None = None
     # Images the daemon refused to launch (image -> its answer), until it offers them.
     refused_images: Mapping[str, str] = field(default_factory=dict)
+    # Every host of the fleet by name, reachable or not. Empty: the world before hosts,
+    # one daemon (host "default") whose capacity is not accounted.
+    hosts: Mapping[str, HostState] = field(default_factory=dict)

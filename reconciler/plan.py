@@ -50,6 +50,8 @@ class Action:
     node_id: str | None = None
     allocations: int = 0
     deadline_s: float | None = None
+    # The host a launch goes to or a delete is sent to (drains and purges: the member's).
+    host: str = ownership.DEFAULT_HOST
 
     @property
     def key(self) -> tuple[str, str]:
