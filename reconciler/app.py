@@ -21,9 +21,10 @@ from reconciler.controller import Controller, PassReport, PoolPlan
 from reconciler.diff import invalid_to_json, plan_to_json, plural, render_text, use_colour
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.execute import ActionResult, Executor, ExecutorLimits
+from reconciler.fleet import Fleet
 from reconciler.leadership import LeaderElector
 from reconciler.logs import redact, redact_pem, scrub
-from reconciler.multipass.client import MultipassClient
+from reconciler.model import ImageCatalogue
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.observe import Observer
@@ -50,15 +51,22 @@ from reconciler.units import yaml_problem
 from reconciler.varfile import VarFileError, read_var_file
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+# The part of a pass's read_timeout one host's reads may take.
+HOST_READ_SHARE = 0.8
 
 
 @dataclass
 class Connected:
     settings: Settings
     nomad: NomadClient
-    multipass: MultipassClient
+    fleet: Fleet
     pools: PoolSource
     controller: Controller
+
+    @property
+    def multipass(self) -> Fleet:
+        """The fleet, for callers that build their own Observer or Executor from it."""
+        return self.fleet
 
 
 @contextlib.asynccontextmanager
@@ -72,28 +80,30 @@ async def connect(
 ) -> AsyncIterator[Connected]:
     clock = clock or SystemClock()
     redact(settings.nomad.token)
-    async with NomadClient(settings.nomad) as nomad:
-        multipass_settings = await settings.resolve_multipass(nomad)
-        redact(multipass_settings.passphrase)
-        redact_pem(multipass_settings.client_key)
-        async with MultipassClient(multipass_settings) as multipass:
-            if metrics is not None:
-                m = metrics
-                nomad.on_call = lambda route, secs, err: m.api_call("nomad", route, secs, err)
-                multipass.on_call = lambda rpc, secs, err: m.api_call("multipass", rpc, secs, err)
-            pools = PoolSource(nomad, settings.prefix)
-            executor = Executor(multipass, nomad, render_cloud_init, limits or ExecutorLimits())
-            controller = Controller(
-                pools,
-                Observer(nomad, multipass, clock),
-                executor,
-                clock,
-                resync=settings.resync,
-                status=StatusWriter(nomad),
-                write_status=write_status,
-                metrics=metrics,
-            )
-            yield Connected(settings, nomad, multipass, pools, controller)
+    async with NomadClient(settings.nomad) as nomad, Fleet(nomad, settings) as fleet:
+        # The hosts (or the one daemon of today's settings): a settings problem is raised
+        # here, as before hosts were named. Clients connect at their first read.
+        await fleet.refresh()
+        if metrics is not None:
+            m = metrics
+            nomad.on_call = lambda route, secs, err: m.api_call("nomad", route, secs, err)
+            fleet.on_call = lambda rpc, secs, err: m.api_call("multipass", rpc, secs, err)
+        pools = PoolSource(nomad, settings.prefix)
+        executor = Executor(fleet, nomad, render_cloud_init, limits or ExecutorLimits())
+        observer = Observer(nomad, fleet, clock)
+        controller = Controller(
+            pools,
+            observer,
+            executor,
+            clock,
+            resync=settings.resync,
+            status=StatusWriter(nomad),
+            write_status=write_status,
+            metrics=metrics,
+        )
+        # One host that does not answer is unreachable this pass, not the pass's failure.
+        observer.host_timeout = controller.read_timeout * HOST_READ_SHARE
+        yield Connected(settings, nomad, fleet, pools, controller)
 
 
 def print_plans(
@@ -489,13 +499,27 @@ async def _warn_of_image(settings: Settings, nomad: NomadClient, spec: PoolSpec)
     catalogue can change (a new release, another remote). One that cannot be asked
     is said so, and nothing more.
     """
+    catalogues: list[ImageCatalogue] = []
     try:
-        multipass_settings = await settings.resolve_multipass(nomad)
-        async with MultipassClient(multipass_settings) as multipass:
-            catalogue = await multipass.find()
+        async with Fleet(nomad, settings) as fleet:
+            await fleet.refresh()
+            for host in fleet.names():
+                try:
+                    catalogues.append(await (await fleet.connect(host)).find())
+                except ReconcilerError as exc:
+                    if len(fleet.names()) == 1:
+                        raise
+                    print(
+                        f"warning: host {host}: could not ask its multipassd: {exc}",
+                        file=sys.stderr,
+                    )
     except ReconcilerError as exc:
         print(f"warning: could not ask multipassd which images it offers: {exc}", file=sys.stderr)
         return
+    if not catalogues:
+        return
+    # Any host that offers the image can launch it.
+    catalogue = ImageCatalogue(frozenset().union(*(c.names for c in catalogues)))
     if not catalogue.offers(spec.image):
         offered = ", ".join(sorted(n for n in catalogue.names if ":" not in n))
         print(

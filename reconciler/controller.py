@@ -681,6 +681,7 @@ class Controller:
         self._stop = stop
         watchers = [
             asyncio.create_task(self._watch(self.pools.wait_for_change, "pool variables")),
+            asyncio.create_task(self._watch(self.observer.wait_for_host_change, "host variables")),
             asyncio.create_task(self._watch(self.observer.wait_for_node_change, "nodes")),
             asyncio.create_task(self._resync_timer()),
         ]
