@@ -80,7 +80,11 @@ async def connect(
 ) -> AsyncIterator[Connected]:
     clock = clock or SystemClock()
     redact(settings.nomad.token)
-    async with NomadClient(settings.nomad) as nomad, Fleet(nomad, settings) as fleet:
+    limits = limits or ExecutorLimits()
+    async with (
+        NomadClient(settings.nomad) as nomad,
+        Fleet(nomad, settings, implicit_launch_limit=limits.launch_concurrency) as fleet,
+    ):
         # The hosts (or the one daemon of today's settings): a settings problem is raised
         # here, as before hosts were named. Clients connect at their first read.
         await fleet.refresh()
@@ -89,7 +93,7 @@ async def connect(
             nomad.on_call = lambda route, secs, err: m.api_call("nomad", route, secs, err)
             fleet.on_call = lambda rpc, secs, err: m.api_call("multipass", rpc, secs, err)
         pools = PoolSource(nomad, settings.prefix)
-        executor = Executor(fleet, nomad, render_cloud_init, limits or ExecutorLimits())
+        executor = Executor(fleet, nomad, render_cloud_init, limits)
         observer = Observer(nomad, fleet, clock)
         controller = Controller(
             pools,

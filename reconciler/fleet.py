@@ -5,7 +5,8 @@ Hosts come from the host variables ``<prefix>/hosts/<host>`` (reconciler/hosts.p
 * **No host variable at all**: exactly one host, ``default``, the daemon of today's
   settings (``Settings.resolve_multipass``: MULTIPASS_* variables, else the items of
   ``<prefix>``). An existing single-host deployment changes nothing: same daemon, same
-  instance names. A settings problem there is raised, as before hosts were named.
+  instance names, the same launches in flight (``implicit_launch_limit``: the
+  executor's launch_concurrency). A settings problem there is raised, as before.
 * **Host variables**: exactly those hosts. The settings' daemon is then *not* a host
   unless a variable names it (a variable ``<prefix>/hosts/default`` keeps that host's
   instance names as they were). Each host's client credentials (``client_cert``,
@@ -97,12 +98,16 @@ class Fleet:
         *,
         client_factory: ClientFactory = MultipassClient,
         retire_grace: float = RETIRE_GRACE,
+        implicit_launch_limit: int = DEFAULT_MAX_PARALLEL_LAUNCHES,
     ) -> None:
+        """``implicit_launch_limit``: max_parallel_launches of the implicit host ``default``
+        (no host variable to set it): the executor's launch_concurrency, as before hosts."""
         self.nomad = nomad
         self.settings = settings
         self.source = HostSource(nomad, settings.prefix) if nomad is not None and settings else None
         self._factory = client_factory
         self.retire_grace = retire_grace
+        self.implicit_launch_limit = implicit_launch_limit
         self._hosts: dict[str, _Host] = {}
         self._implicit: bool | None = None  # True: the settings' daemon; False: variables
         self._locks: dict[str, asyncio.Lock] = {}
@@ -242,6 +247,7 @@ class Fleet:
                     server_cert=ms.server_cert,
                     server_name=ms.server_name,
                     insecure_skip_verify=ms.insecure_skip_verify,
+                    max_parallel_launches=self.implicit_launch_limit,
                 )
                 self._replace({DEFAULT_HOST: _Host(spec, settings=ms)})
                 self._implicit = True
