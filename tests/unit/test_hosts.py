@@ -166,9 +166,7 @@ def test_a_client_cert_without_its_key_and_the_other_way_round(pem: dict[str, st
 
 
 def test_unknown_items_name_the_allowed_ones(pem: dict[str, str]) -> None:
-    problem = one_problem(
-        "memroy", {"address": "h:1", "server_cert": pem["root"], "memroy": "8G"}
-    )
+    problem = one_problem("memroy", {"address": "h:1", "server_cert": pem["root"], "memroy": "8G"})
     assert "unknown item" in problem
     assert all(name in problem for name in HOST_ITEM_NAMES)
 
