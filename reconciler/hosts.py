@@ -351,6 +351,10 @@ class HostSource:
         listing = await self.nomad.list_vars(here)
         self.reads += 1
         self._index = max(self._index, listing.index)
+        if self._seen is None:
+            # The watch starts from what this read saw: its first wake is a real change,
+            # even when it starts after this load (app.connect refreshes the fleet first).
+            self._seen = {m.path: m.modify_index for m in listing.value}
         listed = {m.path: m.modify_index for m in listing.value if "/" not in m.path[len(here) :]}
         changed = [p for p, i in listed.items() if p not in self._read or self._read[p].index != i]
         # A variable deleted between the list and its read is simply gone next time.
