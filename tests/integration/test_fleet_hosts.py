@@ -129,9 +129,7 @@ async def test_a_stopped_daemon_is_its_host_s_outage_alone(tmp_path: Path) -> No
         address = w.second.address
         await w.second.stop()  # the daemon stops answering; its VMs are not gone
         observed = await observer.observe()
-        assert [(i.name, i.host) for i in observed.instances] == [
-            (f"web-{HASH}-host1-0", "host1")
-        ]
+        assert [(i.name, i.host) for i in observed.instances] == [(f"web-{HASH}-host1-0", "host1")]
         two = observed.hosts["host2"]
         assert not two.reachable and two.error and "cannot reach multipassd" in two.error
         assert observed.hosts["host1"].reachable
