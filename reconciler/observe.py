@@ -124,7 +124,9 @@ class Observer:
             self._read_hosts(),
         )
         self.reads += 3
-        self._raise_if_no_host_was_read(reads)
+        self._raise_if_no_host_was_read(reads)  # said by the pass's error, not logged here
+        for read in reads:
+            self._log_reachability(read)
         self._node_index = max(self._node_index, nodes.index)
         now = self.clock.now()
         down = {n.id for n in nodes.value if n.status in ("down", "disconnected")}
@@ -188,7 +190,6 @@ class Observer:
             )
         except ReconcilerError as exc:
             read = _HostRead(host, error=exc)
-        self._log_reachability(read)
         return read
 
     async def _read_host(self, host: str) -> _HostRead:
