@@ -27,6 +27,7 @@ from reconciler.multipass.client import MultipassClient
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.observe import Observer
+from reconciler.ownership import DEFAULT_HOST
 from reconciler.plan import ActionKind
 from reconciler.pools import (
     DEFAULT_PREFIX,
@@ -247,6 +248,8 @@ class ApplyOutput:
     def action(self, r: ActionResult) -> None:
         a = r.action
         what = f"{a.kind.value} {a.instance}"
+        if a.host != DEFAULT_HOST:
+            what += f" on {a.host}"
         if r.in_progress:
             self._line(f"{what}: still under way in the daemon ({r.duration:.1f}s)")
         elif r.ok:
