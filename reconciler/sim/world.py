@@ -34,6 +34,7 @@ from reconciler.multipass.settings import server_name_from
 from reconciler.pools import DEFAULT_PREFIX
 from reconciler.sim.certs import SimCertificates, generate, generate_client
 from reconciler.sim.cloudinit import CloudInitRejected, interpret
+from reconciler.sim.control import HOST_ACTIONS
 from reconciler.sim.faults import Fault, FaultInjector
 from reconciler.sim.multipass_state import Event, HostCapacity, MultipassState, SimInstance
 from reconciler.sim.multipassd_server import MultipassdSimServer
@@ -42,9 +43,8 @@ from reconciler.sim.nomad_state import NomadState, SimError
 
 log = logging.getLogger(__name__)
 MiB = 1024**2
-# The implicit host of a single-daemon world (FLEET.md), and the actions on a host.
+# The implicit host of a single-daemon world (FLEET.md).
 DEFAULT_HOST = "default"
-HOST_ACTIONS = ("daemon-down", "daemon-up", "power-off", "power-on")
 # A VM on a host whose power goes: its guest is running (or booting) and comes back.
 _LIVE = (InstanceState.STARTING, InstanceState.RUNNING, InstanceState.UNKNOWN)
 
@@ -87,7 +87,7 @@ class SimHost:
     certs: SimCertificates
     powered: bool = True
     # Instances whose guest was up when the power went: their nodes come back with it.
-    were_up: list[str] = field(default_factory=list)
+    were_up: set[str] = field(default_factory=set)
 
     @property
     def address(self) -> str:
@@ -324,7 +324,7 @@ class Simulation:
             self._on_vm_event(event)
         await host.server.go_down()
         host.powered = False
-        host.were_up = [i.name for i in host.state.instances.values() if self._joined(i)]
+        host.were_up = {i.name for i in host.state.instances.values() if self._joined(i)}
         for inst in host.state.instances.values():
             if inst.state in _LIVE:
                 self.nomad_state.node_lost(self._node_names.get(inst.name, inst.name))
@@ -346,7 +346,7 @@ class Simulation:
                 self.nomad_state.node_recovered(self._node_names.get(inst.name, inst.name))
             elif inst.state in _LIVE and not inst.guest_up:
                 inst.ready_at = now + self.config.boot_seconds
-        host.were_up = []
+        host.were_up = set()
         await host.server.go_up()
 
     def _joined(self, inst: SimInstance) -> bool:
