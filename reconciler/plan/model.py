@@ -160,5 +160,8 @@ class Resources:
     def __sub__(self, other: Resources) -> Resources:
         return Resources(self.cpus - other.cpus, self.memory - other.memory, self.disk - other.disk)
 
+    def __mul__(self, n: int) -> Resources:
+        return Resources(self.cpus * n, self.memory * n, self.disk * n)
+
     def holds(self, other: Resources) -> bool:
         return self.cpus >= other.cpus and self.memory >= other.memory and self.disk >= other.disk

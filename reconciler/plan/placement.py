@@ -36,20 +36,20 @@ def pool_usage(
     spec: PoolSpec, world: PoolWorld, inflight: Iterable[tuple[str, str]] = ()
 ) -> dict[str, Resources]:
     """What the pool's instances, and its launches under way, take on each host."""
-    used: dict[str, Resources] = {}
-    each = footprint(spec)
+    count: dict[str, int] = {}
     listed = set()
     for inst in world.instances:
         listed.add(inst.name)
-        used[inst.host] = used.get(inst.host, Resources()) + each
+        count[inst.host] = count.get(inst.host, 0) + 1
     for kind, name in inflight:
         parsed = ownership.parse_instance_name(name)
         if kind != ActionKind.LAUNCH.value or name in listed or parsed is None:
             continue
         if parsed[0] == spec.pool:
             host = ownership.host_of_name(name) or ownership.DEFAULT_HOST
-            used[host] = used.get(host, Resources()) + each
-    return used
+            count[host] = count.get(host, 0) + 1
+    each = footprint(spec)
+    return {host: each * n for host, n in count.items()}
 
 
 def free_capacity(

@@ -66,13 +66,13 @@ def plan(
     inflight_keys = frozenset(inflight)
     members, stale_nodes = join(spec, observed, now, inflight_keys, world)
     members = _with_displacement(spec, observed, members)
-    if free is None:
+    if free is None and observed.hosts:  # before hosts, nothing is accounted
         free = placement.free_capacity(
             observed.hosts, placement.pool_usage(spec, world, inflight_keys)
         )
 
     def placer(count: int, among: Sequence[Member]) -> tuple[list[str], str | None]:
-        return placement.place(spec, count, observed.hosts, free, among)
+        return placement.place(spec, count, observed.hosts, free or {}, among)
 
     scaling = None
     if spec.policy is not None:
