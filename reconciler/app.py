@@ -620,9 +620,16 @@ async def secrets_command(args: argparse.Namespace) -> int:
         cert_path, key_path = client_certs.find_client_certificate()
     cert_pem, key_pem = client_certs.load_pair(cert_path, key_path)
     passphrase = client_certs.read_passphrase() if args.passphrase_stdin else None
-    server_cert = (
-        client_certs.load_certificate(Path(args.server_cert)) if args.server_cert else None
-    )
+    if args.server_cert:
+        pin_path: Path | None = Path(args.server_cert)
+    else:
+        pin_path, note = client_certs.find_root_cert()
+        print(f"# {note}", file=sys.stderr)
+    server_cert = client_certs.load_certificate(pin_path) if pin_path else None
+    if pin_path and server_cert:
+        warning = client_certs.pin_warning(pin_path, server_cert)
+        if warning:
+            print(f"# warning: {warning}", file=sys.stderr)
     print(
         client_certs.variable_json(
             cert_pem,
