@@ -85,7 +85,7 @@ async def test_a_pool_spreads_over_the_hosts_and_every_plan_line_names_its_host(
     plans, _ = await fleet.c.controller.plan_all("web")
     out = io.StringIO()
     print_plans(plans, "text", out)
-    launches = [line for line in out.getvalue().splitlines() if "launch" in line.lower()]
+    launches = [line for line in out.getvalue().splitlines() if "+ launch" in line]
     assert len(launches) == 6
     assert all(any(f" on {host} " in line for host in HOSTS) for line in launches), launches
     await converge_unique(fleet)
@@ -117,6 +117,7 @@ async def test_a_host_that_powers_off_is_replaced_elsewhere_and_the_surplus_goes
     await converge_unique(fleet)
     lost = by_host(fleet)["host2"]
     await fleet.sim.host_power_off("host2")
+    await steps_keeping_names_unique(fleet, 12)  # heartbeats missed, then unhealthy_timeout
     await converge_unique(fleet)
     ready = ready_by_host(fleet)
     assert ready["host1"] + ready["host3"] == 6, ready
@@ -135,6 +136,7 @@ async def test_losing_one_host_of_three_is_not_short_circuited_by_max_unhealthy(
     await fleet.put_pool("web", items)
     await converge_unique(fleet)
     await fleet.sim.host_power_off("host3")
+    await steps_keeping_names_unique(fleet, 12)  # heartbeats missed, then unhealthy_timeout
     report = await converge_unique(fleet)
     [pp] = report.plans
     assert pp.plan is not None and pp.plan.short_circuit is None
