@@ -28,6 +28,7 @@ from reconciler.model import ImageCatalogue
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.observe import Observer
+from reconciler.ownership import DEFAULT_HOST
 from reconciler.plan import ActionKind
 from reconciler.pools import (
     DEFAULT_PREFIX,
@@ -261,6 +262,8 @@ class ApplyOutput:
     def action(self, r: ActionResult) -> None:
         a = r.action
         what = f"{a.kind.value} {a.instance}"
+        if a.host != DEFAULT_HOST:
+            what += f" on {a.host}"
         if r.in_progress:
             self._line(f"{what}: still under way in the daemon ({r.duration:.1f}s)")
         elif r.ok:
@@ -645,9 +648,16 @@ async def secrets_command(args: argparse.Namespace) -> int:
         cert_path, key_path = client_certs.find_client_certificate()
     cert_pem, key_pem = client_certs.load_pair(cert_path, key_path)
     passphrase = client_certs.read_passphrase() if args.passphrase_stdin else None
-    server_cert = (
-        client_certs.load_certificate(Path(args.server_cert)) if args.server_cert else None
-    )
+    if args.server_cert:
+        pin_path: Path | None = Path(args.server_cert)
+    else:
+        pin_path, note = client_certs.find_root_cert()
+        print(f"# {note}", file=sys.stderr)
+    server_cert = client_certs.load_certificate(pin_path) if pin_path else None
+    if pin_path and server_cert:
+        warning = client_certs.pin_warning(pin_path, server_cert)
+        if warning:
+            print(f"# warning: {warning}", file=sys.stderr)
     print(
         client_certs.variable_json(
             cert_pem,
