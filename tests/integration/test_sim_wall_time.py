@@ -22,6 +22,7 @@ from reconciler.multipass.settings import MultipassSettings
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.settings import NomadSettings
 from reconciler.sim.world import SimConfig, Simulation
+from tests.integration.cli_sim import running_sim
 
 SPEED = 10.0
 USER_DATA = """#cloud-config
@@ -156,3 +157,16 @@ async def test_drain_times_are_wall_time_and_the_deadline_stays_sped_up() -> Non
         # LastDrain has whole seconds (truncated).
         assert -1.2 < last.started_at - started <= 0.2
         assert -1.2 < last.updated_at - forced <= 0.2
+
+
+async def test_reconciler_sim_speed_puts_wall_time_on_the_wire() -> None:
+    """The command itself: `reconciler sim --speed 10` maps, as a `reconciler run` beside needs."""
+    with running_sim("--speed", str(SPEED)) as env:
+        async with NomadClient(NomadSettings(address=env["NOMAD_ADDR"], timeout=3.0)) as nomad:
+            await asyncio.sleep(1.0)  # the world is 9 s ahead of the wall now
+            before = time.time()
+            await nomad.put_var("wall/check", {"k": "v"})
+            after = time.time()
+            var = await nomad.get_var("wall/check")
+    assert var.create_time is not None
+    assert before - 0.1 < var.create_time < after + 0.1, var.create_time - after
