@@ -119,7 +119,7 @@ async def test_a_reconciler_on_wall_time_reads_wall_time_moments() -> None:
     async with scaled_sim(lambda clock: clock.wall_time) as sim:
         age, downtime = await age_and_downtime(sim)
     # creation_timestamp has nanoseconds; StatusUpdatedAt whole seconds (truncated).
-    assert -0.1 < age < 0.5, f"created {age:+.2f}s from the wall time of the launch"
+    assert -0.1 < age < 1.0, f"created {age:+.2f}s from the wall time of the launch"
     assert -1.5 < downtime <= 0.1, f"went down {downtime:+.2f}s from the wall time"
 
 
@@ -145,9 +145,9 @@ async def test_drain_times_are_wall_time_and_the_deadline_stays_sped_up() -> Non
         strategy = node.drain_strategy
         assert strategy is not None and strategy.deadline == DEADLINE  # a duration: as sent
         assert strategy.started_at is not None and strategy.force_deadline is not None
-        assert abs(strategy.started_at - started) < 0.2
+        assert abs(strategy.started_at - started) < 0.5
         # Forced DEADLINE simulated seconds later: DEADLINE / SPEED real ones.
-        assert abs(strategy.force_deadline - (started + DEADLINE / SPEED)) < 0.2
+        assert abs(strategy.force_deadline - (started + DEADLINE / SPEED)) < 0.5
         await until(lambda: state.nodes[node_id].drain is None)
         forced = time.time()
         assert forced - started > 0.8 * DEADLINE / SPEED
@@ -155,8 +155,8 @@ async def test_drain_times_are_wall_time_and_the_deadline_stays_sped_up() -> Non
         last = node.last_drain
         assert last is not None and last.started_at is not None and last.updated_at is not None
         # LastDrain has whole seconds (truncated).
-        assert -1.2 < last.started_at - started <= 0.2
-        assert -1.2 < last.updated_at - forced <= 0.2
+        assert -1.2 < last.started_at - started <= 0.5
+        assert -1.2 < last.updated_at - forced <= 0.5
 
 
 async def test_reconciler_sim_speed_puts_wall_time_on_the_wire() -> None:
