@@ -239,7 +239,18 @@ def _scaling_json(d: Decision | None) -> dict[str, Any] | None:
 
 
 def _count_text(counts: Mapping[str, int]) -> str:
-    shown = ("ready", "pending", "draining", "drained", "down", "held", "outdated", "unhealthy")
+    shown = (
+        "ready",
+        "pending",
+        "draining",
+        "drained",
+        "down",
+        "held",
+        "outdated",
+        "unhealthy",
+        "lost",
+        "displaced",
+    )
     parts = [f"{counts.get(k, 0)} {k}" for k in shown if counts.get(k, 0) or k == "ready"]
     return ", ".join(parts)
 
