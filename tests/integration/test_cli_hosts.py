@@ -1,0 +1,74 @@
+"""`reconciler hosts` as a user runs it, against `reconciler sim` (today's single host)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from reconciler.hosts_view import HOSTS_SCHEMA
+from reconciler.pools import DEFAULT_PREFIX
+from tests.integration.cli_sim import CLI, ROOT, running_sim
+
+G = 1 << 30
+
+
+@pytest.fixture(scope="module")
+def sim_env() -> Iterator[dict[str, str]]:
+    with running_sim("--speed", "20", "--boot-seconds", "10") as env:
+        yield env
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+
+
+def put_pool(env: dict[str, str], pool: str, items: dict[str, str]) -> None:
+    body = {"Path": f"{DEFAULT_PREFIX}/pools/{pool}", "Items": items}
+    r = httpx.put(f"{env['NOMAD_ADDR']}/v1/var/{DEFAULT_PREFIX}/pools/{pool}", json=body)
+    r.raise_for_status()
+
+
+def test_hosts_lists_the_single_host_its_use_and_members(sim_env: dict[str, str]) -> None:
+    empty = run(sim_env, "hosts")
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.splitlines()[1].split()[:4] == ["default", "yes", "-", "0"]
+
+    items = {"min": "2", "max": "3", "cpus": "2", "memory": "1G", "disk": "5G"}
+    put_pool(sim_env, "web", {**items, "cloud_init_vars": "servers: [10.0.0.2]"})
+    applied = run(sim_env, "apply", "--pool", "web", "--wait", "--timeout", "600")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    put_pool(sim_env, "bad", {"min": "3", "max": "1"})  # invalid: not counted, and said so
+
+    shown = run(sim_env, "hosts", "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["schema"] == HOSTS_SCHEMA
+    [host] = doc["hosts"]
+    assert host["name"] == "default" and host["implicit"] is True
+    assert host["reachable"] is True and host["error"] is None
+    assert host["used"] == {"cpus": 4, "memory": 2 * G, "disk": 10 * G}
+    assert host["members"] == 2
+    assert host["pools"] == {"web": {"members": 2, "phases": {"ready": 2}}}
+    assert list(doc["unaccounted"]) == ["bad"]
+
+    text = run(sim_env, "hosts")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[1].split()[:4] == ["default", "yes", "-", "2"]
+    assert "          memory  2G used" in lines
+    assert "          web: 2 members (2 ready)" in lines
+    assert lines[-1].startswith("pool bad: not counted")
+
+
+def test_hosts_exits_1_when_a_read_fails(sim_env: dict[str, str]) -> None:
+    no_nomad = run({**sim_env, "NOMAD_ADDR": "http://127.0.0.1:1"}, "hosts")
+    assert no_nomad.returncode == 1 and "cannot reach Nomad" in no_nomad.stderr
+    no_daemon = run(sim_env, "hosts", "--multipass-address", "127.0.0.1:1", "-o", "json")
+    assert no_daemon.returncode == 1 and no_daemon.stdout == ""
+    assert no_daemon.stderr.startswith("error: ")
