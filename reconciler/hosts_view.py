@@ -80,7 +80,7 @@ class HostRow:
 
     ``capacity``: what the reconciler may place there in all (HostState: caps and
     reserves applied, CPUs times the overcommit factor); None when it is not
-    accounted (the implicit host of a deployment with no host variable) or not known
+    accounted (a reading that named no host: the one daemon of today, unmeasured) or not known
     (the daemon could not be read). ``free`` is ``capacity - used`` and may be
     negative (a cap lowered below what runs there). ``registered`` false: members
     were found with this host in their names but no host variable names it.
@@ -96,7 +96,6 @@ class HostRow:
     evacuate: bool = False
     max_parallel_launches: int | None = None
     registered: bool = True
-    implicit: bool = False
     pools: tuple[PoolOnHost, ...] = ()
 
     @property
@@ -177,7 +176,7 @@ def _row(
     if state is None and registered:
         # No host variable at all: today's single daemon, read (or the pass would have
         # failed) and not accounted.
-        return HostRow(name, True, None, "", None, used, implicit=True, pools=pools)
+        return HostRow(name, True, None, "", None, used, pools=pools)
     if state is None:
         return HostRow(
             name,
@@ -215,7 +214,6 @@ def hosts_to_json(view: HostsView) -> dict[str, Any]:
             {
                 "name": r.name,
                 "registered": r.registered,
-                "implicit": r.implicit,
                 "reachable": r.reachable,
                 "error": None if r.error is None else scrub(r.error),
                 "version": r.version or None,
@@ -269,8 +267,6 @@ def render_hosts_text(view: HostsView) -> str:
     lines = [header]
     for r in view.hosts:
         flags = [f for f, on in (("cordoned", r.cordoned), ("evacuate", r.evacuate)) if on]
-        if r.implicit:
-            flags.append("implicit (no host variable)")
         if not r.registered:
             flags.append("unregistered")
         reachable = "yes" if r.reachable else "no"

@@ -37,7 +37,8 @@ def put_pool(env: dict[str, str], pool: str, items: dict[str, str]) -> None:
 def test_hosts_lists_the_single_host_its_use_and_members(sim_env: dict[str, str]) -> None:
     empty = run(sim_env, "hosts")
     assert empty.returncode == 0, empty.stderr
-    assert empty.stdout.splitlines()[1].split()[:4] == ["default", "yes", "-", "0"]
+    first = empty.stdout.splitlines()[1].split()
+    assert first[:2] == ["default", "yes"] and first[3] == "0"
 
     items = {"min": "2", "max": "3", "cpus": "2", "memory": "1G", "disk": "5G"}
     put_pool(sim_env, "web", {**items, "cloud_init_vars": "servers: [10.0.0.2]"})
@@ -50,9 +51,14 @@ def test_hosts_lists_the_single_host_its_use_and_members(sim_env: dict[str, str]
     doc = json.loads(shown.stdout)
     assert doc["schema"] == HOSTS_SCHEMA
     [host] = doc["hosts"]
-    assert host["name"] == "default" and host["implicit"] is True
+    assert host["name"] == "default" and host["registered"] is True
     assert host["reachable"] is True and host["error"] is None
-    assert host["used"] == {"cpus": 4, "memory": 2 * G, "disk": 10 * G}
+    used = {"cpus": 4, "memory": 2 * G, "disk": 10 * G}
+    assert host["used"] == used
+    # Today's single host is not measured; once the fleet reads daemon_info, it is.
+    if host["capacity"] is not None:
+        cap = host["capacity"]
+        assert host["free"] == {k: cap[k] - used[k] for k in used}
     assert host["members"] == 2
     assert host["pools"] == {"web": {"members": 2, "phases": {"ready": 2}}}
     assert list(doc["unaccounted"]) == ["bad"]
@@ -60,8 +66,8 @@ def test_hosts_lists_the_single_host_its_use_and_members(sim_env: dict[str, str]
     text = run(sim_env, "hosts")
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
-    assert lines[1].split()[:4] == ["default", "yes", "-", "2"]
-    assert "          memory  2G used" in lines
+    assert lines[1].split()[:2] == ["default", "yes"] and lines[1].split()[3] == "2"
+    assert any(line.startswith("          memory  2G used") for line in lines)
     assert "          web: 2 members (2 ready)" in lines
     assert lines[-1].startswith("pool bad: not counted")
 

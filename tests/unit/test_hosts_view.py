@@ -97,7 +97,6 @@ def test_the_json_form_is_typed_and_says_its_schema() -> None:
     assert first == {
         "name": "host1",
         "registered": True,
-        "implicit": False,
         "reachable": True,
         "error": None,
         "version": "1.16.0",
@@ -119,10 +118,11 @@ def test_the_json_form_is_typed_and_says_its_schema() -> None:
 def test_no_host_variable_is_the_one_implicit_host_default_with_no_capacity_accounted() -> None:
     view = build_hosts([pool_plan(WEB, member(WEB, "default", 0), member(WEB, "default", 1))], {})
     [row] = view.hosts
-    assert row.name == "default" and row.implicit and row.reachable and row.registered
+    assert row.name == "default" and row.reachable and row.registered
     assert row.capacity is None and row.used.cpus == 4 and row.members == 2
     text = render_hosts_text(view)
-    assert "implicit (no host variable)" in text and "cpus    4 used" in text
+    assert text.splitlines()[1].split() == ["default", "yes", "-", "2", "-"]
+    assert "          cpus    4 used" in text.splitlines()
 
 
 def test_members_on_a_host_no_variable_names_show_as_unregistered() -> None:
