@@ -77,4 +77,44 @@ def test_hosts_exits_1_when_a_read_fails(sim_env: dict[str, str]) -> None:
     assert no_nomad.returncode == 1 and "cannot reach Nomad" in no_nomad.stderr
     no_daemon = run(sim_env, "hosts", "--multipass-address", "127.0.0.1:1", "-o", "json")
     assert no_daemon.returncode == 1 and no_daemon.stdout == ""
-    assert no_daemon.stderr.startswith("error: ")
+    assert "\nerror: " in "\n" + no_daemon.stderr and "multipassd" in no_daemon.stderr
+
+
+def _fleet_is_merged() -> bool:
+    """`sim --hosts` (helper sim) and the fleet's per-host reads (helper fleet) are in."""
+    import importlib.util
+
+    from reconciler.cli import build_parser
+
+    try:
+        build_parser().parse_args(["sim", "--hosts", "3"])
+    except SystemExit:
+        return False
+    return importlib.util.find_spec("reconciler.fleet") is not None
+
+
+@pytest.mark.skipif(not _fleet_is_merged(), reason="needs sim --hosts and reconciler/fleet.py")
+def test_hosts_shows_each_simulated_host_and_one_whose_daemon_is_down() -> None:
+    with running_sim("--hosts", "3", "--speed", "20") as env:
+        doc = json.loads(run(env, "hosts", "-o", "json").stdout)
+        assert [h["name"] for h in doc["hosts"]] == ["host1", "host2", "host3"]
+        for h in doc["hosts"]:
+            assert h["reachable"] is True and h["version"] and h["registered"] is True
+            assert h["capacity"]["cpus"] > 0 and h["free"] == h["capacity"]  # nothing placed
+
+        down = run(env, "sim", "ctl", "host", "host2", "daemon-down")
+        assert down.returncode == 0, down.stderr
+        shown = run(env, "hosts", "-o", "json")
+        assert shown.returncode == 0, shown.stderr  # one host down is not a failed read
+        by_name = {h["name"]: h for h in json.loads(shown.stdout)["hosts"]}
+        assert by_name["host2"]["reachable"] is False and by_name["host2"]["error"]
+        assert by_name["host2"]["capacity"] is None and by_name["host2"]["free"] is None
+        assert by_name["host1"]["reachable"] and by_name["host3"]["reachable"]
+        text = run(env, "hosts").stdout.splitlines()
+        host2 = next(i for i, line in enumerate(text) if line.startswith("host2"))
+        assert text[host2].split()[:2] == ["host2", "no"]
+        assert text[host2 + 1].startswith("          error: ")
+
+        assert run(env, "sim", "ctl", "host", "host2", "daemon-up").returncode == 0
+        back = json.loads(run(env, "hosts", "-o", "json").stdout)
+        assert all(h["reachable"] for h in back["hosts"])
