@@ -21,13 +21,15 @@ from reconciler.controller import Controller, PassReport, PoolPlan
 from reconciler.diff import invalid_to_json, plan_to_json, plural, render_text, use_colour
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.execute import ActionResult, Executor, ExecutorLimits
+from reconciler.fleet import Fleet
 from reconciler.hosts_view import build_hosts, hosts_to_json, render_hosts_text
 from reconciler.leadership import LeaderElector
 from reconciler.logs import redact, redact_pem, scrub
-from reconciler.multipass.client import MultipassClient
+from reconciler.model import ImageCatalogue
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.observe import Observer
+from reconciler.ownership import DEFAULT_HOST
 from reconciler.plan import ActionKind
 from reconciler.pools import (
     DEFAULT_PREFIX,
@@ -51,15 +53,22 @@ from reconciler.units import yaml_problem
 from reconciler.varfile import VarFileError, read_var_file
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+# The part of a pass's read_timeout one host's reads may take.
+HOST_READ_SHARE = 0.8
 
 
 @dataclass
 class Connected:
     settings: Settings
     nomad: NomadClient
-    multipass: MultipassClient
+    fleet: Fleet
     pools: PoolSource
     controller: Controller
+
+    @property
+    def multipass(self) -> Fleet:
+        """The fleet, for callers that build their own Observer or Executor from it."""
+        return self.fleet
 
 
 @contextlib.asynccontextmanager
@@ -73,28 +82,34 @@ async def connect(
 ) -> AsyncIterator[Connected]:
     clock = clock or SystemClock()
     redact(settings.nomad.token)
-    async with NomadClient(settings.nomad) as nomad:
-        multipass_settings = await settings.resolve_multipass(nomad)
-        redact(multipass_settings.passphrase)
-        redact_pem(multipass_settings.client_key)
-        async with MultipassClient(multipass_settings) as multipass:
-            if metrics is not None:
-                m = metrics
-                nomad.on_call = lambda route, secs, err: m.api_call("nomad", route, secs, err)
-                multipass.on_call = lambda rpc, secs, err: m.api_call("multipass", rpc, secs, err)
-            pools = PoolSource(nomad, settings.prefix)
-            executor = Executor(multipass, nomad, render_cloud_init, limits or ExecutorLimits())
-            controller = Controller(
-                pools,
-                Observer(nomad, multipass, clock),
-                executor,
-                clock,
-                resync=settings.resync,
-                status=StatusWriter(nomad),
-                write_status=write_status,
-                metrics=metrics,
-            )
-            yield Connected(settings, nomad, multipass, pools, controller)
+    limits = limits or ExecutorLimits()
+    async with (
+        NomadClient(settings.nomad) as nomad,
+        Fleet(nomad, settings, implicit_launch_limit=limits.launch_concurrency) as fleet,
+    ):
+        # The hosts (or the one daemon of today's settings): a settings problem is raised
+        # here, as before hosts were named. Clients connect at their first read.
+        await fleet.refresh()
+        if metrics is not None:
+            m = metrics
+            nomad.on_call = lambda route, secs, err: m.api_call("nomad", route, secs, err)
+            fleet.on_call = lambda rpc, secs, err: m.api_call("multipass", rpc, secs, err)
+        pools = PoolSource(nomad, settings.prefix)
+        executor = Executor(fleet, nomad, render_cloud_init, limits)
+        observer = Observer(nomad, fleet, clock)
+        controller = Controller(
+            pools,
+            observer,
+            executor,
+            clock,
+            resync=settings.resync,
+            status=StatusWriter(nomad),
+            write_status=write_status,
+            metrics=metrics,
+        )
+        # One host that does not answer is unreachable this pass, not the pass's failure.
+        observer.host_timeout = controller.read_timeout * HOST_READ_SHARE
+        yield Connected(settings, nomad, fleet, pools, controller)
 
 
 def print_plans(
@@ -248,6 +263,8 @@ class ApplyOutput:
     def action(self, r: ActionResult) -> None:
         a = r.action
         what = f"{a.kind.value} {a.instance}"
+        if a.host != DEFAULT_HOST:
+            what += f" on {a.host}"
         if r.in_progress:
             self._line(f"{what}: still under way in the daemon ({r.duration:.1f}s)")
         elif r.ok:
@@ -504,13 +521,27 @@ async def _warn_of_image(settings: Settings, nomad: NomadClient, spec: PoolSpec)
     catalogue can change (a new release, another remote). One that cannot be asked
     is said so, and nothing more.
     """
+    catalogues: list[ImageCatalogue] = []
     try:
-        multipass_settings = await settings.resolve_multipass(nomad)
-        async with MultipassClient(multipass_settings) as multipass:
-            catalogue = await multipass.find()
+        async with Fleet(nomad, settings) as fleet:
+            await fleet.refresh()
+            for host in fleet.names():
+                try:
+                    catalogues.append(await (await fleet.connect(host)).find())
+                except ReconcilerError as exc:
+                    if len(fleet.names()) == 1:
+                        raise
+                    print(
+                        f"warning: host {host}: could not ask its multipassd: {exc}",
+                        file=sys.stderr,
+                    )
     except ReconcilerError as exc:
         print(f"warning: could not ask multipassd which images it offers: {exc}", file=sys.stderr)
         return
+    if not catalogues:
+        return
+    # Any host that offers the image can launch it.
+    catalogue = ImageCatalogue(frozenset().union(*(c.names for c in catalogues)))
     if not catalogue.offers(spec.image):
         offered = ", ".join(sorted(n for n in catalogue.names if ":" not in n))
         print(
@@ -632,9 +663,16 @@ async def secrets_command(args: argparse.Namespace) -> int:
         cert_path, key_path = client_certs.find_client_certificate()
     cert_pem, key_pem = client_certs.load_pair(cert_path, key_path)
     passphrase = client_certs.read_passphrase() if args.passphrase_stdin else None
-    server_cert = (
-        client_certs.load_certificate(Path(args.server_cert)) if args.server_cert else None
-    )
+    if args.server_cert:
+        pin_path: Path | None = Path(args.server_cert)
+    else:
+        pin_path, note = client_certs.find_root_cert()
+        print(f"# {note}", file=sys.stderr)
+    server_cert = client_certs.load_certificate(pin_path) if pin_path else None
+    if pin_path and server_cert:
+        warning = client_certs.pin_warning(pin_path, server_cert)
+        if warning:
+            print(f"# warning: {warning}", file=sys.stderr)
     print(
         client_certs.variable_json(
             cert_pem,

@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: it loads grpc, which must not load before main()
     # has set GRPC_VERBOSITY.
     from reconciler.controller import SHUTDOWN_GRACE
+    from reconciler.sim.control import HOST_ACTIONS
 
     # Subparsers are made with the parent's class, so every subcommand gets _Parser.
     parser = _Parser(
@@ -131,6 +132,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME:OPTS",
         help="run a workload, e.g. 'api:count=6,cpu=500,memory=1024' (blocked until nodes fit it)",
+    )
+    sim.add_argument(
+        "--hosts",
+        type=int,
+        default=1,
+        help="simulated Multipass hosts (default 1); more than one are host1..hostN, each its "
+        "own daemon and --host-* capacity, with their <prefix>/hosts/<host> variables written",
+    )
+    sim.add_argument(
+        "--prefix",
+        default=None,
+        help="where --hosts writes its variables (default nomad/jobs/multipass-reconciler; "
+        "RECONCILER_PREFIX)",
+    )
+    sim_sub = sim.add_subparsers(dest="sim_command", metavar="SUBCOMMAND")
+    ctl = sim_sub.add_parser("ctl", help="control a running simulator (found through NOMAD_ADDR)")
+    ctl_sub = ctl.add_subparsers(dest="ctl_command", required=True, metavar="WHAT")
+    ctl_host = ctl_sub.add_parser(
+        "host",
+        help="break or mend a simulated host: daemon-down (its VMs run on), daemon-up, "
+        "power-off (its VMs stop, their nodes go down), power-on (they come back)",
+    )
+    ctl_host.add_argument("name", help="the host: host1..hostN, or default for a single host")
+    ctl_host.add_argument("action", choices=HOST_ACTIONS)
+    ctl_host.add_argument("--address", help="the simulated Nomad's address (NOMAD_ADDR)")
+    ctl_host.add_argument(
+        "--token", help="a management token, if the simulator runs with --acl (NOMAD_TOKEN)"
     )
 
     for name, help_text in (
@@ -272,6 +300,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
         from reconciler.demo import run_demo
 
         return await run_demo(seed=args.seed)
+    if args.command == "sim" and args.sim_command == "ctl":
+        from reconciler.sim.control import ctl_command
+
+        return await ctl_command(args)
     if args.command == "sim":
         from reconciler.sim.runner import run_sim_command
 

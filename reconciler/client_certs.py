@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from reconciler.errors import ConfigError
+from reconciler.multipass.settings import default_root_cert
 
 CERT_FILE = "multipass_cert.pem"
 KEY_FILE = "multipass_cert_key.pem"
@@ -86,6 +87,48 @@ def load_certificate(path: Path) -> str:
     except ValueError:
         raise ConfigError(f"{path}: not a PEM certificate") from None
     return text
+
+
+def root_cert_candidates() -> list[Path]:
+    """Where this machine's daemon keeps the root CA a client pins (current daemons)."""
+    return [default_root_cert()]
+
+
+def find_root_cert(candidates: list[Path] | None = None) -> tuple[Path | None, str]:
+    """The daemon's root CA to pin, if one is here and readable, and what to tell the user.
+
+    The snap keeps it readable by root only: then the note says how to get it in.
+    """
+    for path in candidates if candidates is not None else root_cert_candidates():
+        if not path.exists():
+            continue
+        if os.access(path, os.R_OK):
+            return path, f"pinned the daemon's root CA found at {path}"
+        return None, (
+            f"the daemon's root CA is at {path} but only root can read it: run this with "
+            f"sudo, or copy it and give --server-cert"
+        )
+    where = ", ".join(str(p) for p in candidates or root_cert_candidates())
+    return None, (
+        f"no daemon root CA here ({where}): give --server-cert with the daemon host's "
+        "multipass_root_cert.pem, or the reconciler will refuse an unpinned daemon"
+    )
+
+
+def pin_warning(path: Path, text: str) -> str | None:
+    """Why a certificate given to pin is likely the wrong one; None when it looks right.
+
+    A client verifies the daemon's leaf against the pinned certificate as its trust
+    anchor: the root CA (multipass_root_cert.pem) or, from older daemons, their
+    self-signed certificate. A leaf issued by a CA is not an anchor.
+    """
+    cert = x509.load_pem_x509_certificate(text.encode())
+    if cert.issuer == cert.subject:
+        return None
+    return (
+        f"{path} is issued by {cert.issuer.rfc4514_string()}, not self-signed: it is a "
+        "leaf (such as certificates/localhost.pem); pin the daemon's multipass_root_cert.pem"
+    )
 
 
 def _read(path: Path, what: str) -> str:

@@ -38,7 +38,8 @@ from reconciler.execute import ActionResult, Executor
 from reconciler.logs import scrub
 from reconciler.model import Observed
 from reconciler.observe import Observer
-from reconciler.plan import Action, ActionKind, Plan, PoolWorld, group_by_pool, plan
+from reconciler.plan import Action, ActionKind, Plan, PoolWorld, Resources, group_by_pool, plan
+from reconciler.plan.placement import footprint, free_capacity, pool_usage
 from reconciler.pools import PoolSource, PoolVariable, status_path
 from reconciler.scaling.decide import LastScale
 from reconciler.spec import PoolSpec, SpecError, needs_servers, parse_pool_spec
@@ -263,12 +264,22 @@ class Controller:
         observed, (variables, scaled) = read_world, read_specs
         now = self.clock.now()
 
+        # Grouped once for all the pools: each plan then reads only its own pool.
+        worlds = group_by_pool(observed)
+        fleet_free = self._fleet_free(variables, worlds, inflight, observed)
+        # Each pool's launches take their room before the next pool places, so two
+        # pools never count on the same free memory; a pool planned again (its victims
+        # read in full) starts from what it had the first time.
+        free_before: dict[str, dict[str, Resources]] = {}
+
         def plan_each(variables: list[PoolVariable]) -> dict[str, PoolPlan]:
-            # Grouped once for all the pools: each plan then reads only its own pool.
-            worlds = group_by_pool(observed)
-            return {
-                v.pool: self._held_back(v)
-                or self._plan_one(
+            plans = {}
+            for v in variables:
+                free = None
+                first = v.pool not in free_before
+                if fleet_free is not None:
+                    free = free_before.setdefault(v.pool, dict(fleet_free))
+                pp = self._held_back(v) or self._plan_one(
                     v,
                     observed,
                     now,
@@ -276,9 +287,12 @@ class Controller:
                     scaled.get(v.pool),
                     worlds.get(v.pool, PoolWorld()),
                     self._parsed(v),
+                    free,
                 )
-                for v in variables
-            }
+                if first and fleet_free is not None and pp.plan and pp.spec:
+                    _take_room(fleet_free, pp.spec, pp.plan)
+                plans[v.pool] = pp
+            return plans
 
         plans = plan_each(variables)
         # Nothing is drained or deleted on the strength of a node-list entry:
@@ -293,8 +307,33 @@ class Controller:
                 break
             again = [v for v in variables if unread_targets([plans[v.pool]], observed)]
             observed = await self.observer.detail(observed, unread)
+            worlds = group_by_pool(observed)
             plans.update(plan_each(again))
         return [without_unread_targets(plans[v.pool], observed) for v in variables], observed
+
+    def _fleet_free(
+        self,
+        variables: list[PoolVariable],
+        worlds: Mapping[str, PoolWorld],
+        inflight: frozenset[tuple[str, str]],
+        observed: Observed,
+    ) -> dict[str, Resources] | None:
+        """What each host has free once every pool's members have taken their room.
+
+        None in a world before hosts (nothing is accounted). A pool whose spec is
+        invalid is not counted: its sizes are unknown (a host's reserves cover such
+        VMs, as they cover VMs not ours).
+        """
+        if not observed.hosts:
+            return None
+        used: dict[str, Resources] = {}
+        for v in variables:
+            spec = self._parsed(v)
+            if not isinstance(spec, PoolSpec):
+                continue
+            for host, taken in pool_usage(spec, worlds.get(v.pool, PoolWorld()), inflight).items():
+                used[host] = used.get(host, Resources()) + taken
+        return free_capacity(observed.hosts, used)
 
     async def _last_scales(self, variables: list[PoolVariable]) -> dict[str, LastScale]:
         """Last scaling decisions from the status of pools that have a policy (cooldowns)."""
@@ -322,6 +361,7 @@ class Controller:
         last_scale: LastScale | None = None,
         world: PoolWorld | None = None,
         parsed: PoolSpec | tuple[str, ...] | None = None,
+        free: Mapping[str, Resources] | None = None,
     ) -> PoolPlan:
         """``parsed``: the variable's spec or its problems, if known (``_parsed``)."""
         try:
@@ -330,7 +370,7 @@ class Controller:
             spec = parsed
             if isinstance(spec, tuple):
                 return PoolPlan(variable, None, None, spec)
-            planned = plan(spec, observed, now, inflight, last_scale, world)
+            planned = plan(spec, observed, now, inflight, last_scale, world, free)
             if variable.deleted:
                 planned = finalizing(planned)
             return PoolPlan(variable, spec, planned)
@@ -681,6 +721,7 @@ class Controller:
         self._stop = stop
         watchers = [
             asyncio.create_task(self._watch(self.pools.wait_for_change, "pool variables")),
+            asyncio.create_task(self._watch(self.observer.wait_for_host_change, "host variables")),
             asyncio.create_task(self._watch(self.observer.wait_for_node_change, "nodes")),
             asyncio.create_task(self._resync_timer()),
         ]
@@ -798,6 +839,13 @@ class Controller:
             if pp.spec is not None and pp.spec.policy is not None
         ]
         return min([self.resync, *intervals])
+
+
+def _take_room(free: dict[str, Resources], spec: PoolSpec, planned: Plan) -> None:
+    """Take what the plan's launches need out of the hosts' free room."""
+    for a in planned.actions:
+        if a.kind is ActionKind.LAUNCH and a.host in free:
+            free[a.host] = free[a.host] - footprint(spec)
 
 
 def _parse(variable: PoolVariable) -> PoolSpec | tuple[str, ...]:

@@ -178,7 +178,8 @@ def render_text(
     width = max((len(a.instance) for a in plan.actions), default=0)
     for a in plan.actions:
         head = _paint(f"  {_SYMBOL[a.kind]} {_LABEL[a.kind]:<10}", _COLOUR[a.kind], colour)
-        lines.append(f"{head} {a.instance:<{width}}  {_detail(a, spec)}  # {a.reason}")
+        where = f" on {a.host}" if plan.show_hosts else ""
+        lines.append(f"{head} {a.instance:<{width}}{where}  {_detail(a, spec)}  # {a.reason}")
     if plan.actions:
         lines.append("")
     lines.append(plan_summary(plan, deleted=deleted, failing=failing))
@@ -278,6 +279,7 @@ def _action_json(a: Action, spec: PoolSpec) -> dict[str, Any]:
         "kind": a.kind.value,
         "instance": a.instance,
         "node_id": a.node_id,
+        "host": a.host,
         "reason": a.reason,
     }
     if a.kind is ActionKind.LAUNCH:

@@ -13,6 +13,12 @@ permanent ones are reported at once. A launch the daemon reports as "being
 prepared" is our own earlier launch of that name still running: in progress,
 not an error, and not retried.
 
+Routing: a launch or delete goes to the daemon of ``action.host`` (drains and purges
+are Nomad's). Launches in flight are bounded per host (its ``max_parallel_launches``:
+multipassd has crashed under ten at once, canonical/multipass#3336) and, across hosts,
+by ``launch_concurrency``. An action for a host with no client (not in the fleet, an
+invalid host variable, not connected) fails at once as a temporary error naming it.
+
 Fencing: ``fence`` (leader election's ``is_leader``) is asked immediately
 before every attempt, after the concurrency slot is taken, so an action that
 waited for a slot or a retry never reaches an API once the lease has ended.
@@ -29,7 +35,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tenacity import (
     AsyncRetrying,
@@ -39,8 +45,10 @@ from tenacity import (
 )
 
 from reconciler.errors import ReconcilerError, TemporaryError
+from reconciler.hosts import HostUnavailable
 from reconciler.multipass.errors import BeingPrepared
 from reconciler.nomad.errors import NotFound
+from reconciler.ownership import DEFAULT_HOST
 from reconciler.plan import Action, ActionKind, drain_meta
 from reconciler.spec import PoolSpec
 
@@ -64,6 +72,37 @@ class InstanceApi(Protocol):
     ) -> object: ...
 
     async def delete(self, names: list[str], *, purge: bool, missing_ok: bool) -> object: ...
+
+
+@runtime_checkable
+class InstancesByHost(Protocol):
+    """Each host's Multipass client (reconciler/fleet.py's Fleet is one)."""
+
+    def client(self, host: str) -> InstanceApi:
+        """The host's client; raises a TemporaryError naming the host when it has none."""
+        ...
+
+    def launch_limit(self, host: str) -> int | None:
+        """Launches in flight at once on the host's daemon; None: no bound of its own."""
+        ...
+
+
+class OneHost:
+    """One client as the only host, ``default``, with no per-host launch bound (as before
+    hosts: ``launch_concurrency`` alone bounds its launches)."""
+
+    def __init__(self, instances: InstanceApi) -> None:
+        self.instances = instances
+
+    def client(self, host: str) -> InstanceApi:
+        if host != DEFAULT_HOST:
+            raise HostUnavailable(
+                host, f"host {host!r} is not in the fleet (one daemon: host {DEFAULT_HOST})"
+            )
+        return self.instances
+
+    def launch_limit(self, host: str) -> int | None:
+        return None
 
 
 class NodeApi(Protocol):
@@ -112,17 +151,69 @@ class ExecutorLimits:
     backoff_max: float = 10.0
 
 
+class _Slots(Protocol):
+    async def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class HostLaunchSlots:
+    """Launches in flight on one host, at most ``limit()`` at once.
+
+    The limit is read at every acquire, so an edit of the host's max_parallel_launches
+    applies to the next launch. A release wakes every waiter to look again: a waiter
+    cancelled after its wake-up cannot swallow it.
+    """
+
+    def __init__(self, limit: Callable[[], int | None]) -> None:
+        self._limit = limit
+        self.held = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def _free(self) -> bool:
+        limit = self._limit()
+        return limit is None or self.held < max(1, limit)
+
+    def take_if_free(self) -> bool:
+        """Take a slot at once if one is free (and nobody waits before us)."""
+        if self._waiters or not self._free():
+            return False
+        self.held += 1
+        return True
+
+    async def acquire(self) -> bool:
+        while not self._free():
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        self.held += 1
+        return True
+
+    def release(self) -> None:
+        self.held -= 1
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
 class Executor:
     def __init__(
         self,
-        instances: InstanceApi,
+        instances: InstanceApi | InstancesByHost,
         nodes: NodeApi,
         render: Callable[[PoolSpec, str], str],
         limits: ExecutorLimits = ExecutorLimits(),
         *,
         fence: Callable[[], bool] | None = None,
     ) -> None:
-        self._instances = instances
+        # One client alone (tests, tools) is the host "default".
+        self._hosts: InstancesByHost = (
+            instances if isinstance(instances, InstancesByHost) else OneHost(instances)
+        )
+        self._host_launches: dict[str, HostLaunchSlots] = {}
         self._nodes = nodes
         self._render = render
         self.limits = limits
@@ -154,8 +245,13 @@ class Executor:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    async def _slot(self, slots: asyncio.Semaphore) -> bool:
+    async def _slot(self, slots: _Slots) -> bool:
         """Take a concurrency slot; False (holding none) when ``stop()`` comes first."""
+        if isinstance(slots, HostLaunchSlots) and slots.take_if_free():
+            if self._stopping.is_set():
+                slots.release()
+                return False
+            return True  # a host with room: no wait, so no turn of the loop either
         taking = asyncio.ensure_future(slots.acquire())
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
@@ -191,12 +287,31 @@ class Executor:
         log.info("action done", extra=_fields(spec, action, "ok", duration))
         return ActionResult(action, ok=True, duration=duration)
 
+    def _slots_for(self, action: Action) -> list[_Slots]:
+        """The concurrency slots an action takes, in order: a launch its host's, then a
+        launch slot (a launch waiting on a busy host holds none of the shared ones)."""
+        if action.kind is not ActionKind.LAUNCH:
+            return [self._slots]
+        host = self._host_launches.get(action.host)
+        if host is None:
+            host = HostLaunchSlots(lambda: self._hosts.launch_limit(action.host))
+            self._host_launches[action.host] = host
+        return [host, self._launch_slots]
+
     async def _attempts(self, spec: PoolSpec, action: Action) -> None:
-        """Dispatch with retries, within a slot; the fence is asked before every attempt."""
-        slots = self._launch_slots if action.kind is ActionKind.LAUNCH else self._slots
-        if not await self._slot(slots):
-            raise Abandoned(f"{action.kind.value} {action.instance}: not sent, shutting down")
+        """Dispatch with retries, within its slots; the fence is asked before every attempt."""
+        instances = None
+        if action.kind in (ActionKind.LAUNCH, ActionKind.DELETE):
+            # No client for the host: a temporary error at once, not retried here.
+            instances = self._hosts.client(action.host)
+        held: list[_Slots] = []
         try:
+            for slots in self._slots_for(action):
+                if not await self._slot(slots):
+                    raise Abandoned(
+                        f"{action.kind.value} {action.instance}: not sent, shutting down"
+                    )
+                held.append(slots)
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(lambda exc: _retryable(exc, action)),
                 wait=wait_random_exponential(multiplier=0.5, max=self.limits.backoff_max),
@@ -207,18 +322,22 @@ class Executor:
                 with attempt:
                     self._may_dispatch(action)
                     try:
-                        await self._dispatch(spec, action)
+                        await self._dispatch(spec, action, instances)
                     except TimeoutError:
                         raise ActionTimeout(
                             f"{action.kind.value} {action.instance}: no answer within "
                             f"{self.limits.call_timeout:.0f}s"
                         ) from None
         finally:
-            slots.release()
+            for slots in reversed(held):
+                slots.release()
 
-    async def _dispatch(self, spec: PoolSpec, action: Action) -> None:
+    async def _dispatch(
+        self, spec: PoolSpec, action: Action, instances: InstanceApi | None
+    ) -> None:
         if action.kind is ActionKind.LAUNCH:
-            await self._instances.launch(
+            assert instances is not None
+            await instances.launch(
                 action.instance,
                 image=spec.image,
                 cpus=spec.cpus,
@@ -244,8 +363,9 @@ class Executor:
                 self.limits.call_timeout,
             )
         elif action.kind is ActionKind.DELETE:
+            assert instances is not None
             await asyncio.wait_for(
-                self._instances.delete([action.instance], purge=True, missing_ok=True),
+                instances.delete([action.instance], purge=True, missing_ok=True),
                 self.limits.call_timeout,
             )
         elif action.kind is ActionKind.PURGE_NODE:
@@ -256,7 +376,7 @@ class Executor:
                 )
 
 
-def _give_back(taking: asyncio.Future[Any], slots: asyncio.Semaphore) -> None:
+def _give_back(taking: asyncio.Future[Any], slots: _Slots) -> None:
     """Undo a slot request: release the slot if it was granted, else withdraw the request."""
     if not taking.done():
         taking.cancel()  # Semaphore.acquire passes a grant that races this on to the next
@@ -305,6 +425,7 @@ def _fields(
         "pool": spec.pool,
         "action": action.kind.value,
         "instance": action.instance,
+        "host": action.host,
         "node": action.node_id,
         "outcome": outcome,
         "duration": duration,

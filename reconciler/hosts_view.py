@@ -114,18 +114,6 @@ class HostsView:
     unaccounted: Mapping[str, str] = field(default_factory=dict)
 
 
-def member_host(member: Member) -> str:
-    """The host a member is on: FLEET.md's ``Member.host``.
-
-    The daemon that listed its instance; for a member with no instance seen, the
-    host its name says.
-    """
-    # TODO(lead, after the plan package lands): `return member.host`, the same by contract.
-    if member.instance is not None:
-        return member.instance.host
-    return ownership.host_of_name(member.name) or ownership.DEFAULT_HOST
-
-
 def holds_a_vm(member: Member) -> bool:
     """Whether the member takes room on its host (see the module's docstring)."""
     if member.phase in _GONE:
@@ -144,7 +132,7 @@ def build_hosts(pools: Iterable[PoolPlanLike], hosts: Mapping[str, HostState]) -
             continue
         size = Amounts(pp.spec.cpus, pp.spec.memory_bytes, pp.spec.disk_bytes)
         for m in pp.plan.members:
-            host = member_host(m)
+            host = m.host
             by_phase = phases.setdefault(host, {}).setdefault(pp.pool, {})
             by_phase[m.phase] = by_phase.get(m.phase, 0) + 1
             if holds_a_vm(m):

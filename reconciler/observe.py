@@ -1,11 +1,17 @@
-"""Builds the observed world with a constant number of API reads.
+"""Builds the observed world with a constant number of API reads per host.
 
-One instance list from multipassd; one node list, one allocation list and one
-list of blocked evaluations from Nomad, whatever the pool size: no per-node
-calls. The four reads run
-concurrently; if any fails the whole observation fails, because planning on a
-partial view (a failed instance list read as "no instances") would destroy
-what exists.
+Per Multipass host, one instance list (and, at most once a minute, daemon_info and
+version for its capacity and version); from Nomad, one list of host variables, one
+node list, one allocation list and one list of blocked evaluations, whatever the
+pool size: no per-node calls. Everything runs concurrently.
+
+Hosts are read independently (reconciler/fleet.py). A host whose daemon cannot be
+read this pass (an error, or no answer within ``host_timeout``) is reported
+``reachable=False`` with its error, and its instances are absent: an unknown
+inventory, never an empty one that looks reachable, because planning on "no
+instances" would relaunch (or forget) what exists there. When no host at all can be
+read the observation fails, as does any failed Nomad read: nothing is planned on a
+view missing everything the planner needs.
 
 The node list has no Meta (protection, ownership) and no drain deadline. Full
 node reads are cached by ModifyIndex and merged in when still current; the
@@ -20,19 +26,24 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from reconciler.clock import Clock
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, TemporaryError
+from reconciler.fleet import Fleet
+from reconciler.hosts import HostSpec, usable_capacity
 from reconciler.model import (
     BROKEN_STATES,
     Allocation,
     BlockedAsk,
+    HostState,
     ImageCatalogue,
+    Instance,
     Node,
     NodeStatus,
     Observed,
 )
-from reconciler.multipass.client import MultipassClient
+from reconciler.multipass.client import DaemonInfo, MultipassClient
 from reconciler.nomad import models as nomad_models
 from reconciler.nomad.client import NodeDetails, NomadClient
 from reconciler.nomad.errors import NotFound
@@ -40,18 +51,62 @@ from reconciler.pools import WATCH_WAIT
 
 log = logging.getLogger(__name__)
 
+# daemon_info and version change rarely (a new daemon, a resized host): read again after this.
+DAEMON_INFO_TTL = 60.0
+
+
+@dataclass(frozen=True)
+class _Daemon:
+    """What daemon_info and version said, for one client, when (clock.monotonic())."""
+
+    client: MultipassClient
+    info: DaemonInfo
+    version: str
+    at: float
+
+
+@dataclass(frozen=True)
+class _HostRead:
+    """One host's part of a pass: its instances, or the error that hid them."""
+
+    host: str
+    instances: list[Instance] | None = None
+    daemon: _Daemon | None = None
+    error: BaseException | None = None
+
 
 class Observer:
-    def __init__(self, nomad: NomadClient, multipass: MultipassClient, clock: Clock) -> None:
+    def __init__(
+        self,
+        nomad: NomadClient,
+        multipass: Fleet | MultipassClient,
+        clock: Clock,
+        *,
+        host_timeout: float | None = None,
+    ) -> None:
+        """``multipass``: the fleet, or one client as the only host (``default``).
+
+        Given one client, the world is the one before hosts: ``Observed.hosts`` stays
+        empty (no capacity accounted) and no daemon_info is read.
+        """
         self.nomad = nomad
-        self.multipass = multipass
+        self._one_client = not isinstance(multipass, Fleet)
+        self.fleet = multipass if isinstance(multipass, Fleet) else Fleet.single(multipass)
         self.clock = clock
+        # Real seconds one host's reads may take before that host counts as unreachable
+        # this pass; below the controller's read_timeout (app.connect sets it), so one
+        # hanging daemon cannot fail the whole pass. None: no deadline of its own.
+        self.host_timeout = host_timeout
+        self.daemon_info_ttl = DAEMON_INFO_TTL
         self._node_index = 0
-        self.reads = 0  # API reads made, for the benchmark and tests
+        self.reads = 0  # API reads (and RPCs) made, for the benchmark and tests
         # Node stubs carry no "down since": remember when each node was first seen
         # down (a restart forgets, which only makes the unhealthy timeout longer).
         self._down_since: dict[str, float] = {}
-        self._broken_since: dict[str, float] = {}  # likewise for stopped/suspended VMs
+        # Likewise for stopped/suspended VMs, by (host, name).
+        self._broken_since: dict[tuple[str, str], float] = {}
+        self._daemons: dict[str, _Daemon] = {}  # host -> its last daemon_info and version
+        self._unreachable: dict[str, str] = {}  # host -> the error last logged for it
         self.details = NodeDetails(nomad)
         self._stubs: dict[str, nomad_models.NodeStub] = {}
         # Read the daemon's image list (`find`) every pass: `plan` does, to warn before
@@ -60,28 +115,39 @@ class Observer:
         self.check_images = False
 
     async def observe(self) -> Observed:
-        instances, nodes, allocations, evaluations = await asyncio.gather(
-            self.multipass.list_instances(),
-            self.nomad.list_nodes(resources=True),
-            self.nomad.list_allocations(),
-            self.nomad.list_evaluations(status="blocked"),
+        (nodes, allocations, evaluations), reads = await asyncio.gather(
+            asyncio.gather(
+                self.nomad.list_nodes(resources=True),
+                self.nomad.list_allocations(),
+                self.nomad.list_evaluations(status="blocked"),
+            ),
+            self._read_hosts(),
         )
-        self.reads += 4
+        self.reads += 3
+        self._raise_if_no_host_was_read(reads)  # said by the pass's error, not logged here
+        for read in reads:
+            self._log_reachability(read)
         self._node_index = max(self._node_index, nodes.index)
         now = self.clock.now()
         down = {n.id for n in nodes.value if n.status in ("down", "disconnected")}
         self._down_since = {i: self._down_since.get(i, now) for i in down}
-        broken = {i.name for i in instances if i.state in BROKEN_STATES}
-        self._broken_since = {n: self._broken_since.get(n, now) for n in broken}
         instances = [
-            dataclasses.replace(i, broken_since=self._broken_since[i.name])
-            if i.name in broken
+            dataclasses.replace(i, host=r.host) if i.host != r.host else i
+            for r in reads
+            if r.instances is not None
+            for i in r.instances
+        ]
+        broken = {(i.host, i.name) for i in instances if i.state in BROKEN_STATES}
+        self._broken_since = {k: self._broken_since.get(k, now) for k in broken}
+        instances = [
+            dataclasses.replace(i, broken_since=self._broken_since[(i.host, i.name)])
+            if (i.host, i.name) in broken
             else i
             for i in instances
         ]
         self._stubs = {n.id: n for n in nodes.value}
         self.details.keep_only(self._stubs)
-        images, refused = await self._images()
+        images, refused = await self._images([r.host for r in reads if r.error is None])
         return Observed(
             instances=tuple(instances),
             nodes=tuple(self._node(n) for n in nodes.value),
@@ -91,28 +157,177 @@ class Observer:
             blocked=await self._blocked_asks(evaluations.value),
             images=images,
             refused_images=refused,
+            hosts={} if self._one_client else self._host_states(reads),
         )
 
-    async def _images(self) -> tuple[ImageCatalogue | None, dict[str, str]]:
-        """The daemon's image list when wanted, and the images it refused and still lacks.
+    # ------------------------------------------------------------ hosts
+
+    async def _read_hosts(self) -> list[_HostRead]:
+        """Every host of the fleet, read concurrently; a failure is that host's alone."""
+        # The host variables' reads and the connects' RPCs are counted where they are made.
+        source = self.fleet.source
+        before = (source.reads if source is not None else 0) + self.fleet.rpcs
+        try:
+            await self.fleet.refresh()
+            names = self.fleet.names()
+            return list(await asyncio.gather(*(self._read_host_in_time(h) for h in names)))
+        finally:
+            after = (source.reads if source is not None else 0) + self.fleet.rpcs
+            self.reads += after - before
+
+    async def _read_host_in_time(self, host: str) -> _HostRead:
+        try:
+            if self.host_timeout is None:
+                read = await self._read_host(host)
+            else:
+                read = await asyncio.wait_for(self._read_host(host), self.host_timeout)
+        except TimeoutError:
+            read = _HostRead(
+                host,
+                error=TemporaryError(
+                    f"host {host}: multipassd did not answer within {self.host_timeout:g}s"
+                ),
+            )
+        except ReconcilerError as exc:
+            read = _HostRead(host, error=exc)
+        return read
+
+    async def _read_host(self, host: str) -> _HostRead:
+        client = await self.fleet.connect(host)
+        if self._one_client:
+            self.reads += 1
+            return _HostRead(host, instances=await client.list_instances())
+        instances, daemon = await asyncio.gather(self._list(client), self._daemon(host, client))
+        return _HostRead(host, instances=instances, daemon=daemon)
+
+    async def _list(self, client: MultipassClient) -> list[Instance]:
+        self.reads += 1
+        return await client.list_instances()
+
+    async def _daemon(self, host: str, client: MultipassClient) -> _Daemon:
+        """The host's daemon_info and version, read again at most every ``daemon_info_ttl``.
+
+        Cached per client: a rebuilt client (a changed host variable) reads them anew.
+        A failed re-read keeps what the same client said last time.
+        """
+        cached = self._daemons.get(host)
+        fresh = cached is not None and cached.client is client
+        if (
+            fresh
+            and cached is not None
+            and self.clock.monotonic() - cached.at < self.daemon_info_ttl
+        ):
+            return cached
+        self.reads += 2
+        try:
+            info, version = await asyncio.gather(client.daemon_info(), client.version())
+        except ReconcilerError as exc:
+            if fresh and cached is not None:
+                log.warning("host %s: daemon_info could not be read again: %s", host, exc)
+                return cached
+            raise
+        daemon = _Daemon(client, info, version, self.clock.monotonic())
+        self._daemons[host] = daemon
+        return daemon
+
+    def _raise_if_no_host_was_read(self, reads: list[_HostRead]) -> None:
+        """No host answered: the pass fails, as it did when the one daemon failed."""
+        failed = [r for r in reads if r.error is not None]
+        if not failed or len(failed) < len(reads):
+            return
+        if len(failed) == 1 and failed[0].error is not None:
+            raise failed[0].error
+        raise TemporaryError(
+            "no Multipass host could be read: "
+            + "; ".join(_with_host(r.host, _message(r.error)) for r in failed)
+        )
+
+    def _log_reachability(self, read: _HostRead) -> None:
+        """One warning when a host becomes unreachable (or its error changes), one on return."""
+        if read.error is None:
+            if self._unreachable.pop(read.host, None) is not None:
+                log.warning("host %s: multipassd answers again", read.host)
+            return
+        error = _message(read.error)
+        if self._unreachable.get(read.host) != error:
+            self._unreachable[read.host] = error
+            log.warning(
+                "host %s unreachable, its inventory unknown this pass: %s", read.host, error
+            )
+
+    def _host_states(self, reads: list[_HostRead]) -> dict[str, HostState]:
+        self._daemons = {h: d for h, d in self._daemons.items() if h in self.fleet.names()}
+        return {r.host: self._host_state(r) for r in reads}
+
+    def _host_state(self, read: _HostRead) -> HostState:
+        spec = self.fleet.spec(read.host) or HostSpec(read.host, "")
+        # An unreachable host keeps the last figures its client gave, for display: the
+        # planner places nothing on it either way.
+        daemon = read.daemon or self._daemons.get(read.host)
+        cpus = memory = disk = 0
+        version = ""
+        if daemon is not None:
+            version = daemon.version
+            cpus, memory, disk = usable_capacity(
+                spec, daemon.info.cpus, daemon.info.memory, daemon.info.available_space
+            )
+        return HostState(
+            name=read.host,
+            reachable=read.error is None,
+            error=None if read.error is None else _message(read.error),
+            version=version,
+            cpus=cpus,
+            memory=memory,
+            disk=disk,
+            cordoned=spec.cordoned,
+            evacuate=spec.evacuate,
+            max_parallel_launches=spec.max_parallel_launches,
+        )
+
+    # ------------------------------------------------------------ images
+
+    async def _images(self, hosts: list[str]) -> tuple[ImageCatalogue | None, dict[str, str]]:
+        """The daemons' image lists when wanted, and the images refused and still lacking.
 
         A refusal (a launch answered "Unable to find an image matching ...") holds until
-        `find` lists the image. A failed `find` is not an empty catalogue: it only means
-        nothing new is known this pass.
+        that daemon's `find` lists the image. A failed `find` is not an empty catalogue:
+        it only means nothing new is known this pass.
+
+        Across hosts: ``images`` is the union of the catalogues of the hosts read this
+        pass, and the refusals of every host are merged into one mapping, so a pool
+        whose image one daemon refused waits on it everywhere (the planner knows images
+        per pool, not per host) until that daemon offers it again.
         """
-        refused = self.multipass.refused_images
-        if not (self.check_images or refused):
-            return None, dict(refused)
+        clients = {h: self.fleet.client(h) for h in hosts}
+        refused = {h: c.refused_images for h, c in clients.items()}
+        asked = [h for h in hosts if self.check_images or refused[h]]
+        found = await asyncio.gather(
+            *(self._find(h, clients[h]) for h in asked), return_exceptions=False
+        )
+        catalogues = {h: c for h, c in zip(asked, found, strict=True) if c is not None}
+        for h, images in catalogues.items():
+            for image in [i for i in refused[h] if images.offers(i)]:
+                del refused[h][image]
+        merged: dict[str, str] = {}
+        # Refusals of hosts not read this pass stand too: nothing new is known of them.
+        for h in self.fleet.names():
+            try:
+                merged.update(self.fleet.client(h).refused_images)
+            except ReconcilerError:
+                continue
+        if not catalogues:
+            return None, merged
+        names = frozenset().union(*(c.names for c in catalogues.values()))
+        return ImageCatalogue(names), merged
+
+    async def _find(self, host: str, client: MultipassClient) -> ImageCatalogue | None:
         try:
-            images = await self.multipass.find()
+            return await client.find()
         except ReconcilerError as exc:
-            log.warning("multipassd's image list (find) could not be read: %s", exc)
-            return None, dict(refused)
+            log.warning("host %s: multipassd's image list (find) could not be read: %s", host, exc)
+            return None
         finally:
             self.reads += 1
-        for image in [i for i in refused if images.offers(i)]:
-            del refused[image]
-        return images, dict(refused)
 
     async def _blocked_asks(self, evals: list[nomad_models.Evaluation]) -> tuple[BlockedAsk, ...]:
         """Blocked task groups, sized and targeted from their jobs (one read per blocked job).
@@ -159,6 +374,13 @@ class Observer:
                 self._node(self._stubs[n.id]) if n.id in self._stubs else n for n in observed.nodes
             ),
         )
+
+    async def wait_for_host_change(self) -> None:
+        """Return once a host variable was created, changed or deleted; never without any."""
+        if self.fleet.source is None:
+            await asyncio.Event().wait()  # one fixed client: no host variables to watch
+        else:
+            await self.fleet.source.wait_for_change()
 
     async def wait_for_node_change(self) -> None:
         while True:
@@ -240,3 +462,12 @@ def to_blocked_asks(
             )
         )
     return asks
+
+
+def _message(error: BaseException | None) -> str:
+    """A host's error as its HostState and logs say it."""
+    return str(error) or type(error).__name__
+
+
+def _with_host(host: str, message: str) -> str:
+    return message if message.startswith(f"host {host}") else f"{host}: {message}"

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jinja2
 import yaml
@@ -20,8 +21,34 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from reconciler import ownership
 from reconciler.errors import PermanentError
 
-if TYPE_CHECKING:
-    from reconciler.spec import PoolSpec
+
+class TemplateInputs(Protocol):
+    """What rendering reads of a pool's spec (spec.PoolSpec is one); spec imports this
+    module to check templates, so this one names no type of spec's."""
+
+    @property
+    def pool(self) -> str: ...
+    @property
+    def template_hash(self) -> str: ...
+    @property
+    def node_class(self) -> str: ...
+    @property
+    def datacenter(self) -> str: ...
+    @property
+    def node_pool(self) -> str: ...
+    @property
+    def cpus(self) -> int: ...
+    @property
+    def memory(self) -> str: ...
+    @property
+    def disk(self) -> str: ...
+    @property
+    def image(self) -> str: ...
+    @property
+    def cloud_init(self) -> str | None: ...
+    @property
+    def cloud_init_vars(self) -> Mapping[str, Any]: ...
+
 
 DEFAULT_TEMPLATE = "nomad-client.yaml.j2"
 # cloud-init has no hard limit, but user-data travels in a cloud-init ISO that
@@ -133,7 +160,7 @@ def compile_template(text: str) -> jinja2.Template:
     return environment().from_string(text)
 
 
-def template_context(spec: PoolSpec, instance: str) -> dict[str, Any]:
+def template_context(spec: TemplateInputs, instance: str) -> dict[str, Any]:
     user_vars = dict(spec.cloud_init_vars)
     return {
         **user_vars,
@@ -154,7 +181,7 @@ def template_context(spec: PoolSpec, instance: str) -> dict[str, Any]:
     }
 
 
-def render_cloud_init(spec: PoolSpec, instance: str) -> str:
+def render_cloud_init(spec: TemplateInputs, instance: str) -> str:
     text = spec.cloud_init if spec.cloud_init is not None else default_template_text()
     where = f"pool {spec.pool}: cloud_init"
     try:

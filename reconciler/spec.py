@@ -28,7 +28,6 @@ from reconciler.render import (
     default_template_text,
     render_cloud_init,
 )
-from reconciler.scale_in import STRATEGIES
 from reconciler.scaling.policy import Policy, PolicyError, parse_policy
 from reconciler.units import (
     CountOrPercent,
@@ -58,6 +57,12 @@ DEFAULT_TEMPLATE_VARS = ("servers", "nomad_version", "network_interface")
 # shell command, so anything else is refused rather than quoted.
 _APT_VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")
 
+# Which members go first when the pool shrinks: the Nomad Autoscaler's node selector
+# names (each is one function in reconciler.plan.scale_in, which checks it has these).
+SCALE_IN_STRATEGIES = ("least_busy", "empty", "empty_ignore_system", "newest", "oldest")
+# How launches are spread over the pool's hosts (reconciler.plan.placement.POLICIES).
+PLACEMENTS = ("spread", "pack")
+
 _N = TypeVar("_N", int, float)
 
 
@@ -86,13 +91,20 @@ ITEMS: tuple[Item, ...] = (
     Item("drain_deadline", "duration", "1h", "how long a drain may take (at least 1s)"),
     Item("drain_ignore_system_jobs", "bool", "false", "drains leave system jobs running"),
     Item("node_purge", "bool", "true", "purge the Nomad node once its VM is gone"),
-    Item("scale_in", "enum", "least_busy", "which members go first: " + ", ".join(STRATEGIES)),
+    Item(
+        "scale_in",
+        "enum",
+        "least_busy",
+        "which members go first: " + ", ".join(SCALE_IN_STRATEGIES),
+    ),
     Item("max_surge", "count|percent", "1", "extra members allowed during a replacement"),
     Item("max_unavailable", "count|percent", "0", "ready members that may be missing in a rollout"),
     Item("join_timeout", "duration", "10m", "a VM not joined by then is unhealthy (at least 1m)"),
     Item("unhealthy_timeout", "duration", "5m", "node down or VM stopped this long (at least 30s)"),
     Item("max_unhealthy", "count|percent", "40%", "above this many unhealthy, remediation stops"),
     Item("paused", "bool", "false", "plan and do nothing for this pool"),
+    Item("hosts", "list", "*", "Multipass hosts the pool may use: names or globs, comma-separated"),
+    Item("placement", "enum", "spread", "how members go over hosts: " + ", ".join(PLACEMENTS)),
     Item("policy", "yaml", None, "autoscaling policy: checks, cooldown (docs/autoscaling.md)"),
 )
 ITEM_NAMES = tuple(i.name for i in ITEMS)
@@ -136,6 +148,9 @@ class PoolSpec:
     paused: bool
     policy: Policy | None
     template_hash: str
+    # Where members may go: not in the template hash (moving hosts is not a new spec).
+    hosts: tuple[str, ...] = ("*",)
+    placement: str = "spread"
 
     @property
     def memory(self) -> str:
@@ -264,6 +279,23 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
         return raw.strip()
 
     return parse
+
+
+_HOST_PATTERN_RE = re.compile(r"^[a-z0-9*?\[\]!-]{1,64}$")
+
+
+def _host_patterns(raw: str) -> tuple[str, ...]:
+    """``host1, host2`` or ``rack-*``: the hosts a pool may use, by name or glob."""
+    patterns = tuple(p.strip() for p in raw.split(",") if p.strip())
+    if not patterns:
+        raise ValueError("is empty; give host names or globs, comma-separated (default: *)")
+    bad = [p for p in patterns if not _HOST_PATTERN_RE.match(p)]
+    if bad:
+        raise ValueError(
+            f"{', '.join(map(repr, bad))}: a host name or a glob of lowercase letters, "
+            "digits and * ? [ ] only"
+        )
+    return patterns
 
 
 def _node_pool(raw: str) -> str:
@@ -462,7 +494,7 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
         ),
         drain_ignore_system_jobs=p.get("drain_ignore_system_jobs", parse_bool, False),
         node_purge=p.get("node_purge", parse_bool, True),
-        scale_in=p.get("scale_in", _choice(STRATEGIES), "least_busy"),
+        scale_in=p.get("scale_in", _choice(SCALE_IN_STRATEGIES), "least_busy"),
         max_surge=p.get("max_surge", parse_count_or_percent, CountOrPercent(1)),
         max_unavailable=p.get("max_unavailable", parse_count_or_percent, CountOrPercent(0)),
         join_timeout=p.get(
@@ -484,6 +516,8 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
         max_unhealthy=p.get("max_unhealthy", parse_count_or_percent, CountOrPercent(40, True)),
         paused=p.get("paused", parse_bool, False),
         policy=policy,
+        hosts=p.get("hosts", _host_patterns, ("*",)),
+        placement=p.get("placement", _choice(PLACEMENTS), "spread"),
         template_hash=template_hash(
             image=image,
             cpus=cpus,

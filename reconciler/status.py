@@ -20,7 +20,6 @@ from typing import Any
 from reconciler.diff import plan_summary
 from reconciler.errors import ReconcilerError
 from reconciler.execute import ActionResult
-from reconciler.hosts_view import member_host
 from reconciler.logs import scrub
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import CasConflict, NotFound
@@ -84,8 +83,7 @@ def conditions_for(
         )
     moving = bool(plan.actions) or c["pending"] or c["draining"] or c["drained"]
     short_circuit = plan.short_circuit
-    # TODO(lead, once Plan.insufficient_capacity is on main): read the field itself.
-    no_room: str | None = getattr(plan, "insufficient_capacity", None)
+    no_room = plan.insufficient_capacity
     degraded_reason, degraded_message = "AsExpected", ""
     if short_circuit:
         # First: with many members down too, the cause is likelier the network than
@@ -175,7 +173,7 @@ def per_host_counts(plan: Plan) -> dict[str, dict[str, int]]:
     """Per host the pool's members are on: how many, and how many of them are ready."""
     out: dict[str, dict[str, int]] = {}
     for m in plan.members:
-        counts = out.setdefault(member_host(m), {"members": 0, "ready": 0})
+        counts = out.setdefault(m.host, {"members": 0, "ready": 0})
         counts["members"] += 1
         counts["ready"] += m.phase is Phase.READY
     return out

@@ -277,9 +277,10 @@ class MultipassClient:
             # Makes the daemon trust this certificate; harmless when it already does.
             await self.authenticate(s.passphrase)
 
-    async def close(self) -> None:
+    async def close(self, grace: float | None = None) -> None:
+        """Close the channel; ``grace``: calls in flight get this long to finish first."""
         if self._channel is not None:
-            await self._channel.close()
+            await self._channel.close(grace)
             self._channel = None
 
     @property

@@ -70,36 +70,43 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def generate(directory: Path, server_name: str = "localhost") -> SimCertificates:
-    """Write a fresh root CA, daemon leaf and client certificate into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, days: int
+) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
 
-    def builder(
-        subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, days: int
-    ) -> x509.CertificateBuilder:
-        return (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-        )
 
+def generate(
+    directory: Path,
+    server_name: str = "localhost",
+    *,
+    client: tuple[Path, Path] | None = None,
+) -> SimCertificates:
+    """Write a fresh root CA, daemon leaf and client certificate into ``directory``.
+
+    ``client``: the (certificate, key) of a client certificate made already, which the
+    result names instead of making one (several simulated daemons, one client).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
     root_key = _key()
     root = (
-        builder(_name("Multipass Root CA"), _name("Multipass Root CA"), root_key, 3650)
+        _builder(_name("Multipass Root CA"), _name("Multipass Root CA"), root_key, 3650)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(root_key, hashes.SHA256())
     )
     server_key = _key()
     leaf = (
-        builder(_name(server_name), root.subject, server_key, 825)
+        _builder(_name(server_name), root.subject, server_key, 825)
         # A DNS name even when the host is an address, as the daemon writes it.
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(server_name)]), critical=False)
         .add_extension(
@@ -110,30 +117,36 @@ def generate(directory: Path, server_name: str = "localhost") -> SimCertificates
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(root_key, hashes.SHA256())
     )
-    client_key = _key()
-    client_name = _name(str(uuid.uuid4()))
-    client = (
-        builder(client_name, client_name, client_key, 365)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(client_key, hashes.SHA256())
-    )
     certificates = directory / "certificates"
     out = SimCertificates(
         root_cert=directory / ROOT_CERT_FILE,
         server_cert=certificates / f"{server_name}.pem",
         server_key=certificates / f"{server_name}_key.pem",
-        client_cert=directory / "client" / "multipass_cert.pem",
-        client_key=directory / "client" / "multipass_cert_key.pem",
+        client_cert=client[0] if client else directory / "client" / "multipass_cert.pem",
+        client_key=client[1] if client else directory / "client" / "multipass_cert_key.pem",
         server_name=server_name,
     )
     _write(out.root_cert, _pem(root))
     _write(certificates / f"{server_name}_root_key.pem", _pem_key(root_key), private=True)
     _write(out.server_cert, _pem(leaf))
     _write(out.server_key, _pem_key(server_key), private=True)
-    _write(out.client_cert, _pem(client))
-    _write(out.client_key, _pem_key(client_key), private=True)
+    if client is None:
+        generate_client(out.client_cert, out.client_key)
     return out
+
+
+def generate_client(cert: Path, key: Path) -> None:
+    """A self-signed client certificate, as the multipass CLI makes its own."""
+    client_key = _key()
+    client_name = _name(str(uuid.uuid4()))
+    client = (
+        _builder(client_name, client_name, client_key, 365)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(client_key, hashes.SHA256())
+    )
+    _write(cert, _pem(client))
+    _write(key, _pem_key(client_key), private=True)
 
 
 def fingerprint(pem: bytes) -> str:

@@ -397,6 +397,7 @@ class MultipassdSimServer:
         self._running: dict[str, asyncio.Event] = {}
         self._launches: set[asyncio.Task[None]] = set()
         self._server: grpc.aio.Server | None = None
+        self._backend_port = 0
         self.front: TlsFront | None = None
 
     @property
@@ -407,17 +408,45 @@ class MultipassdSimServer:
         # gRPC in plaintext on loopback, behind a TLS front that trusts as the daemon does.
         self._server = grpc.aio.server()
         pb_grpc.add_RpcServicer_to_server(_Servicer(self), self._server)
-        backend_port = self._server.add_insecure_port("127.0.0.1:0")
+        self._backend_port = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
+        await self._start_front()
+
+    async def _start_front(self) -> None:
         self.front = TlsFront(
             self.certs.server_cert.read_bytes(),
             self.certs.server_key.read_bytes(),
-            backend_port,
+            self._backend_port,
             self.host,
             self.port,
         )
         await self.front.start()
         self.port = self.front.port
+
+    @property
+    def answering(self) -> bool:
+        return self.front is not None
+
+    async def go_down(self) -> None:
+        """The daemon's process stops, the VMs it started do not.
+
+        Its port refuses connections (a client sees UNAVAILABLE), open connections are
+        cut, and the launches in flight end with them: a name being prepared is free
+        again, a VM created already stays and boots. ``go_up`` listens again on the same
+        port, with the same instances and the same trusted clients (the daemon keeps
+        both on disk).
+        """
+        if self.front is not None:
+            await self.front.stop()
+            self.front = None
+        launches = list(self._launches)
+        for task in launches:
+            task.cancel()
+        await asyncio.gather(*launches, return_exceptions=True)
+
+    async def go_up(self) -> None:
+        if self.front is None and self._server is not None:
+            await self._start_front()
 
     async def stop(self) -> None:
         if self.front is not None:

@@ -537,6 +537,10 @@ class NomadSimServer:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
+        # The simulator's own control path, outside Nomad's API (see sim_host_action):
+        # set by the simulation that owns the hosts.
+        self.host_control: Callable[[str, str], Awaitable[object]] | None = None
+        self.host_listing: Callable[[], list[dict[str, str]]] | None = None
 
     @property
     def address(self) -> str:
@@ -566,6 +570,8 @@ class NomadSimServer:
         r.add_get("/v1/job/{id}", self.get_job)
         r.add_get("/v1/status/leader", self.leader)
         r.add_get("/v1/status/peers", self.peers)
+        r.add_get("/v1/sim/hosts", self.sim_hosts)
+        r.add_post("/v1/sim/hosts/{name}/{action}", self.sim_host_action)
         self._closing.clear()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -1131,6 +1137,32 @@ class NomadSimServer:
 
     async def leader(self, request: web.Request) -> web.Response:
         return _json(f"{self.host}:4647", query=False)
+
+    # ------------------------------------------------------------ the simulator's own
+
+    def _sim_control_allowed(self, request: web.Request) -> None:
+        """Not Nomad's API: with ACLs on, only a management token may use it."""
+        if not self._policy(request).management:
+            raise SimError(403, "Permission denied")
+
+    async def sim_hosts(self, request: web.Request) -> web.Response:
+        """GET /v1/sim/hosts: the simulated Multipass hosts and how each is."""
+        self._sim_control_allowed(request)
+        return _json(self.host_listing() if self.host_listing else [], query=False)
+
+    async def sim_host_action(self, request: web.Request) -> web.Response:
+        """POST /v1/sim/hosts/<name>/<action>: break or mend a simulated host.
+
+        What the owner's ``host_control`` raises as a SimError (an unknown host 404, an
+        unknown action 400) is the answer; else the host's listing after the action.
+        """
+        self._sim_control_allowed(request)
+        if self.host_control is None:
+            raise SimError(404, "this Nomad simulator has no simulated hosts")
+        name, action = request.match_info["name"], request.match_info["action"]
+        await self.host_control(name, action)
+        listing = self.host_listing() if self.host_listing else []
+        return _json(next((h for h in listing if h.get("Name") == name), {}), query=False)
 
     async def peers(self, request: web.Request) -> web.Response:
         """GET /v1/status/peers: the servers' RPC addresses (one server here), as a client's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 from reconciler.clock import ScaledClock, SystemClock
 from reconciler.errors import ConfigError
+from reconciler.pools import DEFAULT_PREFIX
 from reconciler.sim.faults import parse_fault_flag
 from reconciler.sim.multipass_state import HostCapacity
 from reconciler.sim.nomad_state import Policy
@@ -19,6 +21,8 @@ from reconciler.sim.world import SimConfig, Simulation
 from reconciler.units import parse_size
 
 T = TypeVar("T")
+# Each simulated host is a gRPC server and a TLS front in this one process.
+MAX_HOSTS = 64
 
 
 def shell_exports(env: dict[str, str]) -> str:
@@ -46,6 +50,11 @@ async def run_sim_command(args: argparse.Namespace) -> int:
             env["NOMAD_TOKEN"] = sim.nomad_state.add_token(Policy(management=True))
         print("# multipass-reconciler simulators are running; paste these into a shell:")
         print(shell_exports(env))
+        if len(sim.hosts) > 1:
+            # The reconciler reads the hosts from their variables; the MULTIPASS_* lines
+            # above are host1's, for tools that talk to one daemon.
+            print(f"# hosts: {' '.join(sim.hosts)}")
+            print(f"# host variables: {' '.join(sim.host_variables())}")
         print("# Ctrl-C stops them.", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -72,6 +81,9 @@ def sim_config_from_args(args: argparse.Namespace) -> SimConfig:
             raise ConfigError(f"{flag}: {seconds} must not be negative")
     if args.host_cpus < 1:
         raise ConfigError(f"--host-cpus: {args.host_cpus} must be at least 1")
+    if not 1 <= args.hosts <= MAX_HOSTS:
+        raise ConfigError(f"--hosts: {args.hosts} must be between 1 and {MAX_HOSTS}")
+    prefix = (args.prefix or os.environ.get("RECONCILER_PREFIX") or DEFAULT_PREFIX).strip("/")
     return SimConfig(
         seed=args.seed,
         boot_seconds=args.boot_seconds,
@@ -86,6 +98,8 @@ def sim_config_from_args(args: argparse.Namespace) -> SimConfig:
             memory=_size("--host-memory", args.host_memory),
             disk=_size("--host-disk", args.host_disk),
         ),
+        hosts=args.hosts,
+        prefix=prefix,
     )
 
 

@@ -82,6 +82,10 @@ class TlsFront:
             await self._serve(reader, writer)
         except (OSError, SSL.Error, ConnectionError) as exc:
             log.debug("TLS connection ended: %s", exc)
+        except asyncio.CancelledError:
+            # Cut by stop(): end quietly, or asyncio's stream callback logs the
+            # cancellation as an error (it asks the finished task for its exception).
+            log.debug("TLS connection cut: the front stops")
         finally:
             self._connections.discard(task)
             writer.close()

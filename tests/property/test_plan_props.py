@@ -487,7 +487,7 @@ def test_a_partial_scale_in_order_is_the_head_of_the_full_one(
     case: tuple[PoolSpec, Observed], limit: int
 ) -> None:
     from reconciler.plan import join
-    from reconciler.scale_in import STRATEGIES, order_for_scale_in
+    from reconciler.plan.scale_in import STRATEGIES, order_for_scale_in
 
     s, w = case
     members, _ = join(s, w, NOW)

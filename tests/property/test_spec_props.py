@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from reconciler.controller import Controller, PoolPlan
 from reconciler.model import Observed
 from reconciler.plan import ActionKind
+from reconciler.plan.scale_in import STRATEGIES
 from reconciler.pools import PoolVariable
-from reconciler.scale_in import STRATEGIES
 from reconciler.spec import ITEM_NAMES, SpecError, parse_pool_spec
 from tests.worlds import NOW
 

@@ -27,7 +27,7 @@ def member(
 ) -> Member:
     name = ownership.instance_name(s.pool, s.template_hash, ordinal, host)
     inst = Instance(name, InstanceState.RUNNING, NOW - 60, host=host) if seen else None
-    return Member(name, s.template_hash, ordinal, phase, inst, None, False, False)
+    return Member(name, s.template_hash, ordinal, phase, inst, None, False, False, host=host)
 
 
 def pool_plan(s: PoolSpec, *members: Member) -> PoolPlan:

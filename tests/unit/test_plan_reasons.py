@@ -123,6 +123,8 @@ def test_removals_under_way_and_their_reasons() -> None:
         "outdated": 0,
         "unhealthy": 0,
         "protected": 0,
+        "lost": 0,
+        "displaced": 0,
         "instances": 3,
     }
 

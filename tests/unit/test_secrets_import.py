@@ -165,3 +165,70 @@ def test_an_empty_passphrase_on_stdin_is_an_error(
     )
     assert (code, out) == (1, "")
     assert "nothing was read from standard input" in err
+
+
+def _ca_and_leaf(directory: Path) -> tuple[Path, Path]:
+    """A root CA and a leaf it signed, laid out as current daemons write them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, leaf_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Multipass Root CA")])
+    leaf_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+
+    def build(subject: x509.Name, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .sign(ca_key, hashes.SHA256())
+        )
+
+    ca_path = directory / "multipass_root_cert.pem"
+    leaf_path = directory / "certificates" / "localhost.pem"
+    leaf_path.parent.mkdir()
+    ca_path.write_bytes(build(ca_name, ca_key).public_bytes(serialization.Encoding.PEM))
+    leaf_path.write_bytes(build(leaf_name, leaf_key).public_bytes(serialization.Encoding.PEM))
+    return ca_path, leaf_path
+
+
+def test_the_daemons_root_ca_is_found_and_pinned_where_it_lies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = write_pair(tmp_path / "client")
+    ca, _ = _ca_and_leaf(tmp_path / "multipassd")
+    monkeypatch.setattr("reconciler.client_certs.root_cert_candidates", lambda: [ca])
+    code, out, err = run(monkeypatch, capsys, "--cert", str(cert), "--key", str(key))
+    assert code == 0, err
+    assert json.loads(out)["Items"]["server_cert"] == ca.read_text()
+    assert f"pinned the daemon's root CA found at {ca}" in err
+
+
+def test_without_a_root_ca_here_it_says_what_to_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = write_pair(tmp_path / "client")
+    missing = tmp_path / "nowhere" / "multipass_root_cert.pem"
+    monkeypatch.setattr("reconciler.client_certs.root_cert_candidates", lambda: [missing])
+    code, out, err = run(monkeypatch, capsys, "--cert", str(cert), "--key", str(key))
+    assert code == 0, err
+    assert "server_cert" not in json.loads(out)["Items"]
+    assert "give --server-cert" in err and "multipass_root_cert.pem" in err
+
+
+def test_pinning_the_daemons_leaf_instead_of_its_root_is_warned_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = write_pair(tmp_path / "client")
+    _, leaf = _ca_and_leaf(tmp_path / "multipassd")
+    code, _out, err = run(
+        monkeypatch, capsys, "--cert", str(cert), "--key", str(key), "--server-cert", str(leaf)
+    )
+    assert code == 0, err
+    assert "warning:" in err and "not self-signed" in err and "multipass_root_cert.pem" in err

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.scale_in import STRATEGIES
+from reconciler.plan.scale_in import STRATEGIES
 from reconciler.spec import ITEM_NAMES, SpecError, parse_pool_spec
 from reconciler.units import CountOrPercent
 

@@ -12,13 +12,6 @@ from reconciler.status import read_status_table, status_items, status_to_json
 from tests.worlds import NOW, ready_member, spec, world
 
 
-@dataclasses.dataclass(frozen=True)
-class FleetPlan(Plan):
-    """A test fake: the lead's Plan field (FLEET.md), until it is on main."""
-
-    insufficient_capacity: str | None = None
-
-
 def conds(items: dict[str, str]) -> dict[str, dict[str, object]]:
     return {c["type"]: c for c in json.loads(items["conditions"])}
 
@@ -27,13 +20,12 @@ def on(host: str, ordinal: int, phase: Phase = Phase.READY) -> Member:
     s = spec()
     name = ownership.instance_name(s.pool, s.template_hash, ordinal, host)
     inst = Instance(name, InstanceState.RUNNING, NOW, host=host)
-    return Member(name, s.template_hash, ordinal, phase, inst, None, False, False)
+    return Member(name, s.template_hash, ordinal, phase, inst, None, False, False, host=host)
 
 
-def fleet_plan(*members: Member, no_room: str | None = None) -> FleetPlan:
+def fleet_plan(*members: Member, no_room: str | None = None) -> Plan:
     base = plan(spec(), world(), NOW)
-    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(Plan)}
-    return FleetPlan(**{**fields, "members": members, "insufficient_capacity": no_room})
+    return dataclasses.replace(base, members=members, insufficient_capacity=no_room)
 
 
 def test_status_counts_members_and_ready_ones_per_host() -> None:
@@ -89,7 +81,7 @@ def test_a_pool_that_fits_says_so_and_an_invalid_spec_adds_no_capacity_condition
         "last_transition": fits["InsufficientCapacity"]["last_transition"],
     }
     assert fits["Degraded"]["status"] is False
-    # Today's Plan (no field yet) reads as fitting too.
+    # A world before hosts accounts nothing, so it always fits.
     today = conds(status_items(plan(spec(), world(), NOW), 7, [], [], {}, NOW))
     assert today["InsufficientCapacity"]["status"] is False
     assert "InsufficientCapacity" not in conds(status_items(None, 3, ["x"], [], {}, NOW))

@@ -10,13 +10,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reconciler.plan import Member
-
-ScaleIn = Literal["least_busy", "empty", "empty_ignore_system", "newest", "oldest"]
-STRATEGIES: tuple[str, ...] = ("least_busy", "empty", "empty_ignore_system", "newest", "oldest")
+    from reconciler.plan.model import Member
 
 
 def _least_busy(members: Sequence[Member]) -> list[Member]:
@@ -49,6 +46,9 @@ _ORDERINGS: dict[str, Callable[[Sequence[Member]], list[Member]]] = {
     "oldest": _oldest,
 }
 
+
+# The names a spec may give (spec.SCALE_IN_STRATEGIES validates against the same list).
+STRATEGIES: tuple[str, ...] = tuple(_ORDERINGS)
 
 _KEYS: dict[str, Callable[[Member], Any]] = {
     # attrgetter builds the key tuple in C: this runs over every member of a big pool.

@@ -1,0 +1,206 @@
+"""The executor routes each action to its host's daemon and bounds launches per host."""
+
+from __future__ import annotations
+
+import asyncio
+
+from reconciler.errors import TemporaryError
+from reconciler.execute import Executor, ExecutorLimits
+from reconciler.hosts import HostUnavailable
+from reconciler.plan import Action, ActionKind
+from reconciler.spec import parse_pool_spec
+
+SPEC = parse_pool_spec("web", {"min": "0", "max": "9", "cloud_init_vars": "servers: [10.0.0.1]"})
+
+
+class Daemon:
+    """One host's client: records calls; a launch waits while its name is held."""
+
+    def __init__(self) -> None:
+        self.launched: list[str] = []
+        self.deleted: list[str] = []
+        self.running = 0
+        self.most_at_once = 0
+        self.gates: dict[str, asyncio.Event] = {}
+
+    async def launch(self, name: str, **_: object) -> None:
+        self.launched.append(name)
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            if name in self.gates:
+                await self.gates[name].wait()
+        finally:
+            self.running -= 1
+
+    async def delete(self, names: list[str], **_: object) -> None:
+        self.deleted += names
+
+
+class Hosts:
+    """Instances by host, as the Fleet gives them."""
+
+    def __init__(self, daemons: dict[str, Daemon], limits: dict[str, int]) -> None:
+        self.daemons = daemons
+        self.limits = limits
+
+    def client(self, host: str) -> Daemon:
+        if host not in self.daemons:
+            raise HostUnavailable(host, f"host {host!r} is not in the fleet")
+        return self.daemons[host]
+
+    def launch_limit(self, host: str) -> int | None:
+        return self.limits.get(host, 2)
+
+
+class Nodes:
+    def __init__(self) -> None:
+        self.drained: list[str] = []
+        self.purged: list[str] = []
+
+    async def drain_node(self, node_id: str, **_: object) -> None:
+        self.drained.append(node_id)
+
+    async def purge_node(self, node_id: str) -> None:
+        self.purged.append(node_id)
+
+
+def launch(name: str, host: str) -> Action:
+    return Action(ActionKind.LAUNCH, name, "below min", host=host)
+
+
+def executor(hosts: Hosts, nodes: Nodes | None = None, **limits: float) -> Executor:
+    return Executor(
+        hosts,
+        nodes or Nodes(),
+        lambda spec, name: "#cloud-config\n",
+        ExecutorLimits(backoff_max=0.01, attempts=2, **limits),  # type: ignore[arg-type]
+    )
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_launches_and_deletes_go_to_the_daemon_their_action_names() -> None:
+    one, two = Daemon(), Daemon()
+    nodes = Nodes()
+    ex = executor(Hosts({"host1": one, "host2": two}, {}), nodes)
+    results = await ex.execute(
+        SPEC,
+        [
+            launch("web-abc-host1-0", "host1"),
+            launch("web-abc-host2-0", "host2"),
+            Action(ActionKind.DELETE, "web-abc-host2-1", "drained", node_id="n1", host="host2"),
+            Action(ActionKind.DRAIN, "web-abc-host1-1", "scale in", node_id="n2", host="host1"),
+            Action(ActionKind.PURGE_NODE, "web-abc-host1-2", "gone", node_id="n3", host="host1"),
+        ],
+    )
+    assert all(r.ok for r in results), results
+    assert (one.launched, one.deleted) == (["web-abc-host1-0"], [])
+    assert (two.launched, two.deleted) == (["web-abc-host2-0"], ["web-abc-host2-1"])
+    assert (nodes.drained, nodes.purged) == (["n2"], ["n3"])  # Nomad's, whatever the host
+
+
+async def test_an_action_for_a_host_not_in_the_fleet_fails_at_once_as_temporary() -> None:
+    one = Daemon()
+    ex = executor(Hosts({"host1": one}, {}))
+    [result] = await ex.execute(SPEC, [launch("web-abc-host9-0", "host9")])
+    assert not result.ok and result.temporary and not result.abandoned
+    assert result.error is not None and "host9" in result.error
+    [gone] = await ex.execute(
+        SPEC, [Action(ActionKind.DELETE, "web-abc-host9-1", "x", host="host9")]
+    )
+    assert not gone.ok and gone.temporary and "host9" in (gone.error or "")
+    assert one.launched == [] and one.deleted == []
+    assert not ex.inflight
+
+
+async def test_a_third_launch_on_a_host_waits_while_another_host_s_goes() -> None:
+    one, two = Daemon(), Daemon()
+    for name in ("a0", "a1", "a2"):
+        one.gates[name] = asyncio.Event()
+    two.gates["b0"] = asyncio.Event()
+    ex = executor(Hosts({"host1": one, "host2": two}, {"host1": 2, "host2": 2}))
+    tasks = [
+        asyncio.create_task(ex.run_action(SPEC, launch(n, "host1"))) for n in ("a0", "a1", "a2")
+    ]
+    await settle()
+    assert one.launched == ["a0", "a1"]  # host1's limit is 2: a2 waits
+    other = asyncio.create_task(ex.run_action(SPEC, launch("b0", "host2")))
+    await settle()
+    # The waiting launch holds none of the shared launch slots (3): host2's goes at once.
+    assert two.launched == ["b0"]
+    assert one.launched == ["a0", "a1"]
+    one.gates["a0"].set()
+    await settle()
+    assert one.launched == ["a0", "a1", "a2"]  # a slot on host1 came free
+    for gate in [*one.gates.values(), *two.gates.values()]:
+        gate.set()
+    results = await asyncio.gather(*tasks, other)
+    assert all(r.ok for r in results)
+    assert one.most_at_once == 2 and two.most_at_once == 1
+
+
+async def test_the_shared_launch_bound_still_holds_across_hosts() -> None:
+    daemons = {f"host{i}": Daemon() for i in range(1, 4)}
+    for i, d in enumerate(daemons.values()):
+        d.gates[f"x{i}"] = asyncio.Event()
+    ex = executor(Hosts(daemons, {}), launch_concurrency=2)
+    tasks = [
+        asyncio.create_task(ex.run_action(SPEC, launch(f"x{i}", host)))
+        for i, host in enumerate(daemons)
+    ]
+    await settle()
+    assert sum(len(d.launched) for d in daemons.values()) == 2
+    for d in daemons.values():
+        for gate in d.gates.values():
+            gate.set()
+    assert all(r.ok for r in await asyncio.gather(*tasks))
+
+
+async def test_a_raised_host_limit_applies_to_the_next_launch() -> None:
+    one = Daemon()
+    for name in ("a0", "a1", "a2"):
+        one.gates[name] = asyncio.Event()
+    hosts = Hosts({"host1": one}, {"host1": 1})
+    ex = executor(hosts)
+    first = asyncio.create_task(ex.run_action(SPEC, launch("a0", "host1")))
+    await settle()
+    second = asyncio.create_task(ex.run_action(SPEC, launch("a1", "host1")))
+    await settle()
+    assert one.launched == ["a0"]
+    hosts.limits["host1"] = 3  # the host variable was edited
+    third = asyncio.create_task(ex.run_action(SPEC, launch("a2", "host1")))
+    await settle()
+    # The waiter looks again at the next release; a new launch sees the new limit now.
+    assert "a2" in one.launched
+    for gate in one.gates.values():
+        gate.set()
+    assert all(r.ok for r in await asyncio.gather(first, second, third))
+
+
+async def test_a_launch_waiting_for_its_host_is_abandoned_on_stop() -> None:
+    one = Daemon()
+    one.gates["a0"] = asyncio.Event()
+    ex = executor(Hosts({"host1": one}, {"host1": 1}))
+    first = asyncio.create_task(ex.run_action(SPEC, launch("a0", "host1")))
+    await settle()
+    waiting = asyncio.create_task(ex.run_action(SPEC, launch("a1", "host1")))
+    await settle()
+    ex.stop()
+    result = await waiting
+    assert result.abandoned and one.launched == ["a0"]
+    one.gates["a0"].set()
+    assert (await first).ok
+
+
+async def test_one_client_alone_is_the_host_default() -> None:
+    one = Daemon()
+    ex = Executor(one, Nodes(), lambda spec, name: "", ExecutorLimits())  # type: ignore[arg-type]
+    [ok] = await ex.execute(SPEC, [Action(ActionKind.LAUNCH, "web-abc-0", "x")])
+    [elsewhere] = await ex.execute(SPEC, [launch("web-abc-host2-0", "host2")])
+    assert ok.ok and one.launched == ["web-abc-0"]
+    assert not elsewhere.ok and elsewhere.temporary and "host2" in (elsewhere.error or "")
+    assert isinstance(HostUnavailable("h", "x"), TemporaryError)
