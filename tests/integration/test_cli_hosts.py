@@ -80,27 +80,31 @@ def test_hosts_exits_1_when_a_read_fails(sim_env: dict[str, str]) -> None:
     assert "\nerror: " in "\n" + no_daemon.stderr and "multipassd" in no_daemon.stderr
 
 
-def _fleet_is_merged() -> bool:
-    """`sim --hosts` (helper sim) and the fleet's per-host reads (helper fleet) are in."""
-    import importlib.util
-
-    from reconciler.cli import build_parser
-
-    try:
-        build_parser().parse_args(["sim", "--hosts", "3"])
-    except SystemExit:
-        return False
-    return importlib.util.find_spec("reconciler.fleet") is not None
-
-
-@pytest.mark.skipif(not _fleet_is_merged(), reason="needs sim --hosts and reconciler/fleet.py")
-def test_hosts_shows_each_simulated_host_and_one_whose_daemon_is_down() -> None:
+def test_hosts_shows_each_simulated_host_its_members_and_one_whose_daemon_is_down() -> None:
     with running_sim("--hosts", "3", "--speed", "20") as env:
         doc = json.loads(run(env, "hosts", "-o", "json").stdout)
         assert [h["name"] for h in doc["hosts"]] == ["host1", "host2", "host3"]
         for h in doc["hosts"]:
             assert h["reachable"] is True and h["version"] and h["registered"] is True
             assert h["capacity"]["cpus"] > 0 and h["free"] == h["capacity"]  # nothing placed
+            assert h["used"] == {"cpus": 0, "memory": 0, "disk": 0} and h["members"] == 0
+
+        items = {"min": "3", "max": "3", "cpus": "2", "memory": "1G", "disk": "5G"}
+        put_pool(env, "web", items)
+        applied = run(env, "apply", "--wait", "--timeout", "600")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        spread = json.loads(run(env, "hosts", "-o", "json").stdout)
+        for h in spread["hosts"]:  # spread: one member on each host
+            assert h["pools"] == {"web": {"members": 1, "phases": {"ready": 1}}}
+            assert h["used"] == {"cpus": 2, "memory": G, "disk": 5 * G}
+            assert h["free"] == {k: h["capacity"][k] - h["used"][k] for k in h["used"]}
+        status = json.loads(run(env, "status", "--pool", "web", "-o", "json").stdout)
+        web = status["pools"]["web"]
+        assert web["hosts"] == {f"host{i}": {"members": 1, "ready": 1} for i in (1, 2, 3)}
+        fits = {c["type"]: c for c in web["conditions"]}["InsufficientCapacity"]
+        assert fits["status"] is False and fits["reason"] == "Fits"
+        table = run(env, "status").stdout.splitlines()
+        assert f"{'':17}hosts: host1: 1/1 ready, host2: 1/1 ready, host3: 1/1 ready" in table
 
         down = run(env, "sim", "ctl", "host", "host2", "daemon-down")
         assert down.returncode == 0, down.stderr
@@ -109,6 +113,8 @@ def test_hosts_shows_each_simulated_host_and_one_whose_daemon_is_down() -> None:
         by_name = {h["name"]: h for h in json.loads(shown.stdout)["hosts"]}
         assert by_name["host2"]["reachable"] is False and by_name["host2"]["error"]
         assert by_name["host2"]["capacity"] is None and by_name["host2"]["free"] is None
+        # Its member still counts, by what Nomad says of its node.
+        assert by_name["host2"]["pools"] == {"web": {"members": 1, "phases": {"ready": 1}}}
         assert by_name["host1"]["reachable"] and by_name["host3"]["reachable"]
         text = run(env, "hosts").stdout.splitlines()
         host2 = next(i for i, line in enumerate(text) if line.startswith("host2"))
