@@ -22,6 +22,7 @@ from reconciler.diff import invalid_to_json, plan_to_json, plural, render_text, 
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.execute import ActionResult, Executor, ExecutorLimits
 from reconciler.fleet import Fleet
+from reconciler.hosts_view import build_hosts, hosts_to_json, render_hosts_text
 from reconciler.leadership import LeaderElector
 from reconciler.logs import redact, redact_pem, scrub
 from reconciler.model import ImageCatalogue
@@ -440,6 +441,20 @@ async def status_command(args: argparse.Namespace) -> int:
         print("No pool status yet.")
     else:
         sys.stdout.write(read_status_table(statuses))
+    return EXIT_OK
+
+
+async def hosts_command(args: argparse.Namespace) -> int:
+    """One pass of reading, then each host's reachability, capacity and members."""
+    settings = settings_from_args(args)
+    async with connect(settings, write_status=False) as c:
+        plans, observed = await c.controller.plan_all()
+    view = build_hosts(plans, observed.hosts)
+    if args.output == "json":
+        json.dump(hosts_to_json(view), sys.stdout, indent=2, sort_keys=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(scrub(render_hosts_text(view)))
     return EXIT_OK
 
 

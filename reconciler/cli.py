@@ -178,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
             )
         _connection_flags(p)
 
+    hosts = sub.add_parser(
+        "hosts",
+        help="each Multipass host: reachable, version, capacity used and free, members per pool",
+    )
+    hosts.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    _connection_flags(hosts)
+
     run = sub.add_parser("run", help="the controller loop (daemon)")
     run.add_argument("--resync", type=float, default=30.0, help="seconds between full resyncs")
     run.add_argument(
@@ -313,6 +320,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         "plan": app.plan_command,
         "apply": app.apply_command,
         "status": app.status_command,
+        "hosts": app.hosts_command,
         "run": app.run_command,
         "render": app.render_command,
         "spec": app.spec_command,

@@ -23,7 +23,8 @@ from reconciler.execute import ActionResult
 from reconciler.logs import scrub
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import CasConflict, NotFound
-from reconciler.plan import Plan
+from reconciler.ownership import DEFAULT_HOST
+from reconciler.plan import Phase, Plan
 from reconciler.scaling.decide import LastScale
 from reconciler.units import plural
 
@@ -82,6 +83,7 @@ def conditions_for(
         )
     moving = bool(plan.actions) or c["pending"] or c["draining"] or c["drained"]
     short_circuit = plan.short_circuit
+    no_room = plan.insufficient_capacity
     degraded_reason, degraded_message = "AsExpected", ""
     if short_circuit:
         # First: with many members down too, the cause is likelier the network than
@@ -89,6 +91,9 @@ def conditions_for(
         degraded_reason, degraded_message = "RemediationShortCircuited", short_circuit
     elif plan.image_problem is not None:
         degraded_reason, degraded_message = "ImageNotFound", plan.image_problem
+    elif no_room is not None:
+        # Not a failure to retry: nothing is launched until room is made (docs/hosts.md).
+        degraded_reason, degraded_message = "InsufficientCapacity", no_room
     elif plan.stalled is not None:
         degraded_reason = "RolloutStalled"
         degraded_message = (
@@ -116,6 +121,12 @@ def conditions_for(
             plan_summary(plan) if moving else "",
         ),
         Condition("Degraded", degraded_reason != "AsExpected", degraded_reason, degraded_message),
+        Condition(
+            "InsufficientCapacity",
+            no_room is not None,
+            "InsufficientCapacity" if no_room is not None else "Fits",
+            no_room or "",
+        ),
     ]
 
 
@@ -152,9 +163,20 @@ def status_items(
         items["notes"] = "; ".join(plan.notes)
         for key in COUNT_KEYS:
             items[key] = str(plan.counts.get(key, 0))
+        items["hosts"] = json.dumps(per_host_counts(plan), sort_keys=True)
     # An exception's text may quote a request with the token or passphrase in it:
     # whatever the items say, no registered secret reaches the status variable.
     return {k: scrub(v) for k, v in items.items() if v != ""}
+
+
+def per_host_counts(plan: Plan) -> dict[str, dict[str, int]]:
+    """Per host the pool's members are on: how many, and how many of them are ready."""
+    out: dict[str, dict[str, int]] = {}
+    for m in plan.members:
+        counts = out.setdefault(m.host, {"members": 0, "ready": 0})
+        counts["members"] += 1
+        counts["ready"] += m.phase is Phase.READY
+    return out
 
 
 def error_items(
@@ -327,9 +349,37 @@ def status_to_json(items: Mapping[str, str]) -> dict[str, Any]:
             out[key] = int(value)
         elif key == "conditions":
             out[key] = _load_conditions(value)
+        elif key == "hosts":
+            out[key] = load_hosts(value)
         else:
             out[key] = value
     return out
+
+
+def load_hosts(text: str) -> dict[str, dict[str, int]]:
+    """The per-host counts a status variable's ``hosts`` item holds; {} if unreadable."""
+    try:
+        value = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(host): {k: v for k, v in counts.items() if isinstance(v, int)}
+        for host, counts in value.items()
+        if isinstance(counts, dict)
+    }
+
+
+def _hosts_line(text: str) -> str | None:
+    """``host1: 2/2 ready, host2: 1/2 ready``; None for a pool all on the implicit host."""
+    hosts = load_hosts(text)
+    if not hosts or set(hosts) == {DEFAULT_HOST}:
+        return None  # the single-host table stays as it was
+    return ", ".join(
+        f"{host}: {c.get('ready', 0)}/{c.get('members', 0)} ready"
+        for host, c in sorted(hosts.items())
+    )
 
 
 def _indented(label: str, text: str) -> list[str]:
@@ -363,6 +413,9 @@ def read_status_table(statuses: Mapping[str, Mapping[str, str]]) -> str:
             if c["message"] not in shown:  # SpecValid and Degraded can say the same
                 shown.add(c["message"])
                 lines += _indented(c["type"], str(c["message"]))
+        hosts = _hosts_line(items.get("hosts", ""))
+        if hosts is not None:
+            lines += _indented("hosts", hosts)
         if items.get("notes"):
             lines += _indented("notes", items["notes"])
         if items.get("last_scale_at"):

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from reconciler.clock import Clock
+from reconciler.hosts_view import HostsView
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -68,6 +69,24 @@ class Metrics:
             f"{PREFIX}_api_errors", "API call errors", ["api", "endpoint", "error"], registry=r
         )
         self.leader = Gauge(f"{PREFIX}_leader", "1 while this replica leads", registry=r)
+        self.host_reachable = Gauge(
+            f"{PREFIX}_host_reachable",
+            "1 when the host's multipassd was read this pass",
+            ["host"],
+            registry=r,
+        )
+        self.host_members = Gauge(
+            f"{PREFIX}_host_members", "Pool members on the host", ["host", "pool"], registry=r
+        )
+        self.host_resources = Gauge(
+            f"{PREFIX}_host_resources",
+            "The host's CPUs (vCPUs placeable), memory and disk (bytes): "
+            "capacity, used by members and free",
+            ["host", "resource", "kind"],
+            registry=r,
+        )
+        # The label sets set by the last observe_hosts, to drop the ones that went away.
+        self._host_series: dict[Gauge, set[tuple[str, ...]]] = {}
         self.last_pass_started = 0.0
         self.last_observed = {"nomad": 0.0, "multipass": 0.0}
 
@@ -94,6 +113,36 @@ class Metrics:
         self.desired.labels(pool).set(desired)
         for state in MEMBER_STATES:
             self.members.labels(pool, state).set(counts.get(state, 0))
+
+    def observe_hosts(self, view: HostsView) -> None:
+        """Per-host gauges from one pass (reconciler.hosts_view, what `reconciler hosts` shows).
+
+        A host or a pool that left since the last pass loses its series: a gauge that
+        keeps its last value would show members or room that are gone. A capacity that
+        is not known (an unreachable daemon) or not accounted (no host variable) has no
+        capacity or free series, only used.
+        """
+        current: dict[Gauge, dict[tuple[str, ...], float]] = {
+            self.host_reachable: {},
+            self.host_members: {},
+            self.host_resources: {},
+        }
+        for row in view.hosts:
+            current[self.host_reachable][(row.name,)] = 1 if row.reachable else 0
+            for p in row.pools:
+                current[self.host_members][(row.name, p.pool)] = p.members
+            figures = {"used": row.used, "capacity": row.capacity, "free": row.free}
+            for kind, amounts in figures.items():
+                if amounts is None:
+                    continue
+                for resource, amount in amounts.as_json().items():
+                    current[self.host_resources][(row.name, resource, kind)] = amount
+        for gauge, values in current.items():
+            for labels in self._host_series.get(gauge, set()) - values.keys():
+                gauge.remove(*labels)
+            for labels, value in values.items():
+                gauge.labels(*labels).set(value)
+            self._host_series[gauge] = set(values)
 
     def action_done(self, pool: str, kind: str, ok: bool, seconds: float) -> None:
         self.actions.labels(pool, kind, "ok" if ok else "error").inc()
