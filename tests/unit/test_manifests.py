@@ -380,8 +380,9 @@ async def run_a_pool_s_whole_life(policy: Policy) -> None:
     """What `reconciler run` does, with a token carrying only ``policy``.
 
     It reads the credentials from the job's variable and its one host from the fleet's
-    host variables, grows a pool, shrinks it (drain, delete, purge), writes status, stands by while another replica holds the leader lock
-    and then takes, renews and releases it; it cannot write specs.
+    host variables, grows a pool, shrinks it (drain, delete, purge), writes status,
+    stands by while another replica holds the leader lock and then takes, renews and
+    releases it; it cannot write specs.
     """
     config = SimConfig(seed=5, acl=True, boot_seconds=20, heartbeat_timeout=15, migrate_seconds=10)
     clock = ManualClock()
