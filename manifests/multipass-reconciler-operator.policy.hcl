@@ -7,7 +7,8 @@
 #
 # Beyond what the job has (multipass-reconciler.policy.hcl): `reconciler apply`
 # reads the leader lock to refuse to race a
-# running leader, and people write and delete pool specs (`nomad var put`).
+# running leader, and people write and delete pool specs and host variables
+# (`nomad var put`).
 # `plan` needs only reads; `apply` acts, so it needs the job's writes as well.
 # Drop the pools write/destroy to let someone look and apply but not edit specs.
 
@@ -17,6 +18,10 @@ namespace "default" {
       capabilities = ["read"]
     }
     path "nomad/jobs/multipass-reconciler/pools/*" {
+      capabilities = ["read", "list", "write", "destroy"]
+    }
+    # The fleet's hosts: people add, cordon, evacuate and remove them.
+    path "nomad/jobs/multipass-reconciler/hosts/*" {
       capabilities = ["read", "list", "write", "destroy"]
     }
     path "nomad/jobs/multipass-reconciler/status/*" {

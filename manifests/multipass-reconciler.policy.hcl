@@ -20,6 +20,12 @@ namespace "default" {
     path "nomad/jobs/multipass-reconciler/pools/*" {
       capabilities = ["read", "list"]
     }
+    # The Multipass hosts of the fleet: listed and read, never written (people's,
+    # as specs are). Without list, host variables are silently left out of lists and
+    # the reconciler would run as the single host of its settings.
+    path "nomad/jobs/multipass-reconciler/hosts/*" {
+      capabilities = ["read", "list"]
+    }
     # What each pass saw and did: read back (cooldowns, CAS) and written; listed
     # and destroyed because it is also the pool's finalizer: a status whose spec is
     # gone is a deleted pool to scale to zero, and its status goes last.

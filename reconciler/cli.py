@@ -187,7 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the controller loop (daemon)")
     run.add_argument("--resync", type=float, default=30.0, help="seconds between full resyncs")
-    run.add_argument("--launch-concurrency", type=int, default=3)
+    run.add_argument(
+        "--launch-concurrency",
+        type=int,
+        default=3,
+        help="launches at once on the single daemon of a setup without host variables "
+        "(hosts set their own: max_parallel_launches)",
+    )
     run.add_argument(
         "--metrics-addr",
         help="serve /metrics, /healthz and /readyz on host:port (e.g. 0.0.0.0:9100)",

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Protocol
+
+# A mapping from one clock's readings to another's: what a simulator puts on the wire
+# for a moment of its world (``same_time`` unless the reader outside runs on another clock).
+TimeMap = Callable[[float], float]
+
+
+def same_time(t: float) -> float:
+    return t
 
 
 class Clock(Protocol):
@@ -112,3 +121,11 @@ class ScaledClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+    def wall_time(self, t: float) -> float:
+        """The wall-clock moment at which this clock reads ``t`` (``now()``: ``time.time()``).
+
+        Durations shrink by ``speed``: what runs sped up inside stays sped up, but the
+        moments a reader on wall time compares with its own clock are real ones.
+        """
+        return self._start + (t - self._start) / self.speed

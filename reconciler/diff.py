@@ -122,6 +122,15 @@ def _why_no_changes(plan: Plan, failing: str | None) -> str:
         return f"No changes can be made: the rollout is stalled on {plan.stalled} (see the note)."
     if plan.short_circuit is not None:
         return "No changes can be made: remediation is short-circuited (see the note)."
+    if plan.insufficient_capacity is not None:
+        return f"No changes can be made: {plan.insufficient_capacity}."
+    if plan.waiting_on_hosts:
+        return (
+            "No changes can be made now: waiting on "
+            f"{plural(len(plan.waiting_on_hosts), 'host')} that cannot be read: "
+            + ", ".join(plan.waiting_on_hosts)
+            + "."
+        )
     if plan.blocked:
         return (
             "No changes can be made: protected or held members block the rollout: "
@@ -230,7 +239,18 @@ def _scaling_json(d: Decision | None) -> dict[str, Any] | None:
 
 
 def _count_text(counts: Mapping[str, int]) -> str:
-    shown = ("ready", "pending", "draining", "drained", "down", "held", "outdated", "unhealthy")
+    shown = (
+        "ready",
+        "pending",
+        "draining",
+        "drained",
+        "down",
+        "held",
+        "outdated",
+        "unhealthy",
+        "lost",
+        "displaced",
+    )
     parts = [f"{counts.get(k, 0)} {k}" for k in shown if counts.get(k, 0) or k == "ready"]
     return ", ".join(parts)
 
@@ -252,6 +272,8 @@ def plan_to_json(
         "scaling": _scaling_json(plan.scaling),
         "counts": dict(plan.counts),
         "notes": list(plan.notes),
+        "insufficient_capacity": plan.insufficient_capacity,
+        "waiting_on_hosts": list(plan.waiting_on_hosts),
         "actions": [_action_json(a, spec) for a in plan.actions],
         "summary": summary_counts(plan.actions),
         "summary_text": plan_summary(plan, deleted=deleted),

@@ -15,9 +15,10 @@ not an error, and not retried.
 
 Routing: a launch or delete goes to the daemon of ``action.host`` (drains and purges
 are Nomad's). Launches in flight are bounded per host (its ``max_parallel_launches``:
-multipassd has crashed under ten at once, canonical/multipass#3336) and, across hosts,
-by ``launch_concurrency``. An action for a host with no client (not in the fleet, an
-invalid host variable, not connected) fails at once as a temporary error naming it.
+multipassd has crashed under ten at once, canonical/multipass#3336); a lone client with
+no bound of its own, by ``launch_concurrency``. An action for a host with no client
+(not in the fleet, an invalid host variable, not connected) fails at once as a
+temporary error naming it.
 
 Fencing: ``fence`` (leader election's ``is_leader``) is asked immediately
 before every attempt, after the concurrency slot is taken, so an action that
@@ -288,14 +289,22 @@ class Executor:
         return ActionResult(action, ok=True, duration=duration)
 
     def _slots_for(self, action: Action) -> list[_Slots]:
-        """The concurrency slots an action takes, in order: a launch its host's, then a
-        launch slot (a launch waiting on a busy host holds none of the shared ones)."""
+        """The concurrency slots an action takes, in order.
+
+        A launch takes its host's slot. A host with a bound of its own (every host of
+        a fleet) needs no shared one: launches over H hosts go H x its bound at once, so
+        0 -> N takes about ceil(N / (H x bound)) launch times (benchmarks/fleet_launch.py).
+        A single client with no bound of its own takes a ``launch_concurrency`` slot, as
+        before hosts (a launch waiting on a busy host holds none of the shared ones).
+        """
         if action.kind is not ActionKind.LAUNCH:
             return [self._slots]
         host = self._host_launches.get(action.host)
         if host is None:
             host = HostLaunchSlots(lambda: self._hosts.launch_limit(action.host))
             self._host_launches[action.host] = host
+        if self._hosts.launch_limit(action.host) is not None:
+            return [host]
         return [host, self._launch_slots]
 
     async def _attempts(self, spec: PoolSpec, action: Action) -> None:

@@ -223,7 +223,8 @@ class Observer:
             info, version = await asyncio.gather(client.daemon_info(), client.version())
         except ReconcilerError as exc:
             if fresh and cached is not None:
-                log.warning("host %s: daemon_info could not be read again: %s", host, exc)
+                # The host's reachability is logged once by _log_reachability.
+                log.debug("host %s: daemon_info could not be read again: %s", host, exc)
                 return cached
             raise
         daemon = _Daemon(client, info, version, self.clock.monotonic())
@@ -246,7 +247,7 @@ class Observer:
         """One warning when a host becomes unreachable (or its error changes), one on return."""
         if read.error is None:
             if self._unreachable.pop(read.host, None) is not None:
-                log.warning("host %s: multipassd answers again", read.host)
+                log.info("host %s: multipassd answers again", read.host)
             return
         error = _message(read.error)
         if self._unreachable.get(read.host) != error:

@@ -4,6 +4,10 @@ Same package, service, method names and streaming shapes as the daemon; the
 same status codes and messages for the errors the reconciler handles. Trust
 works as the daemon's: TLS (tls_front.py) accepts any client certificate, and
 the daemon trusts one only after `authenticate` with the passphrase.
+
+An instance's creation_timestamp goes out through the server's ``wire_time``
+(the world's time by default; the wall-clock moment under ``reconciler sim
+--speed``, see ``Simulation``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import grpc
 
+from reconciler.clock import TimeMap, same_time
 from reconciler.model import InstanceState
 from reconciler.multipass._pb import multipass_pb2 as pb
 from reconciler.multipass._pb import multipass_pb2_grpc as pb_grpc
@@ -191,7 +196,8 @@ class _Servicer(pb_grpc.RpcServicer):  # type: ignore[misc]
                 ),
                 instance_info=pb.InstanceDetails(image_release=i.release, id=i.id),
             )
-            item.instance_info.creation_timestamp.FromNanoseconds(int(i.created_at * 1e9))
+            created = self.s.wire_time(i.created_at)
+            item.instance_info.creation_timestamp.FromNanoseconds(int(created * 1e9))
             # What the daemon reads from inside the guest: only when asked, and only of a
             # running instance (daemon.cpp: populate_instance_info).
             if not request.no_runtime_information and i.state is InstanceState.RUNNING:
@@ -381,10 +387,13 @@ class MultipassdSimServer:
         faults: FaultInjector | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
+        wire_time: TimeMap = same_time,
     ) -> None:
+        """``wire_time``: the state's times as the wire shows them (see the module doc)."""
         from reconciler.sim.faults import Fault
 
         self.state = state
+        self.wire_time = wire_time
         self.certs = certs
         self.passphrase = passphrase
         self.faults = faults or FaultInjector()

@@ -12,6 +12,13 @@ and also ``"* /v1/concrete/path"``; keys may use ``*`` as a glob, e.g.
 ``"GET /v1/nodes"``, ``"PUT /v1/var/*"``, ``"* /v1/node/*/drain"``, ``"*"``.
 The most specific (longest) matching key wins. error_rate answers 500,
 latency sleeps (real seconds), hang never answers.
+
+Times: every moment of the world that goes on the wire (a node's StatusUpdatedAt,
+its drain's and last drain's times, events, allocations', evaluations' and
+variables' Create/ModifyTime) passes through the server's ``wire_time``, a
+``TimeMap`` from the state's clock to the reader's: the same time by default;
+for ``reconciler sim --speed`` the wall-clock moment (see ``Simulation``).
+Durations (a drain's Deadline, a lock's TTL) are the world's own, both ways.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
+from reconciler.clock import TimeMap, same_time
 from reconciler.sim.faults import Fault, FaultInjector
 from reconciler.sim.nomad_state import (
     DEFAULT_LOCK_DELAY,
@@ -104,14 +112,17 @@ def _nanos(ts: float) -> int:
     return round(ts * 1e9)
 
 
-def variable_json(v: SimVariable, *, items: bool = True, lock: bool = False) -> dict[str, Any]:
+def variable_json(
+    v: SimVariable, *, items: bool = True, lock: bool = False, at: TimeMap = same_time
+) -> dict[str, Any]:
+    """``at`` maps the world's times to the wire's (see the module doc), as in every ``*_json``."""
     out: dict[str, Any] = {
         "Namespace": v.namespace,
         "Path": v.path,
         "CreateIndex": v.create_index,
         "ModifyIndex": v.modify_index,
-        "CreateTime": _nanos(v.create_time),
-        "ModifyTime": _nanos(v.modify_time),
+        "CreateTime": _nanos(at(v.create_time)),
+        "ModifyTime": _nanos(at(v.modify_time)),
     }
     if items and v.items:
         out["Items"] = dict(v.items)
@@ -124,7 +135,7 @@ def variable_json(v: SimVariable, *, items: bool = True, lock: bool = False) -> 
     return out
 
 
-def conflict_json(v: SimVariable, *, readable: bool) -> dict[str, Any]:
+def conflict_json(v: SimVariable, *, readable: bool, at: TimeMap = same_time) -> dict[str, Any]:
     """A 409's body, as makeVariablesApplyResponse builds it.
 
     A caller who may not read the variable gets its metadata only (a lock
@@ -133,7 +144,7 @@ def conflict_json(v: SimVariable, *, readable: bool) -> dict[str, Any]:
     namespace and path. Items and Lock are omitempty: absent, never null.
     """
     if not readable:
-        out = variable_json(v, items=False)
+        out = variable_json(v, items=False, at=at)
         if v.lock is not None:  # VariableLock.MarshalJSON: a zero duration is ""
             out["Lock"] = {
                 "ID": v.lock.id,
@@ -142,17 +153,17 @@ def conflict_json(v: SimVariable, *, readable: bool) -> dict[str, Any]:
             }
         return out
     if v.is_zero:
-        return variable_json(SimVariable(v.namespace, v.path, {}), items=False)
-    return variable_json(v, items=True, lock=True)
+        return variable_json(SimVariable(v.namespace, v.path, {}), items=False, at=at)
+    return variable_json(v, items=True, lock=True, at=at)
 
 
-def _last_drain_json(n: SimNode) -> dict[str, Any] | None:
+def _last_drain_json(n: SimNode, at: TimeMap) -> dict[str, Any] | None:
     d = n.last_drain
     if d is None:
         return None
     return {
-        "StartedAt": rfc3339(d.started_at, whole_seconds=True),
-        "UpdatedAt": rfc3339(d.updated_at, whole_seconds=True),
+        "StartedAt": rfc3339(at(d.started_at), whole_seconds=True),
+        "UpdatedAt": rfc3339(at(d.updated_at), whole_seconds=True),
         "Status": d.status,
         "AccessorID": d.accessor_id,
         "Meta": dict(d.meta) or None,
@@ -183,7 +194,9 @@ def _resources_json(n: SimNode) -> tuple[dict[str, Any], dict[str, Any]]:
     return node_resources, reserved
 
 
-def node_stub_json(n: SimNode, *, resources: bool, os_name: bool = False) -> dict[str, Any]:
+def node_stub_json(
+    n: SimNode, *, resources: bool, os_name: bool = False, at: TimeMap = same_time
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Address": n.address,
         "ID": n.id,
@@ -198,7 +211,7 @@ def node_stub_json(n: SimNode, *, resources: bool, os_name: bool = False) -> dic
         "StatusDescription": n.status_description,
         "Drivers": {"exec": {"Detected": True, "Healthy": True}},
         "HostVolumes": None,
-        "LastDrain": _last_drain_json(n),
+        "LastDrain": _last_drain_json(n, at),
         "CreateIndex": n.create_index,
         "ModifyIndex": n.modify_index,
     }
@@ -219,15 +232,18 @@ def _computed_class(n: SimNode) -> str:
     return f"v1:{int.from_bytes(hashlib.sha256(key).digest()[:8], 'big') % 10**18}"
 
 
-def node_json(n: SimNode) -> dict[str, Any]:
+def node_json(n: SimNode, *, at: TimeMap = same_time) -> dict[str, Any]:
     node_resources, reserved = _resources_json(n)
     drain = None
     if n.drain is not None:
+        force_at = n.drain.force_at
         drain = {
             "Deadline": round(n.drain.deadline * 1e9) if n.drain.deadline >= 0 else -1,
             "IgnoreSystemJobs": n.drain.ignore_system_jobs,
-            "ForceDeadline": rfc3339(n.drain.force_at if n.drain.deadline > 0 else None),
-            "StartedAt": rfc3339(n.drain.started_at),
+            "ForceDeadline": rfc3339(
+                at(force_at) if force_at is not None and n.drain.deadline > 0 else None
+            ),
+            "StartedAt": rfc3339(at(n.drain.started_at)),
         }
     return {
         "ID": n.id,
@@ -255,20 +271,20 @@ def node_json(n: SimNode) -> dict[str, Any]:
         "SchedulingEligibility": n.eligibility,
         "Status": n.status,
         "StatusDescription": n.status_description,
-        "StatusUpdatedAt": int(n.status_updated_at),
+        "StatusUpdatedAt": int(at(n.status_updated_at)),
         "Events": [
             {
                 "Message": e.message,
                 "Subsystem": e.subsystem,
                 "Details": dict(e.details) or None,
-                "Timestamp": rfc3339(e.timestamp),
+                "Timestamp": rfc3339(at(e.timestamp)),
                 "CreateIndex": e.create_index,
             }
             for e in n.events
         ],
         "Drivers": {"exec": {"Detected": True, "Healthy": True}},
         "HostVolumes": None,
-        "LastDrain": _last_drain_json(n),
+        "LastDrain": _last_drain_json(n, at),
         "CreateIndex": n.create_index,
         "ModifyIndex": n.modify_index,
     }
@@ -289,7 +305,7 @@ def _allocated_json(a: SimAlloc) -> dict[str, Any]:
     }
 
 
-def _alloc_common(a: SimAlloc) -> dict[str, Any]:
+def _alloc_common(a: SimAlloc, at: TimeMap) -> dict[str, Any]:
     return {
         "ID": a.id,
         "EvalID": a.eval_id,
@@ -318,21 +334,21 @@ def _alloc_common(a: SimAlloc) -> dict[str, Any]:
         "PreemptedByAllocation": "",
         "CreateIndex": a.create_index,
         "ModifyIndex": a.modify_index,
-        "CreateTime": _nanos(a.create_time),
-        "ModifyTime": _nanos(a.modify_time),
+        "CreateTime": _nanos(at(a.create_time)),
+        "ModifyTime": _nanos(at(a.modify_time)),
     }
 
 
-def alloc_stub_json(a: SimAlloc, *, resources: bool) -> dict[str, Any]:
-    out = _alloc_common(a) | {"JobType": a.job_type, "JobVersion": 0}
+def alloc_stub_json(a: SimAlloc, *, resources: bool, at: TimeMap = same_time) -> dict[str, Any]:
+    out = _alloc_common(a, at) | {"JobType": a.job_type, "JobVersion": 0}
     if resources:
         out["AllocatedResources"] = _allocated_json(a)
     return out
 
 
-def alloc_json(a: SimAlloc) -> dict[str, Any]:
+def alloc_json(a: SimAlloc, *, at: TimeMap = same_time) -> dict[str, Any]:
     """A full allocation (GET /v1/node/:id/allocations): the Job rides along, JobType does not."""
-    return _alloc_common(a) | {
+    return _alloc_common(a, at) | {
         "Job": {
             "ID": a.job_id,
             "Name": a.job_id,
@@ -418,7 +434,7 @@ def job_json(j: SimJob) -> dict[str, Any]:
     }
 
 
-def eval_json(e: SimEval) -> dict[str, Any]:
+def eval_json(e: SimEval, *, at: TimeMap = same_time) -> dict[str, Any]:
     return {
         "ID": e.id,
         "Namespace": e.namespace,
@@ -448,8 +464,8 @@ def eval_json(e: SimEval) -> dict[str, Any]:
         "SnapshotIndex": 0,
         "CreateIndex": e.create_index,
         "ModifyIndex": e.modify_index,
-        "CreateTime": _nanos(e.create_time),
-        "ModifyTime": _nanos(e.modify_time),
+        "CreateTime": _nanos(at(e.create_time)),
+        "ModifyTime": _nanos(at(e.modify_time)),
     }
 
 
@@ -525,8 +541,11 @@ class NomadSimServer:
         rng: random.Random | None = None,
         tick_interval: float | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        wire_time: TimeMap = same_time,
     ) -> None:
+        """``wire_time``: the state's times as the wire shows them (see the module doc)."""
         self.state = state
+        self.wire_time = wire_time
         self.ssl_context = ssl_context  # serve https (and require client certs if it says so)
         self.faults = faults if faults is not None else FaultInjector()
         self.host = host
@@ -641,7 +660,7 @@ class NomadSimServer:
         except SimConflict as exc:
             policy = self._policy_or_none(request)
             readable = policy is not None and policy.can_var(exc.variable.path, "read")
-            body = conflict_json(exc.variable, readable=readable)
+            body = conflict_json(exc.variable, readable=readable, at=self.wire_time)
             # variableUpsert/Delete set the conflict's index before writing 409; a
             # lock operation's deferred setIndex runs after it and is lost. The
             # status goes out before the body, so Go sniffs the type: text/plain.
@@ -796,7 +815,7 @@ class NomadSimServer:
 
         def answer() -> tuple[Any, int]:
             visible = [
-                variable_json(v, items=False, lock=policy.management)
+                variable_json(v, items=False, lock=policy.management, at=self.wire_time)
                 for v in self.state.list_vars(ns, prefix)
                 if policy.can_var(v.path, "list")
             ]
@@ -818,7 +837,7 @@ class NomadSimServer:
             var = self.state.variables.get((ns, path))
             if var is None:
                 return None, max(1, self.state.table_index["variables"])
-            return variable_json(var, lock=policy.management), var.modify_index
+            return variable_json(var, lock=policy.management, at=self.wire_time), var.modify_index
 
         response = await self._blocking(request, watch, answer)
         if (ns, path) not in self.state.variables:
@@ -888,13 +907,14 @@ class NomadSimServer:
             raise SimError(403, "Permission denied")
         if op == "lock-acquire":
             var = self.state.lock_acquire(ns, path, ttl=ttl, lock_delay=lock_delay, items=items)
-            return _write(variable_json(var, lock=True), var.modify_index)
+            return _write(variable_json(var, lock=True, at=self.wire_time), var.modify_index)
         if op == "lock-renew":
             lock_id = (lock or {}).get("ID") or ""
             if not lock_id:
                 raise SimError(400, "missing lock ID")
             var = self.state.lock_renew(ns, path, lock_id)
-            return _write(variable_json(var, items=False, lock=True), None)  # no setIndex
+            body = variable_json(var, items=False, lock=True, at=self.wire_time)
+            return _write(body, None)  # no setIndex
         if op == "lock-release":
             # nomad/variables_endpoint.go canonicalizeAndValidate: the lock ID first,
             # then any Items at all (an empty map too): a release never writes data.
@@ -904,7 +924,7 @@ class NomadSimServer:
             if items is not None:
                 raise SimError(400, "lock release operation doesn't take variable items")
             var = self.state.lock_release(ns, path, lock_id)
-            return _write(variable_json(var, items=False), var.modify_index)
+            return _write(variable_json(var, items=False, at=self.wire_time), var.modify_index)
         if lock is not None and (lock.get("TTL") or lock.get("LockDelay")):
             raise SimError(400, "variable should not contain lock definition")
         cas_text = request.query.get("cas", "")
@@ -919,7 +939,9 @@ class NomadSimServer:
         lock_id = (lock or {}).get("ID") or None
         var = self.state.put_var(ns, path, items or {}, cas=cas, lock_id=lock_id)
         owner = lock_id is not None and var.lock is not None and var.lock.id == lock_id
-        return _write(variable_json(var, lock=owner or policy.management), var.modify_index)
+        return _write(
+            variable_json(var, lock=owner or policy.management, at=self.wire_time), var.modify_index
+        )
 
     async def delete_var(self, request: web.Request) -> web.Response:
         policy = self._policy(request)
@@ -954,7 +976,7 @@ class NomadSimServer:
 
         def answer() -> tuple[Any, int]:
             stubs = [
-                node_stub_json(n, resources=resources, os_name=os_name)
+                node_stub_json(n, resources=resources, os_name=os_name, at=self.wire_time)
                 for n in self.state.list_nodes(prefix)
             ]
             return stubs, max(1, self.state.table_index["nodes"])
@@ -969,7 +991,7 @@ class NomadSimServer:
             node = self.state.nodes.get(node_id)
             if node is None:
                 return None, max(1, self.state.table_index["nodes"])
-            return node_json(node), node.modify_index
+            return node_json(node, at=self.wire_time), node.modify_index
 
         response = await self._blocking(
             request, lambda c: c.table == "nodes" and c.key == node_id, answer
@@ -988,7 +1010,7 @@ class NomadSimServer:
         def answer() -> tuple[Any, int]:
             allocs = self.state.list_allocations("*", node_id=node_id)
             index = max((a.modify_index for a in allocs), default=0)
-            readable = [alloc_json(a) for a in allocs if policy.can_read_job()]
+            readable = [alloc_json(a, at=self.wire_time) for a in allocs if policy.can_read_job()]
             return readable, index or max(1, self.state.table_index["allocs"])
 
         return await self._blocking(
@@ -1103,7 +1125,7 @@ class NomadSimServer:
 
         def answer() -> tuple[Any, int]:
             allocs = [
-                alloc_stub_json(a, resources=resources)
+                alloc_stub_json(a, resources=resources, at=self.wire_time)
                 for a in self.state.list_allocations(ns)
                 if a.id.startswith(prefix)
             ]
@@ -1120,7 +1142,10 @@ class NomadSimServer:
         job = request.query.get("job") or None
 
         def answer() -> tuple[Any, int]:
-            evals = [eval_json(e) for e in self.state.list_evaluations(ns, status, job)]
+            evals = [
+                eval_json(e, at=self.wire_time)
+                for e in self.state.list_evaluations(ns, status, job)
+            ]
             return evals, max(1, self.state.table_index["evals"])
 
         return await self._blocking(request, lambda c: c.table == "evals", answer)

@@ -37,8 +37,16 @@ async def run_sim_command(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir) if args.state_dir else None
     # --speed hastens the cluster (boots, heartbeats, drains), not Nomad's lock
     # timers: a `reconciler run` outside renews its lease on real time, as against
-    # a real Nomad, so the lock's TTL must run on real time too.
-    simulation = Simulation(config, clock, state_dir=state_dir, lock_clock=SystemClock())
+    # a real Nomad, so the lock's TTL must run on real time too. For the same reader
+    # the times on the wire are wall-clock moments: it measures a node's downtime or
+    # an instance's age against its own clock.
+    simulation = Simulation(
+        config,
+        clock,
+        state_dir=state_dir,
+        lock_clock=SystemClock(),
+        wire_time=clock.wall_time,
+    )
     async with simulation as sim:
         for endpoint, fault in faults:
             sim.faults.set(endpoint, fault)

@@ -28,7 +28,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.clock import Clock, ManualClock
+from reconciler.clock import Clock, ManualClock, TimeMap, same_time
 from reconciler.model import InstanceState
 from reconciler.multipass.settings import server_name_from
 from reconciler.pools import DEFAULT_PREFIX
@@ -106,10 +106,18 @@ class Simulation:
         state_dir: Path | None = None,
         *,
         lock_clock: Clock | None = None,
+        wire_time: TimeMap = same_time,
     ) -> None:
-        """``lock_clock``: what Nomad's lock TTLs run on (default ``clock``; see nomad_state)."""
+        """``lock_clock``: what Nomad's lock TTLs run on (default ``clock``; see nomad_state).
+
+        ``wire_time``: the one mapping from ``clock``'s time to the times both servers put
+        on the wire (StatusUpdatedAt, drain times, creation_timestamp, ...). The same time
+        by default, for a reconciler on ``clock`` too; ``ScaledClock.wall_time`` for one
+        outside on wall time, which compares those moments with its own clock.
+        """
         self.config = config or SimConfig()
         self.clock: Clock = clock or ManualClock()
+        self.wire_time = wire_time
         self.rng = random.Random(self.config.seed)
         self.faults = FaultInjector(seed=self.config.seed)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -149,7 +157,10 @@ class Simulation:
         self.multipass_state = first.state
         self.multipassd = first.server
         self.nomad = NomadSimServer(
-            self.nomad_state, faults=self.faults, port=self.config.nomad_port
+            self.nomad_state,
+            faults=self.faults,
+            port=self.config.nomad_port,
+            wire_time=self.wire_time,
         )
         self.nomad.host_control = self.host_action
         self.nomad.host_listing = self.host_listing
@@ -185,6 +196,7 @@ class Simulation:
             passphrase=self.config.passphrase,
             faults=self.faults,
             port=port,
+            wire_time=self.wire_time,
         )
         server.launch_failure = Fault(error_rate=self.config.launch_failure)
         self.hosts[name] = SimHost(name, state, server, certs)

@@ -66,11 +66,13 @@ def test_json_follows_the_documented_schema() -> None:
         "kind",
         "instance",
         "node_id",
+        "host",
         "reason",
         "allocations",
         "deadline_seconds",
     }
     assert drain["deadline_seconds"] == 900.0
+    assert drain["host"] == "default"  # a world before hosts: its one daemon
 
 
 def test_an_autoscaled_pool_shows_why_it_wants_its_count() -> None:

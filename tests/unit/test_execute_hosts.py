@@ -40,7 +40,7 @@ class Daemon:
 class Hosts:
     """Instances by host, as the Fleet gives them."""
 
-    def __init__(self, daemons: dict[str, Daemon], limits: dict[str, int]) -> None:
+    def __init__(self, daemons: dict[str, Daemon], limits: dict[str, int | None]) -> None:
         self.daemons = daemons
         self.limits = limits
 
@@ -143,20 +143,35 @@ async def test_a_third_launch_on_a_host_waits_while_another_host_s_goes() -> Non
     assert one.most_at_once == 2 and two.most_at_once == 1
 
 
-async def test_the_shared_launch_bound_still_holds_across_hosts() -> None:
+async def test_hosts_with_a_bound_of_their_own_are_not_held_to_the_shared_one() -> None:
+    # 0 -> N over H hosts takes ceil(N / (H x bound)) launch times, not N / launch_concurrency.
     daemons = {f"host{i}": Daemon() for i in range(1, 4)}
-    for i, d in enumerate(daemons.values()):
-        d.gates[f"x{i}"] = asyncio.Event()
+    for host, d in daemons.items():
+        d.gates.update({f"{host}-a": asyncio.Event(), f"{host}-b": asyncio.Event()})
     ex = executor(Hosts(daemons, {}), launch_concurrency=2)
     tasks = [
-        asyncio.create_task(ex.run_action(SPEC, launch(f"x{i}", host)))
-        for i, host in enumerate(daemons)
+        asyncio.create_task(ex.run_action(SPEC, launch(f"{host}-{n}", host)))
+        for host in daemons
+        for n in ("a", "b")
     ]
     await settle()
-    assert sum(len(d.launched) for d in daemons.values()) == 2
+    assert sum(len(d.launched) for d in daemons.values()) == 6  # 3 hosts x 2 each
     for d in daemons.values():
         for gate in d.gates.values():
             gate.set()
+    assert all(r.ok for r in await asyncio.gather(*tasks))
+
+
+async def test_a_lone_client_without_a_bound_takes_the_shared_launch_slots() -> None:
+    daemon = Daemon()
+    for n in ("a", "b", "c"):
+        daemon.gates[n] = asyncio.Event()
+    ex = executor(Hosts({"default": daemon}, {"default": None}), launch_concurrency=2)
+    tasks = [asyncio.create_task(ex.run_action(SPEC, launch(n, "default"))) for n in "abc"]
+    await settle()
+    assert len(daemon.launched) == 2
+    for gate in daemon.gates.values():
+        gate.set()
     assert all(r.ok for r in await asyncio.gather(*tasks))
 
 

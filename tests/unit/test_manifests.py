@@ -342,6 +342,7 @@ def test_the_policy_grants_exactly_what_the_reconciler_needs() -> None:
     assert capabilities(policy) == {
         prefix: ["read"],  # secrets: never written
         f"{prefix}/pools/*": ["read", "list"],  # specs are people's to write
+        f"{prefix}/hosts/*": ["read", "list"],  # so are the fleet's hosts
         # Listed and destroyed: the status is the finalizer of a deleted pool.
         f"{prefix}/status/*": ["read", "write", "list", "destroy"],
         f"{prefix}/leader": ["write"],  # lock operations; reading it is `apply`'s
@@ -378,8 +379,8 @@ def without(policy: Policy, grant: str) -> Policy:
 async def run_a_pool_s_whole_life(policy: Policy) -> None:
     """What `reconciler run` does, with a token carrying only ``policy``.
 
-    It reads the credentials from the job's variable, grows a pool, shrinks it (drain,
-    delete, purge), writes status, stands by while another replica holds the leader lock
+    It reads the credentials from the job's variable and its one host from the fleet's
+    host variables, grows a pool, shrinks it (drain, delete, purge), writes status, stands by while another replica holds the leader lock
     and then takes, renews and releases it; it cannot write specs.
     """
     config = SimConfig(seed=5, acl=True, boot_seconds=20, heartbeat_timeout=15, migrate_seconds=10)
@@ -393,6 +394,14 @@ async def run_a_pool_s_whole_life(policy: Policy) -> None:
         async with NomadClient(admin) as people:
             await people.put_var(DEFAULT_PREFIX, imported_secrets(sim))
             await people.put_var(pool_path(DEFAULT_PREFIX, "web"), pool(2))
+            # The daemon as a host of the fleet: its members' names say so.
+            await people.put_var(
+                f"{DEFAULT_PREFIX}/hosts/box1",
+                {
+                    "address": sim.multipassd.address,
+                    "server_cert": sim.certs.server_cert.read_text(),
+                },
+            )
             # env={}: no MULTIPASS_* variables, so the credentials come from the variable.
             settings = Settings(DEFAULT_PREFIX, NomadSettings(sim.nomad.address, token), env={})
             limits = ExecutorLimits(call_timeout=5.0, attempts=2, backoff_max=0.05)
@@ -400,6 +409,7 @@ async def run_a_pool_s_whole_life(policy: Policy) -> None:
                 h = Harness(sim, c)
                 assert len((await h.converge(max_passes=20)).plans) == 1
                 assert len(h.ready_nodes()) == 2
+                assert all("-box1-" in n for n in h.instances()), h.instances()
                 await people.put_var(pool_path(DEFAULT_PREFIX, "web"), pool(1))
                 await h.converge(max_passes=20)
                 assert len(h.instances()) == 1 and len(sim.nomad_state.nodes) == 1  # purged
