@@ -3,11 +3,11 @@
 Pure: built from one pass of reading (the plans and ``Observed.hosts``), so the
 command, the metrics (reconciler.telemetry) and the tests all see the same figures.
 
-What a host holds is counted from the members the plans found there, each at its
-pool's *current* spec sizes (an outdated member of an older, smaller spec counts
-as the current one would: the figures the planner places by). A member counts while
-it has, or may have, a VM on the host: every phase but ``deleting`` and
-``node-only``. VMs that are not the reconciler's are not seen at all: the host
+What a host holds is counted as the planner counts it (reconciler.plan.placement):
+every member whose instance its daemon listed, each at its pool's *current* spec
+sizes (an outdated member of an older spec counts as the current one would). A
+member whose instance is not listed (its VM gone, or its daemon not read) takes
+nothing. VMs that are not the reconciler's are not seen at all: the host
 variable's reserves exist to cover them (docs/hosts.md, "Capacity").
 
 The JSON form (``hosts_to_json``) is a contract for scripts, schema
@@ -22,15 +22,14 @@ from typing import Any, Protocol
 
 from reconciler import ownership
 from reconciler.logs import scrub
-from reconciler.model import HostState, InstanceState
-from reconciler.plan import Member, Phase, Plan
+from reconciler.model import HostState
+from reconciler.plan import Phase, Plan, Resources
+from reconciler.plan.placement import footprint
 from reconciler.spec import PoolSpec
 from reconciler.units import plural
 
 HOSTS_SCHEMA = "multipass-reconciler/hosts/v1"
 
-# Phases whose member holds no VM on its host any more.
-_GONE = frozenset({Phase.DELETING, Phase.NODE_ONLY})
 _PHASE_ORDER = tuple(Phase)
 
 
@@ -47,22 +46,8 @@ class PoolPlanLike(Protocol):
     def plan(self) -> Plan | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Amounts:
-    """CPUs, memory and disk (bytes)."""
-
-    cpus: int = 0
-    memory: int = 0
-    disk: int = 0
-
-    def __add__(self, other: Amounts) -> Amounts:
-        return Amounts(self.cpus + other.cpus, self.memory + other.memory, self.disk + other.disk)
-
-    def __sub__(self, other: Amounts) -> Amounts:
-        return Amounts(self.cpus - other.cpus, self.memory - other.memory, self.disk - other.disk)
-
-    def as_json(self) -> dict[str, int]:
-        return {"cpus": self.cpus, "memory": self.memory, "disk": self.disk}
+def resources_json(r: Resources) -> dict[str, int]:
+    return {"cpus": r.cpus, "memory": r.memory, "disk": r.disk}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +75,8 @@ class HostRow:
     reachable: bool
     error: str | None
     version: str
-    capacity: Amounts | None
-    used: Amounts
+    capacity: Resources | None
+    used: Resources
     cordoned: bool = False
     evacuate: bool = False
     max_parallel_launches: int | None = None
@@ -99,7 +84,7 @@ class HostRow:
     pools: tuple[PoolOnHost, ...] = ()
 
     @property
-    def free(self) -> Amounts | None:
+    def free(self) -> Resources | None:
         return None if self.capacity is None else self.capacity - self.used
 
     @property
@@ -114,29 +99,22 @@ class HostsView:
     unaccounted: Mapping[str, str] = field(default_factory=dict)
 
 
-def holds_a_vm(member: Member) -> bool:
-    """Whether the member takes room on its host (see the module's docstring)."""
-    if member.phase in _GONE:
-        return False
-    return member.instance is None or member.instance.state is not InstanceState.DELETED
-
-
 def build_hosts(pools: Iterable[PoolPlanLike], hosts: Mapping[str, HostState]) -> HostsView:
     """Every host of the fleet (an empty ``hosts``: the one implicit host ``default``)."""
-    used: dict[str, Amounts] = {}
+    used: dict[str, Resources] = {}
     phases: dict[str, dict[str, dict[Phase, int]]] = {}  # host -> pool -> phase -> n
     unaccounted: dict[str, str] = {}
     for pp in pools:
         if pp.plan is None or pp.spec is None:
             unaccounted[pp.pool] = "no plan (invalid spec or planning failed)"
             continue
-        size = Amounts(pp.spec.cpus, pp.spec.memory_bytes, pp.spec.disk_bytes)
+        size = footprint(pp.spec)
         for m in pp.plan.members:
             host = m.host
             by_phase = phases.setdefault(host, {}).setdefault(pp.pool, {})
             by_phase[m.phase] = by_phase.get(m.phase, 0) + 1
-            if holds_a_vm(m):
-                used[host] = used.get(host, Amounts()) + size
+            if m.instance is not None:  # listed by its daemon: it takes room there
+                used[host] = used.get(host, Resources()) + size
     states: dict[str, HostState | None] = {**hosts} or {ownership.DEFAULT_HOST: None}
     rows = []
     for name in sorted(states.keys() | phases.keys()):
@@ -149,7 +127,7 @@ def build_hosts(pools: Iterable[PoolPlanLike], hosts: Mapping[str, HostState]) -
             for pool, counts in sorted(phases.get(name, {}).items())
         )
         rows.append(
-            _row(name, states.get(name), name in states, used.get(name, Amounts()), on_host)
+            _row(name, states.get(name), name in states, used.get(name, Resources()), on_host)
         )
     return HostsView(tuple(rows), unaccounted)
 
@@ -158,7 +136,7 @@ def _row(
     name: str,
     state: HostState | None,
     registered: bool,
-    used: Amounts,
+    used: Resources,
     pools: tuple[PoolOnHost, ...],
 ) -> HostRow:
     if state is None and registered:
@@ -176,7 +154,7 @@ def _row(
             registered=False,
             pools=pools,
         )
-    capacity = Amounts(state.cpus, state.memory, state.disk) if state.reachable else None
+    capacity = Resources(state.cpus, state.memory, state.disk) if state.reachable else None
     return HostRow(
         name,
         state.reachable,
@@ -208,9 +186,9 @@ def hosts_to_json(view: HostsView) -> dict[str, Any]:
                 "cordoned": r.cordoned,
                 "evacuate": r.evacuate,
                 "max_parallel_launches": r.max_parallel_launches,
-                "capacity": None if r.capacity is None else r.capacity.as_json(),
-                "used": r.used.as_json(),
-                "free": None if r.free is None else r.free.as_json(),
+                "capacity": None if r.capacity is None else resources_json(r.capacity),
+                "used": resources_json(r.used),
+                "free": None if r.free is None else resources_json(r.free),
                 "members": r.members,
                 "pools": {
                     p.pool: {"members": p.members, "phases": dict(p.phases)} for p in r.pools

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from reconciler.clock import Clock
-from reconciler.hosts_view import HostsView
+from reconciler.hosts_view import HostsView, resources_json
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -135,7 +135,7 @@ class Metrics:
             for kind, amounts in figures.items():
                 if amounts is None:
                     continue
-                for resource, amount in amounts.as_json().items():
+                for resource, amount in resources_json(amounts).items():
                     current[self.host_resources][(row.name, resource, kind)] = amount
         for gauge, values in current.items():
             for labels in self._host_series.get(gauge, set()) - values.keys():

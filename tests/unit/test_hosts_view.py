@@ -60,7 +60,7 @@ def test_each_host_shows_capacity_used_free_and_members_per_pool_by_phase() -> N
             member(WEB, "host1", 1, Phase.PENDING),
             member(WEB, "host2", 0, seen=False),  # its daemon could not be read
             member(WEB, "host3", 0, Phase.DRAINING),
-            member(WEB, "host3", 1, Phase.NODE_ONLY),  # VM gone: holds nothing
+            member(WEB, "host3", 1, Phase.NODE_ONLY, seen=False),  # VM gone: takes nothing
         ),
         pool_plan(DB, member(DB, "host3", 0)),
         invalid("bad"),
@@ -76,10 +76,11 @@ def test_each_host_shows_capacity_used_free_and_members_per_pool_by_phase() -> N
         ("web", 2, {"pending": 1, "ready": 1})
     ]
 
-    # Unreachable: its error, no capacity known, its members still listed (by Nomad).
+    # Unreachable: its error, no capacity known, its members listed (by their nodes)
+    # but taking nothing the planner would count: no instance of theirs was listed.
     assert not h2.reachable and h2.error == "daemon did not answer: deadline exceeded"
     assert h2.capacity is None and h2.free is None
-    assert h2.members == 1 and h2.used.memory == 4 * G
+    assert h2.members == 1 and h2.used.memory == 0
 
     # Cordoned, and over its memory: web's draining member and db's, not the node-only one.
     assert h3.cordoned and not h3.evacuate

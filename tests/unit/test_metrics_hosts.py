@@ -36,7 +36,12 @@ HOSTS = {
 def test_each_host_has_reachable_members_and_capacity_used_and_free() -> None:
     m = Metrics(ManualClock())
     plans = [
-        pool_plan(WEB, member(WEB, "host1", 0), member(WEB, "host1", 1), member(WEB, "host2", 0))
+        pool_plan(
+            WEB,
+            member(WEB, "host1", 0),
+            member(WEB, "host1", 1),
+            member(WEB, "host2", 0, seen=False),
+        )
     ]
     m.observe_hosts(build_hosts(plans, HOSTS))
     assert samples(m, "host_reachable") == {(("host", "host1"),): 1, (("host", "host2"),): 0}
@@ -51,8 +56,8 @@ def test_each_host_has_reachable_members_and_capacity_used_and_free() -> None:
     assert got[res("host1", "memory", "used")] == 8 * G
     assert got[res("host1", "memory", "free")] == 24 * G
     assert got[res("host1", "disk", "free")] == 460 * G
-    # Unreachable: what its members take, and no capacity or free that nobody knows.
-    assert got[res("host2", "memory", "used")] == 4 * G
+    # Unreachable: nothing listed there, and no capacity or free that nobody knows.
+    assert got[res("host2", "memory", "used")] == 0
     assert res("host2", "memory", "capacity") not in got and res("host2", "cpus", "free") not in got
 
 
