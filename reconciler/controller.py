@@ -35,6 +35,7 @@ from reconciler import cluster
 from reconciler.clock import Clock
 from reconciler.errors import ReconcilerError, TemporaryError
 from reconciler.execute import ActionResult, Executor
+from reconciler.hosts_view import build_hosts
 from reconciler.logs import scrub
 from reconciler.model import Observed
 from reconciler.observe import Observer
@@ -454,7 +455,7 @@ class Controller:
         if self.metrics:
             self.metrics.pass_started()
         try:
-            report.plans, _ = await self.plan_all(only)
+            report.plans, observed = await self.plan_all(only)
             self._last_plans = report.plans
             self._note_crashes(report.plans)
         except ReconcilerError as exc:
@@ -477,6 +478,7 @@ class Controller:
             await asyncio.sleep(0)
         if self.metrics:
             self.metrics.observed()
+            self.metrics.observe_hosts(build_hosts(report.plans, observed.hosts))
             for pp in report.plans:
                 plan_ = pp.plan
                 self.metrics.observe_pool(
