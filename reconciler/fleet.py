@@ -166,8 +166,14 @@ class Fleet:
         h = self._hosts.get(host)
         return h.error if h is not None else None
 
-    def launch_limit(self, host: str) -> int:
-        """Launches in flight at once on the host's daemon (its max_parallel_launches)."""
+    def launch_limit(self, host: str) -> int | None:
+        """Launches in flight at once on the host's daemon (its max_parallel_launches).
+
+        None for the implicit host (no variable to set it): the executor's own
+        launch_concurrency bounds it, as before hosts.
+        """
+        if self._implicit:
+            return None
         spec = self.spec(host)
         return spec.max_parallel_launches if spec is not None else DEFAULT_MAX_PARALLEL_LAUNCHES
 
