@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reconciler import ownership
-from reconciler.model import Allocation, Instance, InstanceState, Node, NodeStatus, Observed
+from reconciler.model import (
+    Allocation,
+    HostState,
+    Instance,
+    InstanceState,
+    Node,
+    NodeStatus,
+    Observed,
+)
 from reconciler.plan import drain_meta
 from reconciler.spec import PoolSpec, parse_pool_spec
 
@@ -18,10 +26,42 @@ def spec(pool: str = "web", **items: object) -> PoolSpec:
     return parse_pool_spec(pool, base, index=10)
 
 
+GiB = 1 << 30
+
+
 def instance(
-    name: str, *, age: float = 3600.0, state: InstanceState = InstanceState.RUNNING
+    name: str,
+    *,
+    age: float = 3600.0,
+    state: InstanceState = InstanceState.RUNNING,
+    host: str | None = None,
 ) -> Instance:
-    return Instance(name=name, state=state, created_at=NOW - age)
+    """An instance as its daemon lists it; ``host``: that daemon (default: the name's)."""
+    where = host or ownership.host_of_name(name) or ownership.DEFAULT_HOST
+    return Instance(name=name, state=state, created_at=NOW - age, host=where)
+
+
+def host(
+    name: str,
+    *,
+    cpus: int = 64,
+    memory: int = 64 * GiB,
+    disk: int = 1000 * GiB,
+    reachable: bool = True,
+    cordoned: bool = False,
+    evacuate: bool = False,
+) -> HostState:
+    """A host as a pass found it; roomy unless told (usable capacity, reserves applied)."""
+    return HostState(
+        name=name,
+        reachable=reachable,
+        error=None if reachable else "connection refused",
+        cpus=cpus,
+        memory=memory,
+        disk=disk,
+        cordoned=cordoned,
+        evacuate=evacuate,
+    )
 
 
 def node(
@@ -85,10 +125,17 @@ def world(
     instances: list[Instance] = (),  # type: ignore[assignment]
     nodes: list[Node] = (),  # type: ignore[assignment]
     allocations: list[Allocation] = (),  # type: ignore[assignment]
+    hosts: list[HostState] | None = None,
 ) -> Observed:
-    return Observed(tuple(instances), tuple(nodes), tuple(allocations), at=NOW)
+    """A world; ``hosts``: the fleet (None: the world before hosts). Instances on a host
+    that cannot be read are left out, as its daemon's list is."""
+    fleet = {h.name: h for h in hosts or ()}
+    listed = tuple(i for i in instances if i.host not in fleet or fleet[i.host].reachable)
+    return Observed(listed, tuple(nodes), tuple(allocations), at=NOW, hosts=fleet)
 
 
-def ready_member(s: PoolSpec, ordinal: int, *, thash: str | None = None) -> tuple[Instance, Node]:
-    name = ownership.instance_name(s.pool, thash or s.template_hash, ordinal)
+def ready_member(
+    s: PoolSpec, ordinal: int, *, thash: str | None = None, host: str = ownership.DEFAULT_HOST
+) -> tuple[Instance, Node]:
+    name = ownership.instance_name(s.pool, thash or s.template_hash, ordinal, host)
     return instance(name), node(name, s.pool)
