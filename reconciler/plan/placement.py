@@ -108,6 +108,40 @@ POLICIES: dict[str, Callable[[Sequence[str], Mapping[str, int]], str]] = {
 }
 
 
+def scale_in_order(
+    spec: PoolSpec, ordered: Sequence[Member], staying: Iterable[Member]
+) -> list[Member]:
+    """Scale-in candidates (``ordered``: the scale_in strategy's order) in the order that
+    keeps the pool as its ``placement`` wants, each removal taken from the host that
+    ``spread`` has most members on (``pack``: fewest), the strategy's order within a
+    host and between hosts that tie. ``staying``: the members that remain so far.
+
+    Without it a host that comes back after its members were replaced elsewhere
+    would lose its returned members first (the strategy's tie breaker is the name)
+    and the pool would stay off it, never spread again. Kubernetes' ReplicaSet
+    ranks pods on nodes with more of its replicas first the same way
+    (controller_utils ActivePodsWithRanks).
+    """
+    count: dict[str, int] = {}
+    for m in staying:
+        count[m.host] = count.get(m.host, 0) + 1
+    queues: dict[str, list[Member]] = {}
+    for m in ordered:
+        queues.setdefault(m.host, []).append(m)
+    heads = {h: 0 for h in queues}
+    rank = {m.name: i for i, m in enumerate(ordered)}
+    sign = -1 if spec.placement == "spread" else 1
+    out: list[Member] = []
+    while heads:
+        host = min(heads, key=lambda h: (sign * count.get(h, 0), rank[queues[h][heads[h]].name]))
+        out.append(queues[host][heads[host]])
+        count[host] = count.get(host, 0) - 1
+        heads[host] += 1
+        if heads[host] == len(queues[host]):
+            del heads[host]
+    return out
+
+
 def place(
     spec: PoolSpec,
     count: int,
