@@ -249,9 +249,7 @@ def test_evacuate_moves_members_within_surge_and_unavailable() -> None:
     for _ in range(30):
         p = step(fw, s)
         vms = sum(len(v) for v in fw.on_host("web").values())
-        ready = sum(
-            1 for n in fw.nodes.values() if n.status.value == "ready" and n.eligible
-        )
+        ready = sum(1 for n in fw.nodes.values() if n.status.value == "ready" and n.eligible)
         assert vms <= 7 and ready >= 6
         assert all(a.host != "host1" for a in p.actions if a.kind is ActionKind.LAUNCH)
         if not p.actions:
