@@ -152,8 +152,11 @@ class FleetWorld:
     lands: no launch or delete on a host that cannot be read, no name twice in the fleet.
     """
 
-    def __init__(self, hosts: list[HostState], now: float = NOW) -> None:
+    def __init__(self, hosts: list[HostState], now: float = NOW, *, slow: bool = False) -> None:
         self.settings: dict[str, HostState] = {h.name: h for h in hosts}
+        # slow: a launch is "being prepared" (unlisted, its name taken) until land().
+        self.slow = slow
+        self.preparing: dict[str, Instance] = {}
         self.daemon_down: set[str] = set()
         self.powered_off: set[str] = set()
         self.vms: dict[str, Instance] = {}  # by name, across the fleet
@@ -222,12 +225,18 @@ class FleetWorld:
                 assert self.reachable(a.host), f"{a.kind} sent to unreadable host {a.host}: {a}"
             if a.kind is ActionKind.LAUNCH:
                 assert ownership.host_of_name(a.instance) == a.host, a
-                assert a.instance not in self.vms, f"{a.instance} launched twice in the fleet"
-                self.vms[a.instance] = Instance(
-                    a.instance, InstanceState.RUNNING, created_at=self.now, host=a.host
-                )
+                there = self.vms.get(a.instance) or self.preparing.get(a.instance)
+                if there is not None:
+                    # The daemon answers "already exists" / "is being prepared": no twin.
+                    assert there.host == a.host, f"{a.instance} launched on two hosts"
+                    continue
+                vm = Instance(a.instance, InstanceState.RUNNING, created_at=self.now, host=a.host)
                 self.pools[a.instance] = s.pool
-                self._join(a.instance)
+                if self.slow:
+                    self.preparing[a.instance] = vm
+                else:
+                    self.vms[a.instance] = vm
+                    self._join(a.instance)
             elif a.kind is ActionKind.DRAIN:
                 assert a.node_id is not None
                 n = self.nodes[a.node_id]
@@ -248,6 +257,15 @@ class FleetWorld:
             elif a.kind is ActionKind.PURGE_NODE:
                 assert a.node_id is not None
                 self.nodes.pop(a.node_id, None)
+
+    def land(self) -> None:
+        """Launches being prepared finish: their VMs are listed and their nodes join."""
+        for name, vm in sorted(self.preparing.items()):
+            if vm.host in self.powered_off:
+                continue  # finishes once the host is on again
+            del self.preparing[name]
+            self.vms[name] = replace(vm, created_at=self.now)
+            self._join(name)
 
     def power_off(self, name: str) -> None:
         """The host and its VMs stop: its daemon is unreadable, its nodes go down."""
