@@ -21,10 +21,15 @@ from reconciler.spec import PoolSpec, parse_pool_spec
 NOW = 1_700_000_000.0
 
 
-def spec(pool: str = "web", **items: object) -> PoolSpec:
+def spec_items(**items: object) -> dict[str, str]:
+    """A pool variable's items (all strings, as Nomad's): a small pool unless told."""
     base: dict[str, str] = {"min": "3", "max": "5", "cloud_init_vars": "servers: [10.0.0.2]"}
     base.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in items.items()})
-    return parse_pool_spec(pool, base, index=10)
+    return base
+
+
+def spec(pool: str = "web", **items: object) -> PoolSpec:
+    return parse_pool_spec(pool, spec_items(**items), index=10)
 
 
 GiB = 1 << 30

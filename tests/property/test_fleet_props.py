@@ -15,21 +15,25 @@ off evacuated and disallowed hosts, placed as its ``placement`` says.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from reconciler import ownership
-from reconciler.controller import _take_room
+from reconciler.clock import ManualClock
+from reconciler.controller import Controller, _take_room
 from reconciler.model import HostState, Instance, InstanceState, Node, NodeStatus, Observed
 from reconciler.plan import SERVING_PHASES, ActionKind, Plan, PoolWorld, group_by_pool, plan
 from reconciler.plan.model import Resources
 from reconciler.plan.placement import allowed_hosts, footprint, free_capacity, pool_usage
-from reconciler.spec import PoolSpec
+from reconciler.pools import DEFAULT_PREFIX, PoolVariable, pool_path
+from reconciler.spec import PoolSpec, parse_pool_spec
 from tests.property.test_plan_props import cases
-from tests.worlds import NOW, FleetWorld, GiB, host, spec
+from tests.worlds import NOW, FleetWorld, GiB, host, spec_items
 
 NAMES = ("host1", "host2", "host3", "host4")
 STEP = 30.0  # seconds between passes; unhealthy_timeout is 60s, so a host is lost in 3
@@ -69,7 +73,7 @@ def host_settings(draw: st.DrawFn, name: str) -> HostState:
 
 
 @st.composite
-def pool_specs(draw: st.DrawFn, pool: str, names: tuple[str, ...]) -> PoolSpec:
+def pool_items(draw: st.DrawFn, names: tuple[str, ...]) -> dict[str, str]:
     n = draw(st.integers(0, 6))
     items: dict[str, object] = {
         "min": n,
@@ -89,7 +93,7 @@ def pool_specs(draw: st.DrawFn, pool: str, names: tuple[str, ...]) -> PoolSpec:
         items["hosts"] = ",".join(chosen)
     elif draw(st.booleans()):
         items["hosts"] = "host*"
-    return spec(pool, **items)
+    return spec_items(**items)
 
 
 # One fault: (what, which host by index, a value where it takes one)
@@ -116,7 +120,7 @@ MAINTENANCE = {"cordon", "evacuate", "capacity"}
 @dataclass
 class History:
     hosts: list[HostState]
-    specs: list[PoolSpec]
+    items: dict[str, dict[str, str]]  # each pool's variable
     faults: list[tuple[str, int, bool]]
     slow: bool
     settle_first: bool
@@ -129,10 +133,10 @@ def histories(draw: st.DrawFn) -> History:
     names = NAMES[:k]
     hosts = [draw(host_settings(h)) for h in names]
     pools = ["web"] if draw(st.booleans()) else ["web", "db"]
-    specs = [draw(pool_specs(p, names)) for p in pools]
+    items = {p: draw(pool_items(names)) for p in pools}
     faults = draw(st.lists(FAULTS, max_size=14))
     capacities = [draw(host_settings(names[i % k])) for i in range(len(faults))]
-    return History(hosts, specs, faults, draw(st.booleans()), draw(st.booleans()), capacities)
+    return History(hosts, items, faults, draw(st.booleans()), draw(st.booleans()), capacities)
 
 
 # ---------------------------------------------------------------- one pass, as the controller
@@ -140,7 +144,7 @@ def histories(draw: st.DrawFn) -> History:
 
 def plan_fleet(
     fw: FleetWorld, specs: list[PoolSpec], inflight: frozenset[tuple[str, str]]
-) -> tuple[Observed, dict[str, Plan]]:
+) -> dict[str, Plan]:
     """Every pool planned against one observation, sharing the hosts' free room."""
     observed = fw.observe()
     worlds = group_by_pool(observed)
@@ -156,7 +160,7 @@ def plan_fleet(
         )
         _take_room(free, s, p)
         plans[s.pool] = p
-    return observed, plans
+    return plans
 
 
 def vm_hosts(fw: FleetWorld) -> dict[str, str]:
@@ -185,8 +189,11 @@ class Run:
 
     def __init__(self, hist: History) -> None:
         self.fw = FleetWorld(hist.hosts, slow=hist.slow)
-        self.specs = hist.specs
-        self.by_pool = {s.pool: s for s in hist.specs}
+        self.items = hist.items
+        self.specs = [
+            parse_pool_spec(p, items, index=10) for p, items in sorted(hist.items.items())
+        ]
+        self.by_pool = {s.pool: s for s in self.specs}
         self.inflight: frozenset[tuple[str, str]] = frozenset()
         self.last: dict[str, Plan] = {}
         self.launched_on: list[str] = []
@@ -197,12 +204,15 @@ class Run:
             )
         self.fw.nodes["srv"] = Node(id="srv", name="nomad-server-1", status=NodeStatus.READY)
 
+    def plan_pass(self) -> dict[str, Plan]:
+        return plan_fleet(self.fw, self.specs, self.inflight)
+
     def crash(self) -> None:
         self.inflight = frozenset()  # a fresh controller: nothing in flight is known
 
     def step(self) -> dict[str, Plan]:
         fw = self.fw
-        _, plans = plan_fleet(fw, self.specs, self.inflight)
+        plans = self.plan_pass()
         launched: set[tuple[str, str]] = set()
         hosts_launched: set[str] = set()
         for pool, p in plans.items():
@@ -225,6 +235,16 @@ class Run:
             assert f"primary-{h}" in fw.vms
         assert "srv" in fw.nodes
         self.launched_on += sorted(hosts_launched)
+        for p in plans.values():  # what the histories reach (--hypothesis-show-statistics)
+            for what, seen in (
+                ("a member lost with its host", p.counts["lost"]),
+                ("a member displaced", p.counts["displaced"]),
+                ("waiting on a host", p.waiting_on_hosts),
+                ("insufficient capacity", p.insufficient_capacity),
+                ("a launch in flight", self.inflight),
+            ):
+                if seen:
+                    event(what)
         # Launches still being prepared stay in flight (until a crash forgets them).
         self.inflight = frozenset(k for k in self.inflight | launched if k[1] in fw.preparing)
         fw.now += STEP
@@ -333,3 +353,97 @@ def test_a_fleet_through_faults_keeps_its_invariants_and_converges(hist: History
     # A pool that reached its spec before the faults ends spread (or packed) again: the
     # surplus a returning host brings is taken where the placement has most (fewest).
     check_converged(run, plans, balanced=hist.settle_first and not maintenance)
+
+
+# ---------------------------------------------------------------- the same, through the controller
+
+
+class _Pools:
+    """The pool variables, as PoolSource.load gives them."""
+
+    prefix = DEFAULT_PREFIX
+
+    def __init__(self, items: dict[str, dict[str, str]]) -> None:
+        self.variables = [
+            PoolVariable(pool, pool_path(DEFAULT_PREFIX, pool), pool_items, 10)
+            for pool, pool_items in sorted(items.items())
+        ]
+
+    async def load(self, only: str | None = None) -> list[PoolVariable]:
+        return [v for v in self.variables if only in (None, v.pool)]
+
+
+class _Observer:
+    """The model fleet as Observer reads it: node lists first, full reads on demand."""
+
+    def __init__(self, fw: FleetWorld) -> None:
+        self.fw = fw
+
+    async def observe(self) -> Observed:
+        return self.fw.observe()
+
+    async def detail(self, observed: Observed, node_ids: Iterable[str]) -> Observed:
+        wanted = set(node_ids)
+        return replace(
+            observed,
+            nodes=tuple(replace(n, detailed=True) if n.id in wanted else n for n in observed.nodes),
+        )
+
+
+class _Executor:
+    """What plan_all reads of the executor: the keys of actions under way."""
+
+    def __init__(self) -> None:
+        self.inflight: set[tuple[str, str]] = set()
+
+
+class ControllerRun(Run):
+    """A history played through Controller.plan_all: the controller's own accounting of
+    each host's room across pools (_fleet_free, _take_room) and its full node reads."""
+
+    def __init__(self, hist: History) -> None:
+        super().__init__(hist)
+        self.clock = ManualClock(self.fw.now)
+        self.controller = self._fresh()
+
+    def _fresh(self) -> Controller:
+        return Controller(
+            _Pools(self.items),  # type: ignore[arg-type]
+            _Observer(self.fw),  # type: ignore[arg-type]
+            _Executor(),  # type: ignore[arg-type]
+            self.clock,
+            status=None,
+            write_status=False,
+        )
+
+    def plan_pass(self) -> dict[str, Plan]:
+        self.clock.advance(self.fw.now - self.clock.now())
+        self.controller.executor.inflight = set(self.inflight)
+        pps, _ = asyncio.run(self.controller.plan_all())
+        out = {}
+        for pp in pps:
+            assert pp.error is None and not pp.problems, pp
+            assert pp.plan is not None
+            out[pp.pool] = pp.plan
+        return out
+
+    def crash(self) -> None:
+        super().crash()
+        self.controller = self._fresh()  # no memory: spec cache, backoffs, node reads
+
+
+@given(histories())
+def test_the_controller_through_fleet_faults_keeps_its_invariants_and_converges(
+    hist: History,
+) -> None:
+    run = ControllerRun(hist)
+    if hist.settle_first:
+        run.settle()
+    maintenance = False
+    for (what, i, flag), capacity in zip(hist.faults, hist.capacities, strict=True):
+        h = hist.hosts[i % len(hist.hosts)].name
+        run.fault(what, h, flag, capacity)
+        maintenance |= what in MAINTENANCE
+        run.step()
+    run.heal()
+    check_converged(run, run.settle(), balanced=hist.settle_first and not maintenance)
