@@ -17,6 +17,7 @@ from reconciler.plan.placement import (
     free_capacity,
     place,
     pool_usage,
+    scale_in_order,
     takes_new_members,
 )
 from tests.worlds import NOW, GiB, host, instance, node, spec, world
@@ -321,3 +322,30 @@ def test_members_from_join_carry_their_host() -> None:
     by_name = {m.name: m for m in members}
     assert by_name[on2].host == "host2" and not by_name[on2].frozen
     assert by_name[gone].host == "host3" and by_name[gone].frozen and not by_name[gone].lost
+
+
+# ---------------------------------------------------------------- scale_in_order
+
+
+def test_spread_scales_in_from_the_host_with_most_members() -> None:
+    s = spec()
+    staying = members_on(s, {"host1": 2, "host2": 3, "host3": 3})
+    ordered = sorted(staying, key=lambda m: m.name)  # the strategy's order: host1's first
+    out = scale_in_order(s, ordered, staying)
+    assert [m.host for m in out[:2]] == ["host2", "host3"]  # 2,3,3 -> 2,2,3 -> 2,2,2
+    assert [m.host for m in out[2:5]] == ["host1", "host2", "host3"]  # ties: strategy order
+    assert sorted(m.name for m in out) == sorted(m.name for m in ordered)
+
+
+def test_pack_scales_in_from_the_host_with_fewest_members() -> None:
+    s = spec(placement="pack")
+    staying = members_on(s, {"host1": 4, "host2": 1, "host3": 2})
+    out = scale_in_order(s, sorted(staying, key=lambda m: m.name), staying)
+    assert [m.host for m in out[:3]] == ["host2", "host3", "host3"]
+
+
+def test_within_a_host_the_strategys_order_holds() -> None:
+    s = spec()
+    staying = members_on(s, {"host1": 3})
+    ordered = list(reversed(staying))
+    assert scale_in_order(s, ordered, staying) == ordered
