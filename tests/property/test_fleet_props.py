@@ -108,6 +108,7 @@ FAULTS = st.tuples(
             "evacuate",
             "capacity",
             "crash",
+            "rollout",
             "wait",
         ]
     ),
@@ -189,11 +190,9 @@ class Run:
 
     def __init__(self, hist: History) -> None:
         self.fw = FleetWorld(hist.hosts, slow=hist.slow)
-        self.items = hist.items
-        self.specs = [
-            parse_pool_spec(p, items, index=10) for p, items in sorted(hist.items.items())
-        ]
-        self.by_pool = {s.pool: s for s in self.specs}
+        self.items = {p: dict(items) for p, items in hist.items.items()}
+        self.index = 10  # the pool variables' ModifyIndex
+        self._parse()
         self.inflight: frozenset[tuple[str, str]] = frozenset()
         self.last: dict[str, Plan] = {}
         self.launched_on: list[str] = []
@@ -203,6 +202,12 @@ class Run:
                 f"primary-{h.name}", InstanceState.RUNNING, created_at=NOW, host=h.name
             )
         self.fw.nodes["srv"] = Node(id="srv", name="nomad-server-1", status=NodeStatus.READY)
+
+    def _parse(self) -> None:
+        self.specs = [
+            parse_pool_spec(p, items, index=self.index) for p, items in sorted(self.items.items())
+        ]
+        self.by_pool = {s.pool: s for s in self.specs}
 
     def plan_pass(self) -> dict[str, Plan]:
         return plan_fleet(self.fw, self.specs, self.inflight)
@@ -284,6 +289,12 @@ class Run:
             )
         elif what == "crash":
             self.crash()
+        elif what == "rollout":
+            # A new template for every pool (same sizes): each rolls out over the fleet.
+            for items in self.items.values():
+                items["image"] = "22.04" if items.get("image") == "24.04" else "24.04"
+            self.index += 1
+            self._parse()
 
     def heal(self) -> None:
         for h in sorted(self.fw.powered_off):
@@ -308,6 +319,8 @@ def check_converged(run: Run, plans: dict[str, Plan], balanced: bool) -> None:
         p = plans[s.pool]
         serving = [m for m in p.members if m.phase in SERVING_PHASES]
         assert all(not m.lost and not m.frozen for m in p.members)
+        if p.insufficient_capacity is None:
+            assert all(not m.outdated for m in serving), (s.pool, p.notes)
         if p.insufficient_capacity is None:
             assert len(serving) == p.desired, (s.pool, p.notes)
         else:
@@ -363,14 +376,15 @@ class _Pools:
 
     prefix = DEFAULT_PREFIX
 
-    def __init__(self, items: dict[str, dict[str, str]]) -> None:
-        self.variables = [
-            PoolVariable(pool, pool_path(DEFAULT_PREFIX, pool), pool_items, 10)
-            for pool, pool_items in sorted(items.items())
-        ]
+    def __init__(self, run: Run) -> None:
+        self.run = run
 
     async def load(self, only: str | None = None) -> list[PoolVariable]:
-        return [v for v in self.variables if only in (None, v.pool)]
+        return [
+            PoolVariable(pool, pool_path(DEFAULT_PREFIX, pool), dict(items), self.run.index)
+            for pool, items in sorted(self.run.items.items())
+            if only in (None, pool)
+        ]
 
 
 class _Observer:
@@ -408,7 +422,7 @@ class ControllerRun(Run):
 
     def _fresh(self) -> Controller:
         return Controller(
-            _Pools(self.items),  # type: ignore[arg-type]
+            _Pools(self),  # type: ignore[arg-type]
             _Observer(self.fw),  # type: ignore[arg-type]
             _Executor(),  # type: ignore[arg-type]
             self.clock,
