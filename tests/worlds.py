@@ -264,7 +264,11 @@ class FleetWorld:
                 self.nodes.pop(a.node_id, None)
 
     def land(self) -> None:
-        """Launches being prepared finish: their VMs are listed and their nodes join."""
+        """Launches being prepared finish: their VMs are listed and their nodes join;
+        nodes that were initializing again are ready."""
+        for nid, n in list(self.nodes.items()):
+            if n.status is NodeStatus.INITIALIZING and n.name in self.vms:
+                self.nodes[nid] = replace(n, status=NodeStatus.READY, status_updated_at=self.now)
         for name, vm in sorted(self.preparing.items()):
             if vm.host in self.powered_off:
                 continue  # finishes once the host is on again
@@ -284,17 +288,17 @@ class FleetWorld:
                             n, status=NodeStatus.DOWN, status_updated_at=self.now
                         )
 
-    def power_on(self, name: str) -> None:
-        """The VMs come back as they were (RUNNING), their nodes rejoin."""
+    def power_on(self, name: str, *, rejoin: NodeStatus = NodeStatus.READY) -> None:
+        """The VMs come back as they were (RUNNING), their nodes rejoin: ``rejoin`` is
+        the status they show first (Nomad: a node back from down is initializing until
+        its client has registered again; ``land`` makes it ready)."""
         self.powered_off.discard(name)
         for vm in self.vms.values():
             if vm.host == name:
                 for nid in self._nodes_of(vm.name):
                     n = self.nodes[nid]
                     if n.status is NodeStatus.DOWN:
-                        self.nodes[nid] = replace(
-                            n, status=NodeStatus.READY, status_updated_at=self.now
-                        )
+                        self.nodes[nid] = replace(n, status=rejoin, status_updated_at=self.now)
 
     def on_host(self, pool: str) -> dict[str, list[str]]:
         """The pool's VMs by host (the truth, reachable or not)."""

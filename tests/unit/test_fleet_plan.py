@@ -8,9 +8,10 @@ import pytest
 
 from reconciler import ownership
 from reconciler.diff import render_text
+from reconciler.model import NodeStatus
 from reconciler.plan import ActionKind, Phase, Plan, plan
 from reconciler.spec import PoolSpec
-from tests.worlds import NOW, FleetWorld, GiB, host, node, ready_member, spec, world
+from tests.worlds import NOW, FleetWorld, GiB, host, instance, node, ready_member, spec, world
 
 HOSTS = ("host1", "host2", "host3")
 
@@ -303,3 +304,39 @@ def test_a_rollout_that_shrinks_memory_does_not_overcommit_the_host() -> None:
     sizes = {big.template_hash: 4 * GiB, small.template_hash: 2 * GiB}
     used = sum(sizes[n.split("-")[1]] for n in fw.on_host("web")["host1"])
     assert used <= 8 * GiB, f"{used / GiB}G placed on an 8G host: {p.actions}"
+
+
+def test_a_host_back_whose_nodes_are_initializing_again_is_not_remediated() -> None:
+    """Nomad shows a node back from down as initializing until its client registers
+    again: the VMs came back as they were, they did not fail to join for their whole
+    age, so nothing is launched for them; the surplus goes by the ordinary rules
+    (members not yet ready first, as Kubernetes ranks pods that are not ready first)."""
+    s = spec(min=6, max=6, max_unhealthy="100%", unhealthy_timeout="5m")
+    fw = fleet_of(s, {h: 2 for h in HOSTS})
+    fw.power_off("host1")
+    step(fw, s, seconds=400)
+    converge(fw, s)
+    fw.now += 3600  # long past join_timeout since the VMs were created
+    fw.power_on("host1", rejoin=NodeStatus.INITIALIZING)
+    p = plan(s, fw.observe(), fw.now)
+    on1 = [m for m in p.members if m.host == "host1"]
+    assert all(m.unhealthy is None for m in on1), [m.unhealthy for m in on1]
+    assert p.counts["unhealthy"] == 0
+    fw.apply(s, p.actions)
+    fw.land()
+    plans = [p, *converge(fw, s)]
+    assert not [a for q in plans for a in q.actions if a.kind is ActionKind.LAUNCH]
+    assert sum(len(v) for v in fw.on_host("web").values()) == 6
+
+
+def test_an_old_vm_whose_node_registers_again_is_not_unhealthy() -> None:
+    """On one host as on many: a Nomad client restarted on a VM of a day is
+    initializing for a moment; it has not failed to join."""
+    s = spec(min=1, max=1, join_timeout="10m")
+    name = ownership.instance_name("web", s.template_hash, 0)
+    again = node(name, status=NodeStatus.INITIALIZING, status_age=20)
+    p = plan(s, world([instance(name, age=86400)], [again]), NOW)
+    assert p.members[0].unhealthy is None and p.actions == ()
+    stuck = node(name, status=NodeStatus.INITIALIZING, status_age=601)
+    p = plan(s, world([instance(name, age=86400)], [stuck]), NOW)
+    assert p.members[0].unhealthy == "node not ready within 10m"
