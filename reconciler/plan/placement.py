@@ -109,12 +109,16 @@ POLICIES: dict[str, Callable[[Sequence[str], Mapping[str, int]], str]] = {
 
 
 def scale_in_order(
-    spec: PoolSpec, ordered: Sequence[Member], staying: Iterable[Member]
+    spec: PoolSpec,
+    ordered: Sequence[Member],
+    staying: Iterable[Member],
+    limit: int | None = None,
 ) -> list[Member]:
     """Scale-in candidates (``ordered``: the scale_in strategy's order) in the order that
     keeps the pool as its ``placement`` wants, each removal taken from the host that
     ``spread`` has most members on (``pack``: fewest), the strategy's order within a
-    host and between hosts that tie. ``staying``: the members that remain so far.
+    host and between hosts that tie. ``staying``: the members that remain so far;
+    ``limit``: only the first that many.
 
     Without it a host that comes back after its members were replaced elsewhere
     would lose its returned members first (the strategy's tie breaker is the name)
@@ -125,16 +129,17 @@ def scale_in_order(
     count: dict[str, int] = {}
     for m in staying:
         count[m.host] = count.get(m.host, 0) + 1
-    queues: dict[str, list[Member]] = {}
-    for m in ordered:
-        queues.setdefault(m.host, []).append(m)
-    heads = {h: 0 for h in queues}
-    rank = {m.name: i for i, m in enumerate(ordered)}
+    # Each host's candidates in the strategy's order, with their rank in it.
+    queues: dict[str, list[tuple[int, Member]]] = {}
+    for rank, m in enumerate(ordered):
+        queues.setdefault(m.host, []).append((rank, m))
+    heads = dict.fromkeys(queues, 0)
     sign = -1 if spec.placement == "spread" else 1
+    want = len(ordered) if limit is None else min(limit, len(ordered))
     out: list[Member] = []
-    while heads:
-        host = min(heads, key=lambda h: (sign * count.get(h, 0), rank[queues[h][heads[h]].name]))
-        out.append(queues[host][heads[host]])
+    while len(out) < want:
+        host = min(heads, key=lambda h: (sign * count.get(h, 0), queues[h][heads[h]][0]))
+        out.append(queues[host][heads[host]][1])
         count[host] = count.get(host, 0) - 1
         heads[host] += 1
         if heads[host] == len(queues[host]):

@@ -284,7 +284,7 @@ def _removals(
         # Which hosts lose members decides where the pool stays (spread or pack).
         gone = {a.instance for a in actions} | to_replace
         staying = [m for m in serving if m.name not in gone]
-        excess_pool = placement.scale_in_order(spec, excess_pool, staying)
+        excess_pool = placement.scale_in_order(spec, excess_pool, staying, limit=most)
     for m in excess_pool:
         if excess() <= 0:
             break
