@@ -333,8 +333,9 @@ def check_converged(run: Run, plans: dict[str, Plan], balanced: bool) -> None:
         if p.insufficient_capacity is None:
             assert len(serving) == p.desired, (s.pool, p.notes)
         else:
-            # Short of desired, or a member that must move has nowhere to go.
-            assert len(serving) < p.desired or any(m.displaced for m in serving)
+            # Short of desired, or a member to replace (moved or outdated) waits for room:
+            # with max_unavailable 0 a replacement must be placed before its old member goes.
+            assert len(serving) < p.desired or any(m.displaced or m.outdated for m in serving)
             assert "cannot be placed" in p.insufficient_capacity
         allowed = set(allowed_hosts(s, fw.settings))
         on = Counter(m.host for m in serving)
