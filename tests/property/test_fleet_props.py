@@ -119,11 +119,14 @@ MAINTENANCE = {"cordon", "evacuate", "capacity"}
 
 
 def unbalancing(what: str, flag: bool) -> bool:
-    """Faults after which a pool may stay unevenly placed, by the ordinary rules:
-    maintenance (members moved or kept off a host are not moved back) and a host
-    whose nodes come back initializing (its members, not yet ready, are the surplus
-    scaled in first, as Kubernetes ranks pods that are not ready first)."""
-    return what in MAINTENANCE or (what == "power-on" and flag)
+    """Faults after which a pool may stay unevenly placed, by the ordinary rules (each
+    launch goes where the placement says then; nothing is moved only to even the pool
+    out): maintenance (members moved or kept off a host are not moved back), a
+    rollout on hosts with little room (the replacements go where there is room while
+    the old members hold the rest), a host whose nodes come back initializing (its
+    members, not yet ready, are the surplus scaled in first, as Kubernetes ranks pods
+    that are not ready first)."""
+    return what in MAINTENANCE or what == "rollout" or (what == "power-on" and flag)
 
 
 @dataclass
