@@ -78,6 +78,11 @@ def node_phase(
         return Phase.DOWN, None
     if node.status is NodeStatus.INITIALIZING:
         created = inst.created_at if inst is not None else None
+        # From the later of the VM's creation and the node's (re)registration: a node
+        # back from down (its host powered on, its client restarted) is initializing
+        # again for a moment, and has not failed to join for the VM's whole age.
+        if created is not None and node.status_updated_at is not None:
+            created = max(created, node.status_updated_at)
         age = now - created if created is not None else 0.0
         if age > spec.join_timeout:
             return Phase.PENDING, f"node not ready within {_dur(spec.join_timeout)}"

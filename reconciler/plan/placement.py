@@ -108,6 +108,45 @@ POLICIES: dict[str, Callable[[Sequence[str], Mapping[str, int]], str]] = {
 }
 
 
+def scale_in_order(
+    spec: PoolSpec,
+    ordered: Sequence[Member],
+    staying: Iterable[Member],
+    limit: int | None = None,
+) -> list[Member]:
+    """Scale-in candidates (``ordered``: the scale_in strategy's order) in the order that
+    keeps the pool as its ``placement`` wants, each removal taken from the host that
+    ``spread`` has most members on (``pack``: fewest), the strategy's order within a
+    host and between hosts that tie. ``staying``: the members that remain so far;
+    ``limit``: only the first that many.
+
+    Without it a host that comes back after its members were replaced elsewhere
+    would lose its returned members first (the strategy's tie breaker is the name)
+    and the pool would stay off it, never spread again. Kubernetes' ReplicaSet
+    ranks pods on nodes with more of its replicas first the same way
+    (controller_utils ActivePodsWithRanks).
+    """
+    count: dict[str, int] = {}
+    for m in staying:
+        count[m.host] = count.get(m.host, 0) + 1
+    # Each host's candidates in the strategy's order, with their rank in it.
+    queues: dict[str, list[tuple[int, Member]]] = {}
+    for rank, m in enumerate(ordered):
+        queues.setdefault(m.host, []).append((rank, m))
+    heads = dict.fromkeys(queues, 0)
+    sign = -1 if spec.placement == "spread" else 1
+    want = len(ordered) if limit is None else min(limit, len(ordered))
+    out: list[Member] = []
+    while len(out) < want:
+        host = min(heads, key=lambda h: (sign * count.get(h, 0), queues[h][heads[h]][0]))
+        out.append(queues[host][heads[host]][1])
+        count[host] = count.get(host, 0) - 1
+        heads[host] += 1
+        if heads[host] == len(queues[host]):
+            del heads[host]
+    return out
+
+
 def place(
     spec: PoolSpec,
     count: int,

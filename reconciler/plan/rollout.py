@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from reconciler import ownership
+from reconciler.plan import placement
 from reconciler.plan.health import max_unhealthy_for
 from reconciler.plan.model import SERVING_PHASES, Action, ActionKind, Member, Phase
 from reconciler.plan.removals import removal
@@ -237,7 +238,11 @@ def _removals(
     outdated = order_for_replacement(spec.scale_in, old) if old else []
     # Scale-in never removes more than the excess, so only that many need ordering.
     most = max(0, budget.serving - desired) if scale_in else 0
-    excess_pool = order_for_scale_in(spec.scale_in, ready, limit=most) if most else []
+    spans_hosts = len({m.host for m in ready}) > 1
+    if most and not spans_hosts:
+        excess_pool = order_for_scale_in(spec.scale_in, ready, limit=most)
+    else:
+        excess_pool = order_for_scale_in(spec.scale_in, ready) if most else []
 
     actions: list[Action] = []
     # Members that a replacement will take out anyway: they absorb any excess
@@ -275,6 +280,11 @@ def _removals(
         ready_left = budget.available - (m.phase is Phase.READY)
         if ready_left >= min_available and budget.serving - 1 >= min_available:
             remove(m, why)
+    if spans_hosts and excess_pool:
+        # Which hosts lose members decides where the pool stays (spread or pack).
+        gone = {a.instance for a in actions} | to_replace
+        staying = [m for m in serving if m.name not in gone]
+        excess_pool = placement.scale_in_order(spec, excess_pool, staying, limit=most)
     for m in excess_pool:
         if excess() <= 0:
             break
