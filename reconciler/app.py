@@ -220,9 +220,7 @@ async def apply_command(args: argparse.Namespace) -> int:
         c.controller.on_plans = out.plans
         c.controller.on_action = out.action
         if args.wait:
-            report = await c.controller.reconcile_until_converged(
-                args.pool, timeout=args.timeout, progress=out.progress
-            )
+            report = await c.controller.reconcile_until_converged(args.pool, timeout=args.timeout)
         else:
             report = await c.controller.reconcile_once(args.pool)
     return out.finish(report, wait=args.wait, where=looked_in(settings))
@@ -246,7 +244,6 @@ class ApplyOutput:
         self.done: dict[ActionKind, int] = dict.fromkeys(_DONE_WORD, 0)
         self.failed = 0
         self._planned = False
-        self._passes = 0
         self._last_progress = ""
 
     def _line(self, text: str) -> None:
@@ -254,8 +251,10 @@ class ApplyOutput:
         self.stream.flush()
 
     def plans(self, plans: list[PoolPlan]) -> None:
+        """Called as each pass has planned, before its actions start (and print)."""
         if self._planned:
-            return  # later passes show as progress and action lines
+            self._progress(plans)  # later passes show as progress and action lines
+            return
         self._planned = True
         print_plans(plans, "text", self.stream)
         self.stream.flush()
@@ -276,13 +275,15 @@ class ApplyOutput:
             error = scrub(r.error or "unknown error")
             self._line(f"{what}: FAILED after {r.duration:.1f}s: {error}")
 
-    def progress(self, report: PassReport) -> None:
-        """A line when what the pools wait on changed since the last pass."""
-        self._passes += 1
-        if self._passes == 1:
-            return  # the first pass's view is the plan printed above
+    def _progress(self, plans: list[PoolPlan]) -> None:
+        """A line when what the pools wait on changed since the last pass.
+
+        Printed before the pass's own action lines: counted after them, a pass that
+        deletes drained members would end in "waiting on 2 drains". Drained members
+        are not waited on (their delete is this pass's action); drains under way are.
+        """
         parts = []
-        for pp in report.plans:
+        for pp in plans:
             if pp.plan is None:
                 continue
             c = pp.plan.counts
@@ -290,7 +291,7 @@ class ApplyOutput:
                 plural(n, what, many)
                 for n, what, many in (
                     (c["pending"], "launch", "launches"),
-                    (c["draining"] + c["drained"], "drain", None),
+                    (c["draining"], "drain", None),
                     (c["deleting"], "delete", None),
                 )
                 if n
@@ -298,7 +299,7 @@ class ApplyOutput:
             waiting = f", waiting on {' and '.join(busy)}" if busy else ""
             parts.append(f"{pp.pool}: {c['ready']}/{pp.plan.desired} ready{waiting}")
         line = "; ".join(parts)
-        if line and line != self._last_progress and not report.converged:
+        if line and line != self._last_progress and not PassReport(plans=plans).converged:
             self._line(f"... {line}")
         self._last_progress = line
 

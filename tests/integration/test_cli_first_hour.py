@@ -76,6 +76,10 @@ def test_a_min_max_pool_applied_with_wait_says_what_it_did_then_deleting_it_remo
     assert removed.stdout.splitlines()[-1].startswith(
         "Apply complete: 0 launched, 2 drained, 2 deleted"
     )
+    # Progress describes the pool before the action lines that follow it: once the
+    # deletes are done, no line says the pool still waits on its drains.
+    after_deletes = removed.stdout.split("delete tour-", 1)[1].splitlines()[2:]
+    assert not [x for x in after_deletes if x.startswith("... ") and "drain" in x], removed.stdout
     gone = run(sim_env, "plan", "--pool", "tour")
     assert gone.returncode == 1 and "no variable at" in gone.stderr  # its status went last
 
