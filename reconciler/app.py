@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -51,6 +52,8 @@ from reconciler.status import (
 from reconciler.telemetry import HealthServer, Metrics
 from reconciler.units import yaml_problem
 from reconciler.varfile import VarFileError, read_var_file
+
+log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 # The part of a pass's read_timeout one host's reads may take.
@@ -371,9 +374,19 @@ async def run_command(args: argparse.Namespace) -> int:
         c.controller.shutdown_grace = args.shutdown_grace
         if listen is not None:
             await stack.enter_async_context(HealthServer(metrics, *listen))
+        # A loop with nothing to do logs no action: this line says it runs, and where.
+        log.info(
+            "run: reconciling the pools in namespace %s under %s; full resync every %gs; %s%s",
+            settings.nomad.namespace or "default",
+            pools_prefix(settings.prefix),
+            settings.resync,
+            "leader election off" if args.no_leader_election else "leader election on",
+            f"; /metrics on {args.metrics_addr}" if listen is not None else "",
+        )
         if args.no_leader_election:
             metrics.set_leader(True)
             await c.controller.run(stop)
+            log.info("run: stopped")
             return EXIT_OK
 
         def leadership_changed(leading: bool) -> None:
@@ -389,6 +402,7 @@ async def run_command(args: argparse.Namespace) -> int:
             on_change=leadership_changed,
         )
         await lead(c.controller, elector, stop)
+    log.info("run: stopped")
     return EXIT_OK
 
 

@@ -188,3 +188,35 @@ def test_pool_put_validates_before_writing_and_get_and_delete_work(
     deleted = run(sim_env, "pool", "delete", "byhand")
     assert deleted.returncode == 0 and "spec deleted" in deleted.stdout
     assert run(sim_env, "pool", "get", "byhand").returncode == 1
+
+
+def test_run_says_it_started_and_where_it_looks_and_that_it_stopped(
+    sim_env: dict[str, str],
+) -> None:
+    # With every pool converged, `run` has no action to log: without these lines a
+    # newcomer watching it cannot tell a working loop from a stuck one.
+    proc = subprocess.Popen(
+        [*CLI, "run", "--no-leader-election", "--metrics-addr", "127.0.0.1:0"],
+        env=sim_env,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    guard = threading.Timer(90, proc.kill)  # a guard, not a timing assertion
+    guard.start()
+    try:
+        first = json.loads(proc.stderr.readline())
+    finally:
+        guard.cancel()
+        proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0
+    assert first["level"] == "info", first
+    assert first["message"].startswith(
+        f"run: reconciling the pools in namespace default under {DEFAULT_PREFIX}/pools/; "
+        "full resync every 30s; leader election off; /metrics on 127.0.0.1:0"
+    ), first
+    last = json.loads(rest.splitlines()[-1])
+    assert last["message"] == "run: stopped", rest
