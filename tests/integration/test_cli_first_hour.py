@@ -220,3 +220,20 @@ def test_run_says_it_started_and_where_it_looks_and_that_it_stopped(
     ), first
     last = json.loads(rest.splitlines()[-1])
     assert last["message"] == "run: stopped", rest
+
+
+def test_plan_holds_the_launches_apply_would_hold_and_says_why(sim_env: dict[str, str]) -> None:
+    put_pool(sim_env, "held", {"min": "1", "max": "1"})
+    settings = f"{sim_env['NOMAD_ADDR']}/v1/var/{DEFAULT_PREFIX}"
+    # Half the TLS items: a VM built now could not join the cluster, so nothing launches.
+    httpx.put(settings, json={"Items": {"nomad_ca_cert": "x"}}).raise_for_status()
+    try:
+        planned = run(sim_env, "plan", "--pool", "held")
+        applied = run(sim_env, "apply", "--pool", "held")
+    finally:
+        httpx.delete(settings).raise_for_status()
+    assert applied.returncode == 0 and "launches held" in applied.stdout, applied.stdout
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "note: launches held: cannot read how to join the cluster" in planned.stdout
+    assert "nomad_ca_cert set without nomad_client_cert" in planned.stdout
+    assert "+ launch" not in planned.stdout and "1 to launch" not in planned.stdout
