@@ -279,6 +279,8 @@ class ApplyOutput:
             self.failed += 1
             # An exception's text can quote a request: never let a secret reach the terminal.
             error = scrub(r.error or "unknown error")
+            # The executor's errors name their action already: say it once.
+            error = error.removeprefix(f"{a.kind.value} {a.instance}: ")
             self._line(f"{what}: FAILED after {r.duration:.1f}s: {error}")
 
     def _progress(self, plans: list[PoolPlan]) -> None:
@@ -323,7 +325,8 @@ class ApplyOutput:
             self._line(f"Apply failed: {self.summary()}")
             return EXIT_ERROR
         if wait and not report.converged:
-            self._line(f"Apply incomplete: {self.summary()}")
+            failed = f" {plural(self.failed, 'action')} failed." if self.failed else ""
+            self._line(f"Apply incomplete: {self.summary()}{failed}")
             print("error: not converged before --timeout", file=sys.stderr)
             return EXIT_ERROR
         invalid = any(pp.problems or pp.error for pp in report.plans)

@@ -237,3 +237,22 @@ def test_plan_holds_the_launches_apply_would_hold_and_says_why(sim_env: dict[str
     assert "note: launches held: cannot read how to join the cluster" in planned.stdout
     assert "nomad_ca_cert set without nomad_client_cert" in planned.stdout
     assert "+ launch" not in planned.stdout and "1 to launch" not in planned.stdout
+
+
+def test_apply_wait_names_each_failure_once_and_counts_them_when_it_gives_up() -> None:
+    with running_sim("--speed", "20", "--launch-failure", "1.0") as env:
+        put_pool(env, "fails", {"min": "1", "max": "1"})
+        applied = run(env, "apply", "--wait", "--timeout", "3")
+    assert applied.returncode == 1, applied.stdout + applied.stderr
+    lines = applied.stdout.splitlines()
+    failures = [x for x in lines if x.startswith("launch fails-")]
+    assert failures, applied.stdout
+    for line in failures:
+        assert re.fullmatch(
+            r"launch fails-\w{5}-0: FAILED after \d+\.\ds: failed to prepare .*", line
+        ), line
+    assert lines[-1] == (
+        "Apply incomplete: 0 launched, 0 drained, 0 deleted, 0 nodes purged. "
+        f"{len(failures)} action{'s' if len(failures) > 1 else ''} failed."
+    ), applied.stdout
+    assert "error: not converged before --timeout" in applied.stderr
