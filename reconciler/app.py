@@ -459,7 +459,13 @@ async def status_command(args: argparse.Namespace) -> int:
         json.dump({"pools": shown}, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     elif not statuses:
-        print("No pool status yet.")
+        # As plan says where it looked: a wrong namespace or prefix reads as "none here".
+        namespace = settings.nomad.namespace or "default"
+        print(
+            f"No pool status in namespace {namespace} under {prefix} "
+            "(NOMAD_NAMESPACE or --namespace, --prefix): no pool reconciled here, "
+            "or every one deleted."
+        )
     else:
         sys.stdout.write(read_status_table(statuses))
     return EXIT_OK

@@ -33,6 +33,16 @@ def test_no_pools_says_where_it_looked(sim_env: dict[str, str]) -> None:
     )
 
 
+def test_no_status_says_where_it_looked(sim_env: dict[str, str]) -> None:
+    out = run(sim_env, "status", "--prefix", "nomad/jobs/elsewhere")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (
+        "No pool status in namespace default under nomad/jobs/elsewhere/status/ "
+        "(NOMAD_NAMESPACE or --namespace, --prefix): no pool reconciled here, "
+        "or every one deleted.\n"
+    )
+
+
 def test_the_hint_for_a_missing_pool_is_a_spec_that_validates(
     sim_env: dict[str, str], tmp_path: Path
 ) -> None:
