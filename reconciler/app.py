@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -51,6 +52,8 @@ from reconciler.status import (
 from reconciler.telemetry import HealthServer, Metrics
 from reconciler.units import yaml_problem
 from reconciler.varfile import VarFileError, read_var_file
+
+log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 # The part of a pass's read_timeout one host's reads may take.
@@ -201,6 +204,9 @@ async def plan_command(args: argparse.Namespace) -> int:
     async with connect(settings, write_status=False) as c:
         c.controller.observer.check_images = True  # warn of an image the daemon lacks
         plans, _ = await c.controller.plan_all(args.pool)
+        # As apply and run do: launches that cannot join the cluster (no servers listed,
+        # half the TLS items) are held, and plan says so rather than "1 to launch".
+        plans = await c.controller._with_discovered_servers(plans)
         idle = [pp.pool for pp in plans if pp.plan is not None and not pp.plan.actions]
         failing = await failures_recorded(c.nomad, settings.prefix, idle)
     print_plans(plans, args.output, where=looked_in(settings), failing=failing)
@@ -220,9 +226,7 @@ async def apply_command(args: argparse.Namespace) -> int:
         c.controller.on_plans = out.plans
         c.controller.on_action = out.action
         if args.wait:
-            report = await c.controller.reconcile_until_converged(
-                args.pool, timeout=args.timeout, progress=out.progress
-            )
+            report = await c.controller.reconcile_until_converged(args.pool, timeout=args.timeout)
         else:
             report = await c.controller.reconcile_once(args.pool)
     return out.finish(report, wait=args.wait, where=looked_in(settings))
@@ -246,7 +250,6 @@ class ApplyOutput:
         self.done: dict[ActionKind, int] = dict.fromkeys(_DONE_WORD, 0)
         self.failed = 0
         self._planned = False
-        self._passes = 0
         self._last_progress = ""
 
     def _line(self, text: str) -> None:
@@ -254,8 +257,10 @@ class ApplyOutput:
         self.stream.flush()
 
     def plans(self, plans: list[PoolPlan]) -> None:
+        """Called as each pass has planned, before its actions start (and print)."""
         if self._planned:
-            return  # later passes show as progress and action lines
+            self._progress(plans)  # later passes show as progress and action lines
+            return
         self._planned = True
         print_plans(plans, "text", self.stream)
         self.stream.flush()
@@ -274,15 +279,19 @@ class ApplyOutput:
             self.failed += 1
             # An exception's text can quote a request: never let a secret reach the terminal.
             error = scrub(r.error or "unknown error")
+            # The executor's errors name their action already: say it once.
+            error = error.removeprefix(f"{a.kind.value} {a.instance}: ")
             self._line(f"{what}: FAILED after {r.duration:.1f}s: {error}")
 
-    def progress(self, report: PassReport) -> None:
-        """A line when what the pools wait on changed since the last pass."""
-        self._passes += 1
-        if self._passes == 1:
-            return  # the first pass's view is the plan printed above
+    def _progress(self, plans: list[PoolPlan]) -> None:
+        """A line when what the pools wait on changed since the last pass.
+
+        Printed before the pass's own action lines: counted after them, a pass that
+        deletes drained members would end in "waiting on 2 drains". Drained members
+        are not waited on (their delete is this pass's action); drains under way are.
+        """
         parts = []
-        for pp in report.plans:
+        for pp in plans:
             if pp.plan is None:
                 continue
             c = pp.plan.counts
@@ -290,7 +299,7 @@ class ApplyOutput:
                 plural(n, what, many)
                 for n, what, many in (
                     (c["pending"], "launch", "launches"),
-                    (c["draining"] + c["drained"], "drain", None),
+                    (c["draining"], "drain", None),
                     (c["deleting"], "delete", None),
                 )
                 if n
@@ -298,7 +307,7 @@ class ApplyOutput:
             waiting = f", waiting on {' and '.join(busy)}" if busy else ""
             parts.append(f"{pp.pool}: {c['ready']}/{pp.plan.desired} ready{waiting}")
         line = "; ".join(parts)
-        if line and line != self._last_progress and not report.converged:
+        if line and line != self._last_progress and not PassReport(plans=plans).converged:
             self._line(f"... {line}")
         self._last_progress = line
 
@@ -316,7 +325,8 @@ class ApplyOutput:
             self._line(f"Apply failed: {self.summary()}")
             return EXIT_ERROR
         if wait and not report.converged:
-            self._line(f"Apply incomplete: {self.summary()}")
+            failed = f" {plural(self.failed, 'action')} failed." if self.failed else ""
+            self._line(f"Apply incomplete: {self.summary()}{failed}")
             print("error: not converged before --timeout", file=sys.stderr)
             return EXIT_ERROR
         invalid = any(pp.problems or pp.error for pp in report.plans)
@@ -370,9 +380,19 @@ async def run_command(args: argparse.Namespace) -> int:
         c.controller.shutdown_grace = args.shutdown_grace
         if listen is not None:
             await stack.enter_async_context(HealthServer(metrics, *listen))
+        # A loop with nothing to do logs no action: this line says it runs, and where.
+        log.info(
+            "run: reconciling the pools in namespace %s under %s; full resync every %gs; %s%s",
+            settings.nomad.namespace or "default",
+            pools_prefix(settings.prefix),
+            settings.resync,
+            "leader election off" if args.no_leader_election else "leader election on",
+            f"; /metrics on {args.metrics_addr}" if listen is not None else "",
+        )
         if args.no_leader_election:
             metrics.set_leader(True)
             await c.controller.run(stop)
+            log.info("run: stopped")
             return EXIT_OK
 
         def leadership_changed(leading: bool) -> None:
@@ -388,6 +408,7 @@ async def run_command(args: argparse.Namespace) -> int:
             on_change=leadership_changed,
         )
         await lead(c.controller, elector, stop)
+    log.info("run: stopped")
     return EXIT_OK
 
 
@@ -438,7 +459,13 @@ async def status_command(args: argparse.Namespace) -> int:
         json.dump({"pools": shown}, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     elif not statuses:
-        print("No pool status yet.")
+        # As plan says where it looked: a wrong namespace or prefix reads as "none here".
+        namespace = settings.nomad.namespace or "default"
+        print(
+            f"No pool status in namespace {namespace} under {prefix} "
+            "(NOMAD_NAMESPACE or --namespace, --prefix): no pool reconciled here, "
+            "or every one deleted."
+        )
     else:
         sys.stdout.write(read_status_table(statuses))
     return EXIT_OK

@@ -33,6 +33,16 @@ def test_no_pools_says_where_it_looked(sim_env: dict[str, str]) -> None:
     )
 
 
+def test_no_status_says_where_it_looked(sim_env: dict[str, str]) -> None:
+    out = run(sim_env, "status", "--prefix", "nomad/jobs/elsewhere")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (
+        "No pool status in namespace default under nomad/jobs/elsewhere/status/ "
+        "(NOMAD_NAMESPACE or --namespace, --prefix): no pool reconciled here, "
+        "or every one deleted.\n"
+    )
+
+
 def test_the_hint_for_a_missing_pool_is_a_spec_that_validates(
     sim_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -76,6 +86,10 @@ def test_a_min_max_pool_applied_with_wait_says_what_it_did_then_deleting_it_remo
     assert removed.stdout.splitlines()[-1].startswith(
         "Apply complete: 0 launched, 2 drained, 2 deleted"
     )
+    # Progress describes the pool before the action lines that follow it: once the
+    # deletes are done, no line says the pool still waits on its drains.
+    after_deletes = removed.stdout.split("delete tour-", 1)[1].splitlines()[2:]
+    assert not [x for x in after_deletes if x.startswith("... ") and "drain" in x], removed.stdout
     gone = run(sim_env, "plan", "--pool", "tour")
     assert gone.returncode == 1 and "no variable at" in gone.stderr  # its status went last
 
@@ -184,3 +198,71 @@ def test_pool_put_validates_before_writing_and_get_and_delete_work(
     deleted = run(sim_env, "pool", "delete", "byhand")
     assert deleted.returncode == 0 and "spec deleted" in deleted.stdout
     assert run(sim_env, "pool", "get", "byhand").returncode == 1
+
+
+def test_run_says_it_started_and_where_it_looks_and_that_it_stopped(
+    sim_env: dict[str, str],
+) -> None:
+    # With every pool converged, `run` has no action to log: without these lines a
+    # newcomer watching it cannot tell a working loop from a stuck one.
+    proc = subprocess.Popen(
+        [*CLI, "run", "--no-leader-election", "--metrics-addr", "127.0.0.1:0"],
+        env=sim_env,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    guard = threading.Timer(90, proc.kill)  # a guard, not a timing assertion
+    guard.start()
+    try:
+        first = json.loads(proc.stderr.readline())
+    finally:
+        guard.cancel()
+        proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0
+    assert first["level"] == "info", first
+    assert first["message"].startswith(
+        f"run: reconciling the pools in namespace default under {DEFAULT_PREFIX}/pools/; "
+        "full resync every 30s; leader election off; /metrics on 127.0.0.1:0"
+    ), first
+    last = json.loads(rest.splitlines()[-1])
+    assert last["message"] == "run: stopped", rest
+
+
+def test_plan_holds_the_launches_apply_would_hold_and_says_why(sim_env: dict[str, str]) -> None:
+    put_pool(sim_env, "held", {"min": "1", "max": "1"})
+    settings = f"{sim_env['NOMAD_ADDR']}/v1/var/{DEFAULT_PREFIX}"
+    # Half the TLS items: a VM built now could not join the cluster, so nothing launches.
+    httpx.put(settings, json={"Items": {"nomad_ca_cert": "x"}}).raise_for_status()
+    try:
+        planned = run(sim_env, "plan", "--pool", "held")
+        applied = run(sim_env, "apply", "--pool", "held")
+    finally:
+        httpx.delete(settings).raise_for_status()
+    assert applied.returncode == 0 and "launches held" in applied.stdout, applied.stdout
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "note: launches held: cannot read how to join the cluster" in planned.stdout
+    assert "nomad_ca_cert set without nomad_client_cert" in planned.stdout
+    assert "+ launch" not in planned.stdout and "1 to launch" not in planned.stdout
+
+
+def test_apply_wait_names_each_failure_once_and_counts_them_when_it_gives_up() -> None:
+    with running_sim("--speed", "20", "--launch-failure", "1.0") as env:
+        put_pool(env, "fails", {"min": "1", "max": "1"})
+        applied = run(env, "apply", "--wait", "--timeout", "3")
+    assert applied.returncode == 1, applied.stdout + applied.stderr
+    lines = applied.stdout.splitlines()
+    failures = [x for x in lines if x.startswith("launch fails-")]
+    assert failures, applied.stdout
+    for line in failures:
+        assert re.fullmatch(
+            r"launch fails-\w{5}-0: FAILED after \d+\.\ds: failed to prepare .*", line
+        ), line
+    assert lines[-1] == (
+        "Apply incomplete: 0 launched, 0 drained, 0 deleted, 0 nodes purged. "
+        f"{len(failures)} action{'s' if len(failures) > 1 else ''} failed."
+    ), applied.stdout
+    assert "error: not converged before --timeout" in applied.stderr

@@ -286,7 +286,7 @@ def test_apply_never_prints_a_secret_that_an_error_quotes(
     failing = PassReport(error=f"GET /v1/x?token={secret}")
     assert ApplyOutput(sys.stdout).finish(failing, wait=False) == EXIT_ERROR
     out, err = capsys.readouterr()
-    assert "FAILED after 1.0s: launch web-abc-0: authenticate('[redacted]') refused" in out
+    assert "launch web-abc-0: FAILED after 1.0s: authenticate('[redacted]') refused" in out
     assert "error: GET /v1/x?token=[redacted]" in err
     assert secret not in out + err
 
