@@ -206,7 +206,7 @@ async def plan_command(args: argparse.Namespace) -> int:
         plans, _ = await c.controller.plan_all(args.pool)
         # As apply and run do: launches that cannot join the cluster (no servers listed,
         # half the TLS items) are held, and plan says so rather than "1 to launch".
-        plans = await c.controller._with_discovered_servers(plans)
+        plans = await c.controller.with_discovered_servers(plans)
         idle = [pp.pool for pp in plans if pp.plan is not None and not pp.plan.actions]
         failing = await failures_recorded(c.nomad, settings.prefix, idle)
     print_plans(plans, args.output, where=looked_in(settings), failing=failing)

@@ -468,7 +468,7 @@ class Controller:
                 self.metrics.pass_done(time.monotonic() - started)
         report.standby = not self._leading()
         if not report.standby:
-            report.plans = await self._with_discovered_servers(report.plans)
+            report.plans = await self.with_discovered_servers(report.plans)
         if self.on_plans:
             self.on_plans(report.plans)
         work = self._start_actions(report, wait_actions)
@@ -492,7 +492,7 @@ class Controller:
             self.on_pass(report)
         return report
 
-    async def _with_discovered_servers(self, plans: list[PoolPlan]) -> list[PoolPlan]:
+    async def with_discovered_servers(self, plans: list[PoolPlan]) -> list[PoolPlan]:
         """Launches of the shipped template join the cluster as Nomad describes it.
 
         Servers from GET /v1/status/peers for pools without `servers`, and the TLS
