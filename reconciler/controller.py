@@ -533,7 +533,9 @@ class Controller:
             log.warning("pool %s: launches held: %s", pp.pool, problem, extra={"pool": pp.pool})
             kept = tuple(a for a in pp.plan.actions if a.kind is not ActionKind.LAUNCH)
             note = f"launches held: {problem}"
-            held = dataclasses.replace(pp.plan, actions=kept, notes=(*pp.plan.notes, note))
+            held = dataclasses.replace(
+                pp.plan, actions=kept, notes=(*pp.plan.notes, note), launches_held=problem
+            )
             out.append(dataclasses.replace(pp, plan=held))
         return out
 

@@ -94,6 +94,10 @@ def conditions_for(
     elif no_room is not None:
         # Not a failure to retry: nothing is launched until room is made (docs/hosts.md).
         degraded_reason, degraded_message = "InsufficientCapacity", no_room
+    elif plan.launches_held is not None:
+        # Nothing fails, and nothing is launched either until the join settings are whole.
+        degraded_reason = "LaunchesHeld"
+        degraded_message = f"launches held: {plan.launches_held}"
     elif plan.stalled is not None:
         degraded_reason = "RolloutStalled"
         degraded_message = (
@@ -111,6 +115,12 @@ def conditions_for(
             "UnhealthyMembers",
             f"{plural(c['unhealthy'], 'unhealthy member')}",
         )
+        lost = sorted({m.host for m in plan.members if m.lost})
+        if lost:
+            degraded_message += (
+                f" ({c.get('lost', 0)} lost with {plural(len(lost), 'host')} that cannot be "
+                f"read: {', '.join(lost)}; replaced elsewhere)"
+            )
     return [
         Condition("SpecValid", True, "Parsed", ""),
         Condition("Ready", ready, ready_reason, ready_message),

@@ -125,6 +125,9 @@ class Plan:
     insufficient_capacity: str | None = None
     # Hosts that could not be read, whose members' actions wait for them.
     waiting_on_hosts: tuple[str, ...] = ()
+    # Why the pool's launches wait for the cluster's join settings (the controller's
+    # with_discovered_servers); None: they do not.
+    launches_held: str | None = None
     # Whether the fleet has named hosts: plan lines then say where each action goes.
     show_hosts: bool = False
 

@@ -240,6 +240,7 @@ def test_plan_holds_the_launches_apply_would_hold_and_says_why(sim_env: dict[str
     try:
         planned = run(sim_env, "plan", "--pool", "held")
         applied = run(sim_env, "apply", "--pool", "held")
+        status = run(sim_env, "status", "--pool", "held")
     finally:
         httpx.delete(settings).raise_for_status()
     assert applied.returncode == 0 and "launches held" in applied.stdout, applied.stdout
@@ -247,6 +248,8 @@ def test_plan_holds_the_launches_apply_would_hold_and_says_why(sim_env: dict[str
     assert "note: launches held: cannot read how to join the cluster" in planned.stdout
     assert "nomad_ca_cert set without nomad_client_cert" in planned.stdout
     assert "+ launch" not in planned.stdout and "1 to launch" not in planned.stdout
+    # The one condition to alert on says the pool is not being reconciled.
+    assert "Degraded=True" in status.stdout and "launches held" in status.stdout, status.stdout
 
 
 def test_apply_wait_names_each_failure_once_and_counts_them_when_it_gives_up() -> None:
