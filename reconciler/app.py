@@ -207,8 +207,10 @@ async def plan_command(args: argparse.Namespace) -> int:
         # As apply and run do: launches that cannot join the cluster (no servers listed,
         # half the TLS items) are held, and plan says so rather than "1 to launch".
         plans = await c.controller.with_discovered_servers(plans)
-        idle = [pp.pool for pp in plans if pp.plan is not None and not pp.plan.actions]
-        failing = await failures_recorded(c.nomad, settings.prefix, idle)
+        # What the last pass's status recorded as failing: said beside the plan, so a
+        # launch that keeps failing is not shown as if it were simply to be done.
+        planned = [pp.pool for pp in plans if pp.plan is not None]
+        failing = await failures_recorded(c.nomad, settings.prefix, planned)
     print_plans(plans, args.output, where=looked_in(settings), failing=failing)
     if any(pp.problems or pp.error for pp in plans):
         return EXIT_ERROR

@@ -183,6 +183,8 @@ def render_text(
     if plan.scaling is not None:
         lines += _scaling_lines(plan.scaling)
     lines += [f"  note: {n}" for n in plan.notes]
+    if failing and plan.actions:
+        lines.append(f"  note: the last pass failed: {failing}")
     lines.append("")
     width = max((len(a.instance) for a in plan.actions), default=0)
     for a in plan.actions:

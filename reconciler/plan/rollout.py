@@ -198,7 +198,7 @@ def _launches(
         used.add((host, ordinal))
         name = ownership.instance_name(spec.pool, spec.template_hash, ordinal, host)
         if budget.serving + len(actions) < desired:
-            reason = f"scale up: {budget.serving + len(actions)} of {desired} members"
+            reason = f"scale up: {budget.serving + len(actions)} of {plural(desired, 'member')}"
         else:
             reason = f"surge: replacing {len(replaceable)} outdated or unhealthy members"
         actions.append(Action(ActionKind.LAUNCH, name, reason, host=host))

@@ -256,7 +256,11 @@ def test_apply_wait_names_each_failure_once_and_counts_them_when_it_gives_up() -
     with running_sim("--speed", "20", "--launch-failure", "1.0") as env:
         put_pool(env, "fails", {"min": "1", "max": "1"})
         applied = run(env, "apply", "--wait", "--timeout", "3")
+        planned = run(env, "plan", "--pool", "fails")
     assert applied.returncode == 1, applied.stdout + applied.stderr
+    # plan shows the launch again, and beside it why the last one did not happen.
+    assert planned.returncode == 2 and "+ launch" in planned.stdout, planned.stdout
+    assert "note: the last pass failed: " in planned.stdout, planned.stdout
     lines = applied.stdout.splitlines()
     failures = [x for x in lines if x.startswith("launch fails-")]
     assert failures, applied.stdout
