@@ -23,6 +23,7 @@ from reconciler.app import connect, print_plans
 from reconciler.clock import ScaledClock
 from reconciler.controller import Controller
 from reconciler.nomad.settings import NomadSettings
+from reconciler.plan import Plan
 from reconciler.pools import DEFAULT_PREFIX, pool_path, status_path
 from reconciler.settings import Settings
 from reconciler.sim.world import SimConfig, Simulation
@@ -88,7 +89,10 @@ async def run_demo(seed: int = 7, out: TextIO | None = None, speed: float = SPEE
                     )
                     await sim.host_action(LOST_HOST, str(host_action))
                 if host_action == "power-off":
-                    await _until_lost(c.controller, POOL)
+                    await _until(c.controller, POOL, lambda p: bool(p.counts.get("lost")))
+                elif host_action == "power-on":
+                    # Converged then means with host2 read again, not merely waited on.
+                    await _until(c.controller, POOL, lambda p: not p.waiting_on_hosts)
                 if number == 2:
                     # Give the pool some work so the drains in step 3 have allocations to move.
                     sim.nomad_state.run_job("api", count=4, cpu_mhz=500, memory_mb=512)
@@ -115,12 +119,14 @@ def _printer(out: TextIO, started: float) -> Callable[[str], None]:
     return say
 
 
-async def _until_lost(controller: Controller, pool: str, timeout: float = 60.0) -> None:
-    """Wait (real seconds) until the pool counts a member lost with its host."""
+async def _until(
+    controller: Controller, pool: str, check: Callable[[Plan], bool], timeout: float = 60.0
+) -> None:
+    """Wait (real seconds, at most ``timeout``) until the pool's plan passes ``check``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         plans, _ = await controller.plan_all(pool)
-        if any(pp.plan is not None and pp.plan.counts.get("lost") for pp in plans):
+        if any(pp.plan is not None and check(pp.plan) for pp in plans):
             return
         await asyncio.sleep(0.25)
 
