@@ -26,7 +26,8 @@ from reconciler import ownership
 from reconciler.errors import TemporaryError
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
-from reconciler.pools import DEFAULT_PREFIX, WATCH_WAIT
+from reconciler.pools import DEFAULT_PREFIX, VariableWatch
+from reconciler.spec import Item
 from reconciler.units import format_size, parse_bool, parse_size
 
 GiB = 1024**3
@@ -56,49 +57,39 @@ class HostUnavailable(TemporaryError):
         super().__init__(message)
 
 
-@dataclass(frozen=True)
-class HostItem:
-    name: str
-    kind: str
-    default: str | None
-    description: str
-
-
 # The host variable's reference (docs are written from the same facts, FLEET.md's table).
-HOST_ITEMS: tuple[HostItem, ...] = (
-    HostItem("address", "string", None, "the daemon's gRPC address: host:port or unix:/path"),
-    HostItem(
+HOST_ITEMS: tuple[Item, ...] = (
+    Item("address", "string", None, "the daemon's gRPC address: host:port or unix:/path"),
+    Item(
         "server_cert",
         "PEM",
         None,
         "the daemon's root CA to pin; required unless insecure_skip_verify=true",
     ),
-    HostItem("server_name", "string", "<host part of address>", "TLS name to check"),
-    HostItem("client_cert", "PEM", "<the client_cert of <prefix>>", "this host's client cert"),
-    HostItem("client_key", "PEM", "<the client_key of <prefix>>", "this host's client key"),
-    HostItem("passphrase", "string", "<the passphrase of <prefix>>", "this daemon's passphrase"),
-    HostItem("insecure_skip_verify", "bool", "false", "trust whatever the daemon presents"),
-    HostItem(
-        "cpus", "int", "<daemon_info>", f"use at most this many host CPUs, 1..{MAX_HOST_CPUS}"
-    ),
-    HostItem("memory", "size", "<daemon_info>", "use at most this much of the host's memory"),
-    HostItem("disk", "size", "<daemon_info>", "use at most this much of the daemon's disk"),
-    HostItem("reserve_memory", "size", "1G", "memory kept free for the host and VMs not ours"),
-    HostItem("reserve_disk", "size", "10G", "disk kept free for the host and VMs not ours"),
-    HostItem(
+    Item("server_name", "string", "<host part of address>", "TLS name to check"),
+    Item("client_cert", "PEM", "<the client_cert of <prefix>>", "this host's client cert"),
+    Item("client_key", "PEM", "<the client_key of <prefix>>", "this host's client key"),
+    Item("passphrase", "string", "<the passphrase of <prefix>>", "this daemon's passphrase"),
+    Item("insecure_skip_verify", "bool", "false", "trust whatever the daemon presents"),
+    Item("cpus", "int", "<daemon_info>", f"use at most this many host CPUs, 1..{MAX_HOST_CPUS}"),
+    Item("memory", "size", "<daemon_info>", "use at most this much of the host's memory"),
+    Item("disk", "size", "<daemon_info>", "use at most this much of the daemon's disk"),
+    Item("reserve_memory", "size", "1G", "memory kept free for the host and VMs not ours"),
+    Item("reserve_disk", "size", "10G", "disk kept free for the host and VMs not ours"),
+    Item(
         "cpu_overcommit",
         "float",
         "4",
         f"vCPUs placed per host CPU, 1..{MAX_CPU_OVERCOMMIT:g}",
     ),
-    HostItem(
+    Item(
         "max_parallel_launches",
         "int",
         str(DEFAULT_MAX_PARALLEL_LAUNCHES),
         f"launches in flight on this daemon at once, 1..{MAX_PARALLEL_LAUNCHES}",
     ),
-    HostItem("cordoned", "bool", "false", "no new members are placed here"),
-    HostItem("evacuate", "bool", "false", "members here are replaced elsewhere"),
+    Item("cordoned", "bool", "false", "no new members are placed here"),
+    Item("evacuate", "bool", "false", "members here are replaced elsewhere"),
 )
 HOST_ITEM_NAMES = tuple(i.name for i in HOST_ITEMS)
 
@@ -338,8 +329,7 @@ class HostSource:
         self.nomad = nomad
         self.prefix = prefix
         self.reads = 0  # Nomad reads made (lists and variables), for Observer.reads
-        self._index = 0
-        self._seen: dict[str, int] | None = None  # path -> ModifyIndex at the last watch
+        self._watch = VariableWatch(nomad, hosts_prefix(prefix))
         self._read: dict[str, HostVariable] = {}  # path -> the variable as last read
 
     def path(self, host: str) -> str:
@@ -350,11 +340,9 @@ class HostSource:
         here = hosts_prefix(self.prefix)
         listing = await self.nomad.list_vars(here)
         self.reads += 1
-        self._index = max(self._index, listing.index)
-        if self._seen is None:
-            # The watch starts from what this read saw: its first wake is a real change,
-            # even when it starts after this load (app.connect refreshes the fleet first).
-            self._seen = {m.path: m.modify_index for m in listing.value}
+        # The watch starts from what this read saw: its first wake is a real change,
+        # even when it starts after this load (app.connect refreshes the fleet first).
+        self._watch.saw(listing, start=True)
         listed = {m.path: m.modify_index for m in listing.value if "/" not in m.path[len(here) :]}
         changed = [p for p, i in listed.items() if p not in self._read or self._read[p].index != i]
         # A variable deleted between the list and its read is simply gone next time.
@@ -373,20 +361,5 @@ class HostSource:
         return [self._read[p] for p in sorted(self._read)]
 
     async def wait_for_change(self) -> None:
-        """Return once a host variable was created, changed or deleted (a blocking query).
-
-        As for pools, Nomad's variables index moves on any write anywhere; what counts
-        is the set of host paths and their ModifyIndex.
-        """
-        while True:
-            result = await self.nomad.list_vars(
-                hosts_prefix(self.prefix), index=self._index, wait=WATCH_WAIT
-            )
-            self._index = max(self._index, result.index)
-            seen = {m.path: m.modify_index for m in result.value}
-            if self._seen is None:
-                self._seen = seen
-                continue
-            if seen != self._seen:
-                self._seen = seen
-                return
+        """Return once a host variable was created, changed or deleted (a blocking query)."""
+        await self._watch.wait_for_change()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from reconciler.errors import ConfigError
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
+from reconciler.nomad.models import QueryResult, VariableMeta
 
 DEFAULT_PREFIX = "nomad/jobs/multipass-reconciler"
 WATCH_WAIT = 300.0  # seconds a blocking query is held: Nomad's default is 5m
@@ -68,14 +69,51 @@ def was_paused(status: Mapping[str, str]) -> bool:
 _UNREAD = PoolVariable("", "", {}, -1)
 
 
+class VariableWatch:
+    """Waits, by blocking queries, until a variable under ``prefix`` is created, changed
+    or deleted.
+
+    Nomad's variables index is the whole table's: any write anywhere (our own status
+    variables included) moves it, so a moved index alone is no change. What counts is
+    the set of paths under the prefix and their ModifyIndex.
+    """
+
+    def __init__(self, nomad: NomadClient, prefix: str) -> None:
+        self.nomad = nomad
+        self.prefix = prefix
+        self.index = 0
+        self._seen: dict[str, int] | None = None  # path -> ModifyIndex at the last look
+
+    def saw(self, listing: QueryResult[list[VariableMeta]], *, start: bool = False) -> None:
+        """A list of the prefix read elsewhere: its index is where blocking starts from.
+
+        ``start``: the watch's first wake is a change from this list, even if the watch
+        only begins later.
+        """
+        self.index = max(self.index, listing.index)
+        if start and self._seen is None:
+            self._seen = {m.path: m.modify_index for m in listing.value}
+
+    async def wait_for_change(self) -> None:
+        while True:
+            result = await self.nomad.list_vars(self.prefix, index=self.index, wait=WATCH_WAIT)
+            self.index = max(self.index, result.index)
+            seen = {m.path: m.modify_index for m in result.value}
+            if self._seen is None:
+                self._seen = seen
+                continue
+            if seen != self._seen:
+                self._seen = seen
+                return
+
+
 class PoolSource:
     """Reads pool variables and waits for them to change."""
 
     def __init__(self, nomad: NomadClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.nomad = nomad
         self.prefix = prefix
-        self._index = 0
-        self._seen: dict[str, int] | None = None  # path -> ModifyIndex at the last look
+        self._watch = VariableWatch(nomad, pools_prefix(prefix))
         self._read: dict[str, PoolVariable] = {}  # path -> the variable as last read
 
     def path(self, pool: str) -> str:
@@ -104,7 +142,7 @@ class PoolSource:
             self.nomad.list_vars(pools_prefix(self.prefix)),
             self.nomad.list_vars(status_prefix(self.prefix)),
         )
-        self._index = max(self._index, listing.index)
+        self._watch.saw(listing)
         listed = {
             m.path: m.modify_index
             for m in listing.value
@@ -142,21 +180,5 @@ class PoolSource:
         return PoolVariable(pool, self.path(pool), items, index, deleted=True)
 
     async def wait_for_change(self) -> None:
-        """Return once a pool variable was created, changed or deleted.
-
-        Nomad's variables index is the whole table's: any write anywhere (our own
-        status variables included) moves it, so a moved index alone is no change.
-        What counts is the set of pool paths and their ModifyIndex.
-        """
-        while True:
-            result = await self.nomad.list_vars(
-                pools_prefix(self.prefix), index=self._index, wait=WATCH_WAIT
-            )
-            self._index = max(self._index, result.index)
-            seen = {m.path: m.modify_index for m in result.value}
-            if self._seen is None:
-                self._seen = seen
-                continue
-            if seen != self._seen:
-                self._seen = seen
-                return
+        """Return once a pool variable was created, changed or deleted."""
+        await self._watch.wait_for_change()

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from reconciler.model import Observed
+from reconciler.ownership import DEFAULT_HOST
 from reconciler.plan import placement
 from reconciler.plan.health import count_phases
 from reconciler.plan.membership import group_by_pool, join
@@ -131,7 +132,7 @@ def plan(
         paused_actions=tuple(a for a in paused_actions if a.key not in inflight_keys),
         insufficient_capacity=outcome.insufficient_capacity,
         waiting_on_hosts=tuple(waiting),
-        show_hosts=set(observed.hosts) - {"default"} != set(),
+        show_hosts=bool(observed.hosts.keys() - {DEFAULT_HOST}),
     )
 
 
