@@ -115,7 +115,7 @@ def seed_world(sim: Simulation, pools: list[str]) -> None:
         spec = parse_pool_spec(pool, pool_items(MEMBERS), index=1)
         for i in range(MEMBERS):
             name = ownership.instance_name(pool, spec.template_hash, i)
-            sim.multipass_state.begin_launch(name, GiB, GiB)
+            sim.multipass_state.begin_launch(name)
             sim.multipass_state.create(name, "24.04", 2, 2 * GiB, 10 * GiB, "")
             sim.nomad_state.register_node(
                 name,
