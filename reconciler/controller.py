@@ -213,6 +213,7 @@ class Controller:
         self._last_plans: list[PoolPlan] = []  # for the resync period of autoscaled pools
         # Each pool's last parse, reused while its variable is the same (see _parsed).
         self._specs: dict[str, tuple[PoolVariable, PoolSpec | tuple[str, ...]]] = {}
+        self._join = cluster.JoinReader(pools.nomad, pools.prefix)
         self._invalid: dict[str, tuple[int, tuple[str, ...]]] = {}  # logged: index, problems
 
     @property
@@ -341,9 +342,10 @@ class Controller:
         if self.status is None:
             return {}
         status = self.status
-        # One list of the status variables: only those changed since this writer
-        # last read or wrote them are read again.
-        await status.refresh(status_path(self.pools.prefix, ""))
+        # One list of the status variables (the one the pools' load just made, when it
+        # made one): only those changed since this writer last read or wrote them are
+        # read again.
+        await status.refresh(status_path(self.pools.prefix, ""), self.pools.statuses)
         autoscaled = [v.pool for v in variables if "policy" in v.items]
 
         async def one(pool: str) -> tuple[str, LastScale | None]:
@@ -496,9 +498,9 @@ class Controller:
         """Launches of the shipped template join the cluster as Nomad describes it.
 
         Servers from GET /v1/status/peers for pools without `servers`, and the TLS
-        material of `<prefix>` (reconciler.cluster); read once per pass, and only
-        when such a pool launches. Without them a pool's launches wait: a VM that
-        cannot join would only be replaced later.
+        material of `<prefix>` (reconciler.cluster); read only when such a pool
+        launches, the TLS material only when its variable moved. Without them a
+        pool's launches wait: a VM that cannot join would only be replaced later.
         """
         wanting = {
             id(pp)
@@ -515,9 +517,7 @@ class Controller:
         )
         join, why = cluster.ClusterJoin(), ""
         try:
-            join = await cluster.read_join(
-                self.pools.nomad, self.pools.prefix, servers=need_servers
-            )
+            join = await self._join.read(servers=need_servers, index=self.pools.own_index)
         except ReconcilerError as exc:
             why = f"cannot read how to join the cluster: {exc}"
         out = []

@@ -168,9 +168,27 @@ class Observer:
         source = self.fleet.source
         before = (source.reads if source is not None else 0) + self.fleet.rpcs
         try:
-            await self.fleet.refresh()
-            names = self.fleet.names()
-            return list(await asyncio.gather(*(self._read_host_in_time(h) for h in names)))
+            # The hosts as last listed are read while their variables are listed again,
+            # so multipassd is not asked one Nomad round trip late. A read is kept when
+            # its host's variable did not move; a host added or changed by the list is
+            # read after it, and one removed is dropped.
+            known = {h: self.fleet.index(h) for h in self.fleet.names()}
+            early = {h: asyncio.ensure_future(self._read_host_in_time(h)) for h in known}
+            try:
+                await self.fleet.refresh()
+            except BaseException:
+                await _cancel(early.values())
+                raise
+            stale = {h for h in early if self.fleet.index(h) != known[h]}
+            await _cancel(early[h] for h in stale)
+            return list(
+                await asyncio.gather(
+                    *(
+                        early[h] if h in early and h not in stale else self._read_host_in_time(h)
+                        for h in self.fleet.names()
+                    )
+                )
+            )
         finally:
             after = (source.reads if source is not None else 0) + self.fleet.rpcs
             self.reads += after - before
@@ -385,13 +403,18 @@ class Observer:
 
     async def wait_for_node_change(self) -> None:
         while True:
-            # Only the index matters here: no resources, less for Nomad to send and us to parse.
-            result = await self.nomad.list_nodes(
-                resources=False, index=self._node_index, wait=WATCH_WAIT
-            )
-            if result.index != self._node_index:
-                self._node_index = result.index
+            index = await self.nomad.wait_for_nodes(self._node_index, WATCH_WAIT)
+            if index != self._node_index:
+                self._node_index = index
                 return
+
+
+async def _cancel(tasks: Iterable[asyncio.Future[_HostRead]]) -> None:
+    """Cancel reads no longer wanted and let them end."""
+    waiting = list(tasks)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
 
 
 def to_node(

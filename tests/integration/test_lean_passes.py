@@ -129,7 +129,7 @@ def _var_reads(h: Harness) -> Counter[str]:
 
 async def test_steady_passes_read_no_pool_or_status_variable_again() -> None:
     async with harness() as h:
-        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.put_pool("web", {"min": "1", "max": "3"})
         await h.put_pool("db", {"min": "1", "max": "1", "policy": POLICY})
         await h.converge()
         before = _var_reads(h)
@@ -137,13 +137,22 @@ async def test_steady_passes_read_no_pool_or_status_variable_again() -> None:
         await h.step()
         # Each pass lists the pool and status variables; none of them is read again.
         assert _var_reads(h) == before
-        await h.put_pool("web", {"min": "2", "max": "2"})
+        await h.put_pool("web", {"min": "2", "max": "3"})
         await h.step()
         read = _var_reads(h) - before
-        # The edited pool's variable; and, as the edit launches a member of the shipped
-        # template, the connection variable for the cluster's TLS material (read once per
-        # pass that launches such a pool, reconciler.cluster).
-        assert read == Counter(
+        # The edited pool's variable only: the launch of the shipped template needs the
+        # cluster's TLS material from the variable `<prefix>`, and the pass's list shows
+        # there is none (nor, when there is one, that it moved since it was last read).
+        assert read == Counter({f"GET /v1/var/{pool_path(DEFAULT_PREFIX, 'web')}": 1})
+        await h.converge()
+
+        # The variable `<prefix>` written (here: created; it holds no TLS material).
+        await h.c.nomad.put_var(DEFAULT_PREFIX, {"note": "edited"})
+        before = _var_reads(h)
+        await h.put_pool("web", {"min": "3", "max": "3"})
+        await h.step()
+        # It moved: read again at the next pass that launches.
+        assert _var_reads(h) - before == Counter(
             {
                 f"GET /v1/var/{pool_path(DEFAULT_PREFIX, 'web')}": 1,
                 f"GET /v1/var/{DEFAULT_PREFIX}": 1,
@@ -170,3 +179,25 @@ async def test_a_status_written_by_someone_else_is_read_again() -> None:
         await h.c.nomad.delete_var(path)
         await writer.refresh(prefix)
         assert await writer.read(path) == {}
+
+
+async def test_a_pass_lists_each_prefix_of_variables_once() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.put_pool("db", {"min": "1", "max": "1", "policy": POLICY})
+        await h.converge()
+        lists = h.sim.nomad.requests["GET /v1/vars"]
+        await h.step()
+        # `<prefix>` (pools, status for deleted pools and cooldowns, the reconciler's own
+        # variable) and hosts/.
+        assert h.sim.nomad.requests["GET /v1/vars"] - lists == 2
+
+
+async def test_variables_under_a_sibling_prefix_are_not_pools_here() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        # Nomad lists by string prefix: `<prefix>-old/...` matches `<prefix>` but is not ours.
+        await h.c.nomad.put_var(f"{DEFAULT_PREFIX}-old/pools/legacy", {"min": "1"})
+        await h.c.nomad.put_var(f"{DEFAULT_PREFIX}-old/status/gone", {"ready": "0"})
+        report = await h.step()
+        assert [pp.pool for pp in report.plans] == ["web"]
