@@ -598,6 +598,10 @@ class Controller:
             return
         now = self.clock.now()
         for pp in report.plans:
+            # An unchanged status is built and compared without one await: yield between
+            # pools, or the actions just started would wait behind every pool's status
+            # on their way to the daemon.
+            await asyncio.sleep(0)
             results = self._last_results.pop(pp.pool, [])
             if pp.error is not None:
                 await self._write_crash(pp)

@@ -109,6 +109,8 @@ class Observer:
         self._unreachable: dict[str, str] = {}  # host -> the error last logged for it
         self.details = NodeDetails(nomad)
         self._stubs: dict[str, nomad_models.NodeStub] = {}
+        # By node ID: the stub (or full read) and down-since each Node was built from.
+        self._nodes: dict[str, tuple[nomad_models.NodeStub, float | None, Node]] = {}
         # Read the daemon's image list (`find`) every pass: `plan` does, to warn before
         # a launch of an image the daemon does not have. The loop does not: it reads it
         # only while the daemon has refused an image, to see when it stops refusing.
@@ -147,6 +149,7 @@ class Observer:
         ]
         self._stubs = {n.id: n for n in nodes.value}
         self.details.keep_only(self._stubs)
+        self._nodes = {i: built for i, built in self._nodes.items() if i in self._stubs}
         images, refused = await self._images([r.host for r in reads if r.error is None])
         return Observed(
             instances=tuple(instances),
@@ -374,9 +377,15 @@ class Observer:
 
     def _node(self, stub: nomad_models.NodeStub) -> Node:
         full = self.details.cached(stub)
-        if full is not None:
-            return to_node(full, self._down_since.get(stub.id), detailed=True)
-        return to_node(stub, self._down_since.get(stub.id))
+        source = full if full is not None else stub
+        down_since = self._down_since.get(stub.id)
+        # The client hands back the same stub while the node is unchanged: so is its Node.
+        known = self._nodes.get(stub.id)
+        if known is not None and known[0] is source and known[1] == down_since:
+            return known[2]
+        node = to_node(source, down_since, detailed=full is not None)
+        self._nodes[stub.id] = (source, down_since, node)
+        return node
 
     async def detail(self, observed: Observed, node_ids: Iterable[str]) -> Observed:
         """``observed`` with the given nodes read in full (a read only where not cached).
