@@ -213,7 +213,7 @@ class Controller:
         self._last_plans: list[PoolPlan] = []  # for the resync period of autoscaled pools
         # Each pool's last parse, reused while its variable is the same (see _parsed).
         self._specs: dict[str, tuple[PoolVariable, PoolSpec | tuple[str, ...]]] = {}
-        self._join = cluster.JoinReader(pools.nomad, pools.prefix)
+        self._join: cluster.JoinReader | None = None  # made at the first launch that needs it
         self._invalid: dict[str, tuple[int, tuple[str, ...]]] = {}  # logged: index, problems
 
     @property
@@ -517,6 +517,8 @@ class Controller:
         )
         join, why = cluster.ClusterJoin(), ""
         try:
+            if self._join is None:
+                self._join = cluster.JoinReader(self.pools.nomad, self.pools.prefix)
             join = await self._join.read(servers=need_servers, index=self.pools.own_index)
         except ReconcilerError as exc:
             why = f"cannot read how to join the cluster: {exc}"
