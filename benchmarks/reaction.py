@@ -7,7 +7,8 @@ For each pool count the simulators run in this process (Nomad over HTTP,
 multipassd over gRPC, on a clock 10x real time) with every pool already at its
 5 ready members; `reconciler run` runs as a child process, as it would in
 production. Then, one sample at a time, a pool variable is written over the
-HTTP API and the time is taken until:
+HTTP API (the pools sampled spread evenly over the names) and the time is taken
+until:
 
 * **drain**: the first drain of one of that pool's nodes reaches Nomad
   (``min`` 5 -> 4), and
@@ -310,8 +311,11 @@ async def react(
     launch: list[float] = []
     drain: list[float] = []
     sizes = dict.fromkeys(pools, MEMBERS)
+    # Spread over the names: a pass plans pools in name order, and an edited pool's
+    # actions start once it is planned, so the first pools alone would flatter.
+    chosen = [pools[i * len(pools) // samples] for i in range(samples)]
     for k in range(2 * samples):
-        pool = pools[(k // 2) % len(pools)]
+        pool = chosen[(k // 2) % len(chosen)]
         kind, size = ("drain", MEMBERS - 1) if sizes[pool] == MEMBERS else ("launch", MEMBERS)
         await until(lambda p=pool: settled(sim, p, sizes[p]), 60, f"pool {pool} to settle")
         await asyncio.sleep(0.5)  # the controller finishes the pass that saw it settle

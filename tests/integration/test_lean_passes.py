@@ -12,6 +12,7 @@ from reconciler import ownership
 from reconciler.plan import ActionKind
 from reconciler.pools import DEFAULT_PREFIX, pool_path, status_path
 from reconciler.render import default_template_text
+from reconciler.sim.world import SimConfig
 from reconciler.status import StatusWriter
 from tests.integration.sim_harness import Harness, harness
 
@@ -201,3 +202,48 @@ async def test_variables_under_a_sibling_prefix_are_not_pools_here() -> None:
         await h.c.nomad.put_var(f"{DEFAULT_PREFIX}-old/status/gone", {"ready": "0"})
         report = await h.step()
         assert [pp.pool for pp in report.plans] == ["web"]
+
+
+def _record_plans_and_starts(monkeypatch: pytest.MonkeyPatch, h: Harness) -> list[tuple[str, str]]:
+    """("plan", pool) as each pool is planned, (action kind, pool) as each action starts."""
+    events: list[tuple[str, str]] = []
+    plan = controller_module.plan
+
+    def planning(spec: Any, *args: Any, **kwargs: Any) -> Any:
+        events.append(("plan", spec.pool))
+        return plan(spec, *args, **kwargs)
+
+    executor = h.c.controller.executor
+    run_action = executor.run_action
+
+    def starting(spec: Any, action: Any) -> Any:
+        events.append((action.kind.value, spec.pool))
+        return run_action(spec, action)
+
+    monkeypatch.setattr(controller_module, "plan", planning)
+    monkeypatch.setattr(executor, "run_action", starting)
+    return events
+
+
+async def test_an_edited_pool_acts_before_the_pools_after_it_are_planned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = SimConfig(seed=5, boot_seconds=20, heartbeat_timeout=15, migrate_seconds=10, hosts=2)
+    async with harness(config) as h:
+        for pool in ("db", "web", "zzz"):
+            await h.put_pool(pool, {"min": "1", "max": "3"})
+        await h.converge()
+        events = _record_plans_and_starts(monkeypatch, h)
+        await h.step()
+        assert events == [("plan", "db"), ("plan", "web"), ("plan", "zzz")]  # nothing edited
+        events.clear()
+        await h.put_pool("web", {"min": "2", "max": "3"})
+        await h.step()
+        # Name order still (db's launches would take their room on the hosts first),
+        # but zzz's plan does not hold web's launch back.
+        assert events == [("plan", "db"), ("plan", "web"), ("launch", "web"), ("plan", "zzz")]
+        await h.converge()
+        events.clear()
+        await h.put_pool("db", {"min": "2", "max": "3"})
+        await h.step()
+        assert events == [("plan", "db"), ("launch", "db"), ("plan", "web"), ("plan", "zzz")]
