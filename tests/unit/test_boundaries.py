@@ -311,3 +311,15 @@ def test_a_replacement_while_members_drain_stays_within_desired_plus_surge() -> 
     launches = [a for a in p.actions if a.kind is ActionKind.LAUNCH]
     assert launches == []  # a second replacement would make 6 VMs
     assert len(p.members) <= 3 + 1 + 1
+
+
+def test_a_surge_launches_one_replacement_per_member_to_replace_not_the_whole_surge() -> None:
+    # desired 3, surge 2, one outdated member among three: one replacement, not two.
+    s = spec(min=3, max=10, max_surge=2, max_unavailable=0)
+    old, nold = ready_member(s, 0, thash=OLD_HASH)
+    current = [ready_member(s, i) for i in (1, 2)]
+    observed = world([old, *(i for i, _ in current)], [nold, *(n for _, n in current)])
+    p = plan(s, observed, NOW)
+    assert [(a.kind, a.instance) for a in p.actions if a.kind is ActionKind.LAUNCH] == [
+        (ActionKind.LAUNCH, name(s, 0))
+    ]

@@ -340,3 +340,22 @@ def test_an_old_vm_whose_node_registers_again_is_not_unhealthy() -> None:
     stuck = node(name, status=NodeStatus.INITIALIZING, status_age=601)
     p = plan(s, world([instance(name, age=86400)], [stuck]), NOW)
     assert p.members[0].unhealthy == "node not ready within 10m"
+
+
+def test_drains_and_purges_name_the_host_of_their_member() -> None:
+    # The plan's lines say where each action goes: a drain and a purge too.
+    s = spec(min=1, max=5)
+    hosts = [host(h) for h in HOSTS]
+    a = ownership.instance_name("web", s.template_hash, 0, "host2")
+    b = ownership.instance_name("web", s.template_hash, 1, "host2")
+    gone = ownership.instance_name("web", s.template_hash, 0, "host3")  # VM gone, node down
+    stale = node(a, status=NodeStatus.DOWN, create_index=1)  # an older record of a's name
+    nodes = [node(a, create_index=2), node(b, create_index=3), stale]
+    nodes.append(node(gone, status=NodeStatus.DOWN))
+    observed = world([instance(a), instance(b)], nodes, hosts=hosts)
+    p = plan(s, observed, NOW)
+    assert sorted((x.kind.value, x.instance, x.host) for x in p.actions) == [
+        ("drain", a, "host2"),
+        ("purge-node", a, "host2"),
+        ("purge-node", gone, "host3"),
+    ]

@@ -238,3 +238,26 @@ def _ours(s: PoolSpec) -> dict[str, str]:
     from reconciler.plan import drain_meta
 
     return drain_meta(s, "test")
+
+
+def test_every_launch_of_a_wider_surge_says_surge() -> None:
+    s = spec(min=3, max=9, max_surge=2, max_unavailable=0)
+    olds = [ready_member(s, i, thash=OLD) for i in (0, 1)]
+    current = ready_member(s, 2)
+    observed = world([*(i for i, _ in olds), current[0]], [*(n for _, n in olds), current[1]])
+    assert [a for a in said(plan(s, observed, NOW)) if a[0] == "launch"] == [
+        ("launch", name(s, 0), "surge: replacing 2 outdated or unhealthy members"),
+        ("launch", name(s, 1), "surge: replacing 2 outdated or unhealthy members"),
+    ]
+
+
+def test_a_drains_meta_keeps_the_first_200_characters_of_its_reason() -> None:
+    from reconciler.plan import drain_meta
+
+    s = spec()
+    meta = drain_meta(s, "x" * 199 + "yz")
+    assert meta == {
+        ownership.DRAIN_META_OWNER: ownership.DRAIN_META_OWNER_VALUE,
+        ownership.DRAIN_META_POOL: "web",
+        ownership.DRAIN_META_REASON: "x" * 199 + "y",
+    }
