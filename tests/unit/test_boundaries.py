@@ -323,3 +323,12 @@ def test_a_surge_launches_one_replacement_per_member_to_replace_not_the_whole_su
     assert [(a.kind, a.instance) for a in p.actions if a.kind is ActionKind.LAUNCH] == [
         (ActionKind.LAUNCH, name(s, 0))
     ]
+
+
+def test_above_max_unhealthy_a_pool_above_desired_is_not_scaled_in_either() -> None:
+    # desired 2, 3 unhealthy (down) and 3 ready: the cause may be hiding members, so
+    # none of the ready ones is drained to scale in while remediation is short-circuited.
+    s = spec(min=2, max=8, max_unhealthy=1)
+    p = plan(s, _unhealthy_pool(s, unhealthy=3, healthy=3), NOW)
+    assert p.short_circuit is not None
+    assert p.actions == ()

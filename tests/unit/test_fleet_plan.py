@@ -11,7 +11,18 @@ from reconciler.diff import render_text
 from reconciler.model import NodeStatus
 from reconciler.plan import ActionKind, Phase, Plan, plan
 from reconciler.spec import PoolSpec
-from tests.worlds import NOW, FleetWorld, GiB, host, instance, node, ready_member, spec, world
+from tests.worlds import (
+    NOW,
+    FleetWorld,
+    GiB,
+    alloc,
+    host,
+    instance,
+    node,
+    ready_member,
+    spec,
+    world,
+)
 
 HOSTS = ("host1", "host2", "host3")
 
@@ -359,3 +370,17 @@ def test_drains_and_purges_name_the_host_of_their_member() -> None:
         ("purge-node", a, "host2"),
         ("purge-node", gone, "host3"),
     ]
+
+
+def test_a_scale_in_over_two_hosts_keeps_the_pool_spread() -> None:
+    # host1 holds two, host2 one; the least busy is host2's, but spread takes host1's.
+    s = spec(min=2, max=5)
+    on1 = [ownership.instance_name("web", s.template_hash, i, "host1") for i in (0, 1)]
+    on2 = ownership.instance_name("web", s.template_hash, 0, "host2")
+    nodes = [node(n) for n in (*on1, on2)]
+    allocs = [alloc(nodes[0].id, 0), alloc(nodes[1].id, 1)]
+    observed = world(
+        [instance(n) for n in (*on1, on2)], nodes, allocs, hosts=[host("host1"), host("host2")]
+    )
+    p = plan(s, observed, NOW)
+    assert [(a.kind, a.instance) for a in p.actions] == [(ActionKind.DRAIN, on1[0])]
