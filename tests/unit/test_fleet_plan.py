@@ -384,3 +384,22 @@ def test_a_scale_in_over_two_hosts_keeps_the_pool_spread() -> None:
     )
     p = plan(s, observed, NOW)
     assert [(a.kind, a.instance) for a in p.actions] == [(ActionKind.DRAIN, on1[0])]
+
+
+def test_a_scale_in_counts_the_members_removed_in_the_same_pass_as_gone() -> None:
+    # host1: a (least busy) and b (outdated, drained this pass); host2: c and d. With b
+    # gone, host2 holds the most: the scale-in takes c or d, not a, and both hosts stay.
+    s = spec(min=2, max=5)
+    a = ownership.instance_name("web", s.template_hash, 0, "host1")
+    b = ownership.instance_name("web", "bbbbb", 1, "host1")
+    c, d = (ownership.instance_name("web", s.template_hash, i, "host2") for i in (0, 1))
+    nodes = [node(n) for n in (a, b, c, d)]
+    allocs = [alloc(nodes[2].id, 0), alloc(nodes[3].id, 1), alloc(nodes[3].id, 2)]
+    observed = world(
+        [instance(n) for n in (a, b, c, d)], nodes, allocs, hosts=[host("host1"), host("host2")]
+    )
+    p = plan(s, observed, NOW)
+    assert sorted((x.kind, x.instance) for x in p.actions) == [
+        (ActionKind.DRAIN, c),
+        (ActionKind.DRAIN, b),
+    ]

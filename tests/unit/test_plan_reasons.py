@@ -261,3 +261,35 @@ def test_a_drains_meta_keeps_the_first_200_characters_of_its_reason() -> None:
         ownership.DRAIN_META_POOL: "web",
         ownership.DRAIN_META_REASON: "x" * 199 + "y",
     }
+
+
+def test_a_member_that_must_move_and_never_joined_says_both() -> None:
+    from tests.worlds import host
+
+    s = spec(min=1, max=5)
+    booting = instance(ownership.instance_name("web", s.template_hash, 0, "host1"), age=10)
+    hosts = [host("host1", evacuate=True), host("host2")]
+    p = plan(s, world([booting], [], hosts=hosts), NOW)
+    assert sorted(said(p)) == [
+        ("delete", booting.name, "moved: host host1 is being evacuated, never joined"),
+        (
+            "launch",
+            ownership.instance_name("web", s.template_hash, 0, "host2"),
+            "surge: replacing 1 outdated or unhealthy members",
+        ),
+    ]
+
+
+def test_one_member_above_desired_that_cannot_go_is_named_in_the_singular() -> None:
+    s = spec(min=1, max=5, scale_in="empty")
+    members = [ready_member(s, i) for i in range(2)]
+    observed = dataclasses.replace(
+        world([m[0] for m in members], [m[1] for m in members]),
+        allocations=tuple(alloc(m[1].id, i) for i, m in enumerate(members)),
+    )
+    p = plan(s, observed, NOW)
+    assert p.actions == ()
+    assert p.notes == (
+        "1 more member is above desired but none can be removed now "
+        "(scale_in empty, protected or held members)",
+    )
