@@ -401,3 +401,38 @@ def test_a_zero_drain_deadline_never_ends_a_drain_by_itself() -> None:
     s60 = dataclasses.replace(s, drain_deadline=60.0)
     assert plan(s60, w, NOW + 30).actions == ()
     assert kinds(plan(s60, w, NOW + 60)) == [("delete", name)]
+
+
+# ------------------------------------------------ what stalls a rollout, and what not
+
+
+def test_a_rollout_with_a_ready_member_of_the_new_spec_does_not_stall() -> None:
+    # One of the new spec is ready (the spec works), one never joined: it is replaced.
+    s = spec(count=3, max=5, join_timeout="60s")
+    new_ok = ready_member(s, 0)
+    stuck = instance(f"web-{s.template_hash}-1", age=61)
+    old = ready_member(s, 0, thash="bbbbb")
+    p = plan(s, world([new_ok[0], stuck, old[0]], [new_ok[1], old[1]]), NOW)
+    assert p.stalled is None
+    assert not any(n.startswith("rollout stalled") for n in p.notes)
+    assert kinds(p) == [("launch", f"web-{s.template_hash}-2")]
+
+
+def test_a_pool_of_the_current_spec_only_never_stalls() -> None:
+    # Nothing outdated joined: a member down and one that never joined remediate as usual.
+    s = spec(min=1, count=2, max=5, join_timeout="60s", unhealthy_timeout="5m")
+    down = node(f"web-{s.template_hash}-0", status=NodeStatus.DOWN, status_age=60)
+    stuck = instance(f"web-{s.template_hash}-1", age=61)
+    p = plan(s, world([instance(down.name), stuck], [down]), NOW)
+    assert p.stalled is None
+    assert kinds(p) == [("launch", f"web-{s.template_hash}-2")]
+
+
+def test_a_member_of_the_new_spec_that_joined_then_went_down_does_not_stall_the_rollout() -> None:
+    # It joined: the new spec works; its node going down later is remediated as usual.
+    s = spec(min=1, count=2, max=5, unhealthy_timeout="5m")
+    down = node(f"web-{s.template_hash}-0", status=NodeStatus.DOWN, status_age=400)
+    old = ready_member(s, 0, thash="bbbbb")
+    p = plan(s, world([instance(down.name), old[0]], [down, old[1]]), NOW)
+    assert p.stalled is None
+    assert [a for a in kinds(p) if a[0] == "launch"] == [("launch", f"web-{s.template_hash}-1")]

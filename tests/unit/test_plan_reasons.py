@@ -293,3 +293,54 @@ def test_one_member_above_desired_that_cannot_go_is_named_in_the_singular() -> N
         "1 more member is above desired but none can be removed now "
         "(scale_in empty, protected or held members)",
     )
+
+
+def test_blocking_members_are_listed_comma_separated() -> None:
+    s = spec(min=4, max=9)
+    pairs = [ready_member(s, i, thash=OLD) for i in range(4)]
+    nodes = [n for _, n in pairs]
+    for i in (0, 1):
+        nodes[i] = dataclasses.replace(
+            nodes[i], meta={**nodes[i].meta, ownership.META_PROTECT: "true"}
+        )
+    for i in (2, 3):
+        nodes[i] = dataclasses.replace(nodes[i], eligible=False)  # cordoned by a person
+    p = plan(s, world([i for i, _ in pairs], nodes), NOW)
+    assert p.notes == (
+        f"protected members block replacement: {name(s, 0, OLD)}, {name(s, 1, OLD)}",
+        "held members (drained or ineligible by someone else) block replacement: "
+        f"{name(s, 2, OLD)}, {name(s, 3, OLD)}",
+    )
+
+
+def test_a_protected_drained_member_does_not_hold_back_the_deletes_after_it() -> None:
+    s = spec(min=0, max=5)
+    kept, nkept = ready_member(s, 0)
+    nkept = dataclasses.replace(
+        nkept,
+        eligible=False,
+        drain_meta=_ours(s),
+        last_drain_status="complete",
+        meta={**nkept.meta, ownership.META_PROTECT: "true"},
+    )
+    done, ndone = ready_member(s, 1)
+    ndone = dataclasses.replace(
+        ndone, eligible=False, drain_meta=_ours(s), last_drain_status="complete"
+    )
+    p = plan(s, world([kept, done], [nkept, ndone]), NOW)
+    assert said(p) == [("delete", name(s, 1), "drain complete")]
+    assert p.notes == (
+        f"{name(s, 0)}: drained but protected (multipass-reconciler.protect); not deleted",
+    )
+
+
+def test_a_stalled_rollout_still_names_the_members_that_block_replacement() -> None:
+    s = spec(min=2, max=5, join_timeout="10m")
+    plain, nplain = ready_member(s, 0, thash=OLD)
+    kept, nkept = ready_member(s, 1, thash=OLD)
+    nkept = dataclasses.replace(nkept, meta={**nkept.meta, ownership.META_PROTECT: "true"})
+    new = instance(name(s, 0), age=700)  # the current spec's VM never joined
+    p = plan(s, world([plain, kept, new], [nplain, nkept]), NOW)
+    assert p.stalled == name(s, 0)
+    assert p.blocked == (name(s, 1, OLD),)
+    assert f"protected members block replacement: {name(s, 1, OLD)}" in p.notes
