@@ -403,3 +403,15 @@ def test_a_scale_in_counts_the_members_removed_in_the_same_pass_as_gone() -> Non
         (ActionKind.DRAIN, c),
         (ActionKind.DRAIN, b),
     ]
+
+
+def test_a_launch_under_way_takes_its_room_on_the_host() -> None:
+    # Room for one member; one launch to it is under way: the second does not fit.
+    s = spec(min=2, max=2, memory="4G")
+    first = ownership.instance_name("web", s.template_hash, 0, "host1")
+    observed = world([], [], hosts=[host("host1", memory=6 * GiB)])
+    p = plan(s, observed, NOW, inflight=[("launch", first)])
+    assert p.actions == ()
+    assert p.insufficient_capacity == (
+        "1 launch cannot be placed (2 CPUs, 4G memory, 10G disk each): host1: 2G memory free"
+    )
