@@ -415,3 +415,15 @@ def test_a_launch_under_way_takes_its_room_on_the_host() -> None:
     assert p.insufficient_capacity == (
         "1 launch cannot be placed (2 CPUs, 4G memory, 10G disk each): host1: 2G memory free"
     )
+
+
+def test_the_hosts_waited_on_are_named_in_one_note() -> None:
+    s = spec(min=6, max=6)
+    fw = fleet_of(s, {h: 2 for h in HOSTS})
+    fw.daemon_down |= {"host3", "host1"}
+    p = plan(s, fw.observe(), NOW)
+    assert p.actions == ()
+    assert p.notes == (
+        "waiting on 2 hosts that cannot be read (host1, host3): their members stay as they "
+        "are, nothing is launched or deleted there until their daemons answer",
+    )
