@@ -8,8 +8,9 @@ never hurts:
 * delete of a missing instance, purge of a missing node: done;
 * drain of a node already draining: Nomad replaces the drain spec, same outcome.
 
-Only temporary errors are retried (tenacity, jittered exponential backoff);
-permanent ones are reported at once. A launch the daemon reports as "being
+Only temporary errors are retried (tenacity, jittered exponential backoff: after
+the n-th failed attempt a pause drawn from [0, 0.5 s x 2**(n-1)], at most
+``backoff_max``, waited on the executor's clock); permanent ones are reported at once. A launch the daemon reports as "being
 prepared" is our own earlier launch of that name still running: in progress,
 not an error, and not retried.
 

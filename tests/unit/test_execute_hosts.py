@@ -291,3 +291,19 @@ async def test_a_launch_cancelled_in_the_instant_its_slot_is_granted_gives_it_ba
     hosts.launch_limit = lambda host: 1  # type: ignore[method-assign]
     later = await asyncio.wait_for(ex.run_action(SPEC, launch("a2", "host1")), 5)
     assert later.ok and one.launched == ["a0", "a2"]  # the slot came back
+
+
+async def test_drains_and_purges_go_to_nomad_even_when_their_host_has_no_client() -> None:
+    """A member on a host that is down is still drained and its node purged: those are
+    Nomad's calls, and the host's missing daemon has no say in them."""
+    nodes = Nodes()
+    ex = executor(Hosts({}, {}), nodes)
+    results = await ex.execute(
+        SPEC,
+        [
+            Action(ActionKind.DRAIN, "web-abc-host9-1", "unhealthy", node_id="n1", host="host9"),
+            Action(ActionKind.PURGE_NODE, "web-abc-host9-2", "gone", node_id="n2", host="host9"),
+        ],
+    )
+    assert [(r.ok, r.error) for r in results] == [(True, None), (True, None)]
+    assert (nodes.drained, nodes.purged) == (["n1"], ["n2"])
