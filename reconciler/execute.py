@@ -10,9 +10,9 @@ never hurts:
 
 Only temporary errors are retried (tenacity, jittered exponential backoff: after
 the n-th failed attempt a pause drawn from [0, 0.5 s x 2**(n-1)], at most
-``backoff_max``, waited on the executor's clock); permanent ones are reported at once. A launch the daemon reports as "being
-prepared" is our own earlier launch of that name still running: in progress,
-not an error, and not retried.
+``backoff_max``, waited on the executor's clock); permanent ones are reported at
+once. A launch the daemon reports as "being prepared" is our own earlier launch of
+that name still running: in progress, not an error, and not retried.
 
 Routing: a launch or delete goes to the daemon of ``action.host`` (drains and purges
 are Nomad's). Launches in flight are bounded per host (its ``max_parallel_launches``:
