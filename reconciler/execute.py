@@ -8,10 +8,11 @@ never hurts:
 * delete of a missing instance, purge of a missing node: done;
 * drain of a node already draining: Nomad replaces the drain spec, same outcome.
 
-Only temporary errors are retried (tenacity, jittered exponential backoff);
-permanent ones are reported at once. A launch the daemon reports as "being
-prepared" is our own earlier launch of that name still running: in progress,
-not an error, and not retried.
+Only temporary errors are retried (tenacity, jittered exponential backoff: after
+the n-th failed attempt a pause drawn from [0, 0.5 s x 2**(n-1)], at most
+``backoff_max``, waited on the executor's clock); permanent ones are reported at
+once. A launch the daemon reports as "being prepared" is our own earlier launch of
+that name still running: in progress, not an error, and not retried.
 
 Routing: a launch or delete goes to the daemon of ``action.host`` (drains and purges
 are Nomad's). Launches in flight are bounded per host (its ``max_parallel_launches``:
@@ -45,6 +46,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from reconciler.clock import Clock, SystemClock
 from reconciler.errors import ReconcilerError, TemporaryError
 from reconciler.hosts import HostUnavailable
 from reconciler.multipass.errors import BeingPrepared
@@ -153,7 +155,7 @@ class ExecutorLimits:
 
 
 class _Slots(Protocol):
-    async def acquire(self) -> bool: ...
+    async def acquire(self) -> object: ...
 
     def release(self) -> None: ...
 
@@ -182,7 +184,7 @@ class HostLaunchSlots:
         self.held += 1
         return True
 
-    async def acquire(self) -> bool:
+    async def acquire(self) -> None:
         while not self._free():
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -191,7 +193,6 @@ class HostLaunchSlots:
             finally:
                 self._waiters.remove(waiter)
         self.held += 1
-        return True
 
     def release(self) -> None:
         self.held -= 1
@@ -209,6 +210,7 @@ class Executor:
         limits: ExecutorLimits = ExecutorLimits(),
         *,
         fence: Callable[[], bool] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         # One client alone (tests, tools) is the host "default".
         self._hosts: InstancesByHost = (
@@ -219,6 +221,7 @@ class Executor:
         self._render = render
         self.limits = limits
         self.fence = fence  # leader election's is_leader; None: always allowed
+        self._clock = clock or SystemClock()  # the pauses between attempts are waited on it
         self._launch_slots = asyncio.Semaphore(limits.launch_concurrency)
         self._slots = asyncio.Semaphore(limits.concurrency)
         self._stopping = asyncio.Event()
@@ -242,17 +245,22 @@ class Executor:
             )
 
     async def _pause(self, seconds: float) -> None:
-        """The wait between attempts; cut short by ``stop()`` (the next attempt is then refused)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        """The wait between attempts, on the clock; cut short by ``stop()`` (the next attempt
+        is then refused)."""
+        pause = asyncio.ensure_future(self._clock.sleep(seconds))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({pause, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            pause.cancel()
+            stopping.cancel()
 
     async def _slot(self, slots: _Slots) -> bool:
         """Take a concurrency slot; False (holding none) when ``stop()`` comes first."""
         if isinstance(slots, HostLaunchSlots) and slots.take_if_free():
-            if self._stopping.is_set():
-                slots.release()
-                return False
-            return True  # a host with room: no wait, so no turn of the loop either
+            # A host with room: no wait, so no turn of the loop either (and after stop()
+            # the attempt is refused by _may_dispatch, with the slot released as usual).
+            return True
         taking = asyncio.ensure_future(slots.acquire())
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
@@ -309,10 +317,12 @@ class Executor:
 
     async def _attempts(self, spec: PoolSpec, action: Action) -> None:
         """Dispatch with retries, within its slots; the fence is asked before every attempt."""
-        instances = None
-        if action.kind in (ActionKind.LAUNCH, ActionKind.DELETE):
-            # No client for the host: a temporary error at once, not retried here.
-            instances = self._hosts.client(action.host)
+        # No client for the host: a temporary error at once, not retried here.
+        instances = (
+            self._hosts.client(action.host)
+            if action.kind in (ActionKind.LAUNCH, ActionKind.DELETE)
+            else None
+        )
         held: list[_Slots] = []
         try:
             for slots in self._slots_for(action):
@@ -389,7 +399,7 @@ def _give_back(taking: asyncio.Future[Any], slots: _Slots) -> None:
     """Undo a slot request: release the slot if it was granted, else withdraw the request."""
     if not taking.done():
         taking.cancel()  # Semaphore.acquire passes a grant that races this on to the next
-    elif not taking.cancelled() and taking.exception() is None:
+    elif not taking.cancelled():  # granted: acquire ends only by a grant or a cancel
         slots.release()
 
 

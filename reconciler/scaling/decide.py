@@ -150,11 +150,10 @@ def _winner(results: tuple[CheckResult, ...], *, in_cooldown: bool) -> CheckResu
     if in_cooldown:
         # No decision inside a cooldown, but for blocked work (the documented exception).
         ups = [r for r in ups if r.metric == BLOCKED]
-        return max(ups, key=lambda r: (r.proposal or 0, r.name)) if ups else None
     if ups:
         return max(ups, key=lambda r: (r.proposal or 0, r.name))
     opinions = [r for r in results if r.opinion]
-    if opinions and all(r.direction == "down" for r in opinions):
+    if not in_cooldown and opinions and all(r.direction == "down" for r in opinions):
         return max(opinions, key=lambda r: (r.proposal or 0, r.name))  # least aggressive
     return None
 

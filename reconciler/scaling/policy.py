@@ -111,8 +111,7 @@ def _unknown(
     path: str, raw: Mapping[str, Any], allowed: tuple[str, ...], problems: list[str]
 ) -> None:
     for key in sorted(set(map(str, raw)) - set(allowed)):
-        shown = ", ".join(allowed) if allowed else "none"
-        problems.append(f"{path}.{key}: unknown field; allowed: {shown}")
+        problems.append(f"{path}.{key}: unknown field; allowed: {', '.join(allowed)}")
 
 
 def _duration(path: str, value: Any, default: float, problems: list[str]) -> float:

@@ -131,7 +131,9 @@ async def test_stop_ends_queued_actions_lets_sent_calls_finish_and_retries_no_mo
     results: list[ActionResult] = await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert results[0].ok  # a call already sent finished
     assert results[1].abandoned  # its retry was not sent
+    assert results[1].error == "launch web-abc-1: not sent, shutting down"
     assert results[2].abandoned  # queued behind the slots: never sent
+    assert results[2].error == "launch web-abc-2: not sent, shutting down"
     assert instances.launched == ["web-abc-0", "web-abc-1"]
 
 

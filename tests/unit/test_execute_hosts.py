@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from reconciler.errors import TemporaryError
-from reconciler.execute import Executor, ExecutorLimits
+from reconciler.execute import Executor, ExecutorLimits, OneHost
 from reconciler.hosts import HostUnavailable
 from reconciler.plan import Action, ActionKind
 from reconciler.spec import parse_pool_spec
@@ -217,5 +219,91 @@ async def test_one_client_alone_is_the_host_default() -> None:
     [ok] = await ex.execute(SPEC, [Action(ActionKind.LAUNCH, "web-abc-0", "x")])
     [elsewhere] = await ex.execute(SPEC, [launch("web-abc-host2-0", "host2")])
     assert ok.ok and one.launched == ["web-abc-0"]
-    assert not elsewhere.ok and elsewhere.temporary and "host2" in (elsewhere.error or "")
+    assert not elsewhere.ok and elsewhere.temporary
+    assert elsewhere.error == "host 'host2' is not in the fleet (one daemon: host default)"
     assert isinstance(HostUnavailable("h", "x"), TemporaryError)
+    with pytest.raises(HostUnavailable) as refused:
+        OneHost(one).client("host2")  # type: ignore[arg-type]
+    assert refused.value.host == "host2"  # names the host, as the fleet's refusals do
+
+
+async def test_a_hosts_bound_holds_while_its_waiting_launches_take_their_turns() -> None:
+    """Limit 3, seven launches: as each one ends the next waiter goes, never a fourth at once."""
+    one = Daemon()
+    names = [f"a{i}" for i in range(7)]
+    for name in names:
+        one.gates[name] = asyncio.Event()
+    ex = executor(Hosts({"host1": one}, {"host1": 3}))
+    tasks = [asyncio.create_task(ex.run_action(SPEC, launch(n, "host1"))) for n in names]
+    await settle()
+    assert one.launched == names[:3]
+    for done, name in enumerate(names, start=1):
+        one.gates[name].set()
+        await settle()
+        assert one.launched == names[: min(7, done + 3)], done  # a freed slot is taken
+        assert one.most_at_once <= 3, done
+    assert all(r.ok for r in await asyncio.gather(*tasks))
+    assert one.most_at_once == 3
+    # Every slot came back: three more go out at once.
+    for name in ("b0", "b1", "b2"):
+        one.gates[name] = asyncio.Event()
+    more = [
+        asyncio.create_task(ex.run_action(SPEC, launch(n, "host1"))) for n in ("b0", "b1", "b2")
+    ]
+    await settle()
+    assert one.launched[7:] == ["b0", "b1", "b2"]
+    for gate in one.gates.values():
+        gate.set()
+    assert all(r.ok for r in await asyncio.gather(*more))
+
+
+async def test_a_launch_cancelled_in_the_instant_its_slot_is_granted_gives_it_back() -> None:
+    """A pass cancelled just as a host slot came free for one of its launches leaks no slot.
+
+    The host's limit is read when a waiter takes the slot (a release wakes it); that read
+    is the moment to cancel the waiting launch: granted, but not yet resumed.
+    """
+    one = Daemon()
+    one.gates["a0"] = asyncio.Event()
+    hosts = Hosts({"host1": one}, {"host1": 1})
+    ex = executor(hosts)
+    first = asyncio.create_task(ex.run_action(SPEC, launch("a0", "host1")))
+    await settle()
+    queued = asyncio.create_task(ex.run_action(SPEC, launch("a1", "host1")))
+    await settle()
+    assert one.launched == ["a0"]
+
+    reads = 0
+
+    def limit_then_cancel(host: str) -> int | None:
+        nonlocal reads
+        reads += 1
+        asyncio.get_running_loop().call_soon(queued.cancel)
+        return 1
+
+    hosts.launch_limit = limit_then_cancel  # type: ignore[method-assign]
+    one.gates["a0"].set()
+    assert (await first).ok
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert reads == 1  # the waiter took the freed slot before the cancel reached it
+    assert one.launched == ["a0"]
+    hosts.launch_limit = lambda host: 1  # type: ignore[method-assign]
+    later = await asyncio.wait_for(ex.run_action(SPEC, launch("a2", "host1")), 5)
+    assert later.ok and one.launched == ["a0", "a2"]  # the slot came back
+
+
+async def test_drains_and_purges_go_to_nomad_even_when_their_host_has_no_client() -> None:
+    """A member on a host that is down is still drained and its node purged: those are
+    Nomad's calls, and the host's missing daemon has no say in them."""
+    nodes = Nodes()
+    ex = executor(Hosts({}, {}), nodes)
+    results = await ex.execute(
+        SPEC,
+        [
+            Action(ActionKind.DRAIN, "web-abc-host9-1", "unhealthy", node_id="n1", host="host9"),
+            Action(ActionKind.PURGE_NODE, "web-abc-host9-2", "gone", node_id="n2", host="host9"),
+        ],
+    )
+    assert [(r.ok, r.error) for r in results] == [(True, None), (True, None)]
+    assert (nodes.drained, nodes.purged) == (["n1"], ["n2"])

@@ -93,6 +93,7 @@ def outcome_record(caplog: pytest.LogCaptureFixture, action: Action) -> logging.
     assert record.pool == "web"  # type: ignore[attr-defined]
     assert record.action == action.kind.value  # type: ignore[attr-defined]
     assert record.node == action.node_id  # type: ignore[attr-defined]
+    assert record.host == action.host  # type: ignore[attr-defined]
     assert isinstance(record.duration, float)  # type: ignore[attr-defined]
     return record
 

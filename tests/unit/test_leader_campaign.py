@@ -100,8 +100,8 @@ class Replica:
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
-    def start(self, *, release: bool = True) -> None:
-        self.task = asyncio.create_task(self.elector.run(self.stop, release=release))
+    def start(self, **run: bool) -> None:
+        self.task = asyncio.create_task(self.elector.run(self.stop, **run))
 
     async def halt(self) -> None:
         self.stop.set()
@@ -210,7 +210,7 @@ async def test_a_lost_lock_campaigns_again_at_once(replica: Replica) -> None:
 
 
 async def test_stop_releases_a_held_lock(replica: Replica) -> None:
-    replica.start()
+    replica.start()  # as app.py runs it: release is the default
     await advance_to(replica.clock, 3.0)
     await replica.halt()
     assert replica.nomad.released == ["lock-1"]

@@ -28,6 +28,7 @@ def problems(text: str) -> list[str]:
     [
         ("", ["policy: must be a map with `checks` (and cooldown, ...)"]),
         ("   ", ["policy: must be a map with `checks` (and cooldown, ...)"]),
+        ("\n\t\n", ["policy: must be a map with `checks` (and cooldown, ...)"]),  # blank, by tab
         ("[1]", ["policy: must be a map with `checks` (and cooldown, ...)"]),
         ("checks: []", ["policy.checks: required, a list of checks (metric and strategy)"]),
         ("checks: {a: 1}", ["policy.checks: required, a list of checks (metric and strategy)"]),
@@ -112,10 +113,35 @@ def problems(text: str) -> list[str]:
             " {name: b, metric: blocked_evaluations}]",
             ["policy.checks: names must be unique; repeated: a, b"],
         ),
+        (
+            f"checks: [{{{CPU}, strategy: {{name: threshold, lower_bound: 50, delta: 1,"
+            " within_bounds_trigger: 3}}]",
+            [
+                "policy.checks[0].strategy.within_bounds_trigger: 3 is not supported, only 1:"
+                " each pass measures one data point from Nomad's allocations and points are not"
+                " counted across passes (nomad-apm gives one point too, so the Autoscaler would"
+                " never fire with 3); remove it or set it to 1, and use cooldown to space"
+                " actions out"
+            ],
+        ),
     ],
 )
 def test_each_problem_word_for_word(text: str, expected: list[str]) -> None:
     assert problems(text) == expected
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "{name: a, metric: percentage-allocated_cpu, strategy: {name: magic}}",
+        "{name: a, metric: percentage-allocated_cpu, strategy: {name: threshold, delta: 1}}",
+    ],
+)
+def test_a_broken_check_reports_its_own_problem_not_a_repeated_name(broken: str) -> None:
+    """A repeated name is judged among the checks that parsed: a broken one is reported once."""
+    found = problems(f"checks: [{broken}, {{name: a, metric: blocked_evaluations}}]")
+    assert len(found) == 1 and found[0].startswith("policy.checks[0].strategy"), found
+    assert not any("names must be unique" in p for p in found)
 
 
 def test_invalid_yaml_names_the_first_line_of_the_parser_error() -> None:

@@ -58,6 +58,25 @@ def test_blocked_placements_become_nodes_of_the_pools_size() -> None:
     assert too_big.blocked_nodes == 0 and too_big.unplaceable == 2
 
 
+def uneven(cpu: tuple[int, int], memory: tuple[int, int]) -> list[Node]:
+    return [
+        Node(id=f"n{i}", name=f"web-bcdfg-{i}", status=NodeStatus.READY, cpu_mhz=c, memory_mb=m)
+        for i, (c, m) in enumerate(zip(cpu, memory, strict=True))
+    ]
+
+
+def test_a_node_of_the_pool_offers_the_whole_mhz_and_mb_its_nodes_average() -> None:
+    """Nodes of one size report slightly uneven capacity (4000 and 4001 MHz; 4096 and 4097
+    MB): the yardstick is their average in whole units, as Nomad counts them, 4000 MHz and
+    4096 MB. Here the blocked work then fills two such nodes exactly (placements of an equal
+    share of a node are packed in the order Nomad lists them); a fractional yardstick would
+    reorder them by a hair and ask for a third node."""
+    by_cpu = [ask(1, cpu=2000, mem=2048), ask(3, cpu=2000, mem=1024), ask(1, cpu=0, mem=2048)]
+    assert signals(uneven((4000, 4001), (4096, 4096)), blocked=by_cpu).blocked_nodes == 2
+    by_memory = [ask(2, cpu=1000, mem=2048), ask(1, cpu=2000, mem=0), ask(2, cpu=2000, mem=1024)]
+    assert signals(uneven((4000, 4000), (4096, 4097)), blocked=by_memory).blocked_nodes == 2
+
+
 def test_blocked_work_of_another_pool_or_class_is_not_ours() -> None:
     assert not targets_pool(ask(1, node_pool="gpu"), node_class="web", node_pool="default")
     gpu_only = ask(1, class_eligibility={"gpu": True, "web": False})
