@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from reconciler import ownership
 from reconciler.model import Instance, InstanceState, Node, NodeStatus
 from reconciler.plan import ActionKind, Phase, Plan, max_unhealthy_for, plan
-from tests.worlds import NOW, alloc, instance, node, ready_member, spec, world
+from tests.worlds import NOW, alloc, host, instance, node, ready_member, spec, world
 
 
 def kinds(p) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -102,6 +104,37 @@ def test_drain_in_progress_waits_until_done_or_deadline() -> None:
     assert plan(s, w, NOW).actions == ()
     # Past the deadline the instance goes even with allocations left.
     assert kinds(plan(s, w, NOW + 61)) == [("delete", name)]
+
+
+@pytest.mark.parametrize(
+    ("ignore_system", "job_type", "done"),
+    [(True, "system", True), (False, "system", False), (True, "service", False)],
+)
+def test_system_jobs_left_on_a_draining_node_end_the_drain_only_when_ignored(
+    ignore_system: bool, job_type: str, done: bool
+) -> None:
+    s = spec(min=1, max=5, drain_ignore_system_jobs=ignore_system)
+    keep = ready_member(s, 0)
+    name = f"web-{s.template_hash}-1"
+    draining = node(name, eligible=False, draining=True, drain_by=s, deadline_at=NOW + 600)
+    left = alloc(draining.id, job_type=job_type)
+    p = plan(s, world([keep[0], instance(name)], [keep[1], draining], [left]), NOW)
+    assert kinds(p) == ([("delete", name)] if done else [])
+    assert p.counts["drained" if done else "draining"] == 1
+
+
+def test_a_drain_on_a_host_that_cannot_be_read_is_judged_by_its_allocations() -> None:
+    s = spec(min=1, max=5)
+    keep = ready_member(s, 0)
+    name = ownership.instance_name("web", s.template_hash, 1, "host2")
+    draining = node(name, eligible=False, draining=True, drain_by=s, deadline_at=NOW + 600)
+    fleet = [host("default"), host("host2", reachable=False)]
+    busy = world([keep[0], instance(name)], [keep[1], draining], [alloc(draining.id)], fleet)
+    p = plan(s, busy, NOW)
+    assert (p.counts["draining"], p.counts["drained"]) == (1, 0)
+    p = plan(s, world([keep[0], instance(name)], [keep[1], draining], [], fleet), NOW)
+    assert (p.counts["draining"], p.counts["drained"]) == (0, 1)
+    assert p.waiting_on_hosts == ("host2",)  # its delete waits for the daemon
 
 
 def test_node_purge_off_leaves_node_records() -> None:
