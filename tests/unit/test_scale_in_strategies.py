@@ -11,9 +11,10 @@ import dataclasses
 
 import pytest
 
+from reconciler import ownership
 from reconciler.model import Allocation, Node
 from reconciler.plan import Plan, join, plan
-from tests.worlds import NOW, alloc, ready_member, spec, world
+from tests.worlds import NOW, alloc, instance, node, ready_member, spec, world
 
 
 def drained(p: Plan) -> list[str]:
@@ -152,3 +153,23 @@ def test_join_reports_each_members_allocations_and_load() -> None:
     assert (m.live_allocations, m.non_system_allocations) == (3, 2)
     # (1000 / 4000 + 896 / 2048) / 2
     assert m.load == 0.34375
+
+
+@pytest.mark.parametrize("size", [3, 17])  # shrinking by 1 of 3, and by 2 of 17
+@pytest.mark.parametrize("strategy", ["least_busy", "newest", "oldest"])
+def test_each_strategy_picks_its_member_whatever_the_pool_size(strategy: str, size: int) -> None:
+    s = spec(min=size - (1 if size == 3 else 2), max=20, scale_in=strategy)
+    names = [ownership.instance_name("web", s.template_hash, i) for i in range(size)]
+    # The members the strategy must pick have the highest ordinals (the name never decides):
+    # the last ones are idle, and the youngest or the oldest.
+    picked = names[-1:] if size == 3 else names[-2:]
+    ages = {n: 3600.0 for n in names}
+    if strategy == "newest":
+        ages.update({n: 60.0 + k for k, n in enumerate(reversed(picked))})
+    if strategy == "oldest":
+        ages.update({n: 90000.0 - k for k, n in enumerate(reversed(picked))})
+    nodes = [node(n) for n in names]
+    busy = [alloc(nd.id, 0, cpu=1000, mem=512) for nd in nodes if nd.name not in picked]
+    observed = world([instance(n, age=ages[n]) for n in names], nodes, busy)
+    p = plan(s, observed, NOW)
+    assert sorted(drained(p)) == sorted(picked)
