@@ -311,3 +311,48 @@ def test_a_replacement_while_members_drain_stays_within_desired_plus_surge() -> 
     launches = [a for a in p.actions if a.kind is ActionKind.LAUNCH]
     assert launches == []  # a second replacement would make 6 VMs
     assert len(p.members) <= 3 + 1 + 1
+
+
+# ------------------------------------------------ drain deadlines and timeouts, to the second
+
+
+def _draining(s: PoolSpec, **fields: object) -> Observed:
+    """One ready member to keep and one whose node our drain has left holding an allocation."""
+    keep = ready_member(s, 0)
+    n = name(s, 1)
+    nd = dataclasses.replace(
+        node(n, eligible=False, draining=True, drain_by=s),
+        **fields,  # type: ignore[arg-type]
+    )
+    return world([keep[0], instance(n)], [keep[1], nd], [alloc(nd.id)])
+
+
+def test_a_drain_ends_at_its_nomad_deadline_to_the_second() -> None:
+    s = spec(min=1, max=5)
+    w = _draining(s, drain_deadline_at=NOW + 60)
+    assert kinds(plan(s, w, NOW + 59.5)) == []
+    assert kinds(plan(s, w, NOW + 60)) == [("delete", name(s, 1))]
+
+
+def test_a_one_second_spec_deadline_ends_a_drain_nomad_gave_no_deadline() -> None:
+    s = spec(min=1, max=5, drain_deadline="1s")
+    w = _draining(s, drain_deadline_at=None, drain_started_at=NOW - 5)
+    assert kinds(plan(s, w, NOW)) == [("delete", name(s, 1))]
+
+
+def test_a_node_down_for_exactly_unhealthy_timeout_is_not_yet_unhealthy() -> None:
+    s = spec(min=1, max=5, unhealthy_timeout="5m")
+    i, _ = ready_member(s, 0)
+    down = node(i.name, status=NodeStatus.DOWN, status_age=300.0)
+    p = plan(s, world([i], [down]), NOW)
+    assert [m.unhealthy for m in p.members] == [None]
+    p = plan(s, world([i], [down]), NOW + 0.5)
+    assert [m.unhealthy for m in p.members] == ["node down for over 5m"]
+
+
+def test_a_down_node_without_a_status_time_is_counted_from_now() -> None:
+    s = spec(min=1, max=5)
+    i, _ = ready_member(s, 0)
+    down = dataclasses.replace(node(i.name, status=NodeStatus.DOWN), status_updated_at=None)
+    p = plan(s, world([i], [down]), NOW)
+    assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.DOWN, None)]

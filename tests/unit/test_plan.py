@@ -154,6 +154,29 @@ def test_a_drain_by_someone_else_is_left_alone() -> None:
     assert {m.name: m.phase for m in p.members}[name] is Phase.HELD
 
 
+def test_a_node_someone_else_drained_to_completion_is_held_not_deleted() -> None:
+    s = spec(min=1, max=5)
+    keep = ready_member(s, 0)
+    name = f"web-{s.template_hash}-1"
+    theirs = node(name, eligible=False, foreign_drain=True, last_drain_status="complete")
+    p = plan(s, world([keep[0], instance(name)], [keep[1], theirs]), NOW)
+    assert p.actions == ()
+    assert {m.name: m.phase for m in p.members}[name] is Phase.HELD
+
+
+@pytest.mark.parametrize("last_drain_status", ["complete", "draining"])
+def test_our_drain_that_left_the_node_ineligible_is_done(last_drain_status: str) -> None:
+    """Nomad clears the draining flag when a drain ends; its last status says how it went."""
+    s = spec(min=1, max=5)
+    keep = ready_member(s, 0)
+    name = f"web-{s.template_hash}-1"
+    ours = node(name, eligible=False, drain_by=s, last_drain_status=last_drain_status)
+    p = plan(s, world([keep[0], instance(name)], [keep[1], ours]), NOW)
+    assert [(a.kind.value, a.instance, a.reason) for a in p.actions] == [
+        ("delete", name, "drain complete")
+    ]
+
+
 def test_foreign_instances_and_nodes_are_never_members() -> None:
     s = spec(min=0, max=5)
     foreign = [
