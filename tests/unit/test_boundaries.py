@@ -17,7 +17,7 @@ from reconciler import ownership
 from reconciler.model import Instance, InstanceState, Node, NodeStatus, Observed
 from reconciler.plan import ActionKind, Phase, Plan, drain_meta, plan
 from reconciler.spec import PoolSpec
-from tests.worlds import NOW, alloc, instance, node, ready_member, spec, world
+from tests.worlds import NOW, alloc, host, instance, node, ready_member, spec, world
 
 
 def kinds(p: Plan) -> list[tuple[str, str]]:
@@ -356,3 +356,25 @@ def test_a_down_node_without_a_status_time_is_counted_from_now() -> None:
     down = dataclasses.replace(node(i.name, status=NodeStatus.DOWN), status_updated_at=None)
     p = plan(s, world([i], [down]), NOW)
     assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.DOWN, None)]
+
+
+def test_a_node_initializing_for_exactly_join_timeout_has_not_failed_to_join() -> None:
+    s = spec(min=1, max=5, join_timeout="10m")
+    n = name(s, 0)
+    vm = instance(n, age=600.0)
+    joining = node(n, status=NodeStatus.INITIALIZING, status_age=600.0)
+    p = plan(s, world([vm], [joining]), NOW)
+    assert [m.unhealthy for m in p.members] == [None]
+    p = plan(s, world([vm], [joining]), NOW + 0.5)
+    assert [m.unhealthy for m in p.members] == ["node not ready within 10m"]
+
+
+def test_an_initializing_node_on_a_host_that_cannot_be_read_waits_unjudged() -> None:
+    """Without its VM's creation time there is nothing to time the join from."""
+    s = spec(min=1, max=5, join_timeout="10m")
+    n = ownership.instance_name(s.pool, s.template_hash, 0, "host2")
+    joining = node(n, status=NodeStatus.INITIALIZING, status_age=7200.0)
+    w = world([instance(n)], [joining], hosts=[host("host2", reachable=False)])
+    p = plan(s, w, NOW)
+    assert [(m.phase, m.unhealthy, m.frozen) for m in p.members] == [(Phase.PENDING, None, True)]
+    assert p.actions == () and p.waiting_on_hosts == ("host2",)
