@@ -378,3 +378,38 @@ def test_an_initializing_node_on_a_host_that_cannot_be_read_waits_unjudged() -> 
     p = plan(s, w, NOW)
     assert [(m.phase, m.unhealthy, m.frozen) for m in p.members] == [(Phase.PENDING, None, True)]
     assert p.actions == () and p.waiting_on_hosts == ("host2",)
+
+
+def test_a_vm_that_never_joined_for_exactly_join_timeout_is_not_yet_unhealthy() -> None:
+    s = spec(min=1, max=5, join_timeout="10m")
+    vm = instance(name(s, 0), age=600.0)  # no node at all
+    p = plan(s, world([vm], []), NOW)
+    assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.PENDING, None)]
+    p = plan(s, world([vm], []), NOW + 0.5)
+    assert [m.unhealthy for m in p.members] == ["did not join Nomad within 10m"]
+
+
+def test_a_vm_without_a_creation_time_that_has_not_joined_is_not_judged() -> None:
+    s = spec(min=1, max=5)
+    vm = dataclasses.replace(instance(name(s, 0)), created_at=None)
+    p = plan(s, world([vm], []), NOW)
+    assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.PENDING, None)]
+    assert p.actions == ()
+
+
+def test_a_vm_stopped_for_exactly_unhealthy_timeout_is_not_yet_unhealthy() -> None:
+    s = spec(min=1, max=5, unhealthy_timeout="5m")
+    i, n = ready_member(s, 0)
+    stopped = dataclasses.replace(i, state=InstanceState.STOPPED, broken_since=NOW - 300.0)
+    p = plan(s, world([stopped], [n]), NOW)
+    assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.READY, None)]
+    p = plan(s, world([stopped], [n]), NOW + 0.5)
+    assert [m.unhealthy for m in p.members] == ["instance STOPPED for over 5m"]
+
+
+def test_a_stopped_vm_first_seen_now_is_counted_from_now() -> None:
+    s = spec(min=1, max=5)
+    i, n = ready_member(s, 0)
+    stopped = dataclasses.replace(i, state=InstanceState.STOPPED, broken_since=None)
+    p = plan(s, world([stopped], [n]), NOW)
+    assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.READY, None)]
