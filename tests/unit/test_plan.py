@@ -46,7 +46,7 @@ def test_converged_pool_plans_nothing() -> None:
     members = [ready_member(s, i) for i in range(2)]
     p = plan(s, world([m[0] for m in members], [m[1] for m in members]), NOW)
     assert p.actions == ()
-    assert p.counts["ready"] == 2
+    assert (p.counts["ready"], p.counts["instances"], p.counts["node-only"]) == (2, 2, 0)
 
 
 def test_count_is_used_and_clamped() -> None:
@@ -457,3 +457,46 @@ def test_a_zero_drain_deadline_never_ends_a_drain_by_itself() -> None:
     s60 = dataclasses.replace(s, drain_deadline=60.0)
     assert plan(s60, w, NOW + 30).actions == ()
     assert kinds(plan(s60, w, NOW + 60)) == [("delete", name)]
+
+
+def test_the_counts_of_a_pool_with_a_member_of_every_kind() -> None:
+    s = spec(min=1, max=10)
+    old = "bbbbb"
+
+    def on(h: str, i: int, thash: str | None = None) -> str:
+        return ownership.instance_name("web", thash or s.template_hash, i, h)
+
+    ready, outdated, outdated2 = on("host1", 0), on("host1", 1, old), on("host1", 2, old)
+    protected, down, node_only = on("host1", 3), on("host1", 4), on("host1", 5)
+    draining_old, lost, moved = on("host1", 6, old), on("host2", 0), on("host3", 0)
+    listed = [ready, outdated, outdated2, protected, down, draining_old, lost, moved]
+    leaving = node(draining_old, eligible=False, draining=True, drain_by=s, deadline_at=NOW + 600)
+    nodes = [
+        node(ready),
+        node(outdated),
+        node(outdated2),
+        node(protected, meta={ownership.META_PROTECT: "true"}),
+        node(down, status=NodeStatus.DOWN),
+        node(node_only, status=NodeStatus.DOWN),
+        leaving,
+        node(lost, status=NodeStatus.DOWN),
+        node(moved),
+    ]
+    fleet = [host("host1"), host("host2", reachable=False), host("host3", evacuate=True)]
+    w = world([instance(n) for n in listed], nodes, [alloc(leaving.id)], hosts=fleet)
+    assert plan(s, w, NOW).counts == {
+        "pending": 0,
+        "ready": 5,  # ready, both outdated, protected, moved
+        "down": 2,  # down, lost
+        "held": 0,
+        "draining": 1,
+        "drained": 0,
+        "deleting": 0,
+        "node-only": 1,
+        "outdated": 2,  # serving ones only: not the one draining
+        "unhealthy": 2,  # down and lost, both past unhealthy_timeout
+        "protected": 1,
+        "lost": 1,
+        "displaced": 1,
+        "instances": 8,  # every member but the node-only one (the lost one included)
+    }
