@@ -74,3 +74,13 @@ def test_an_unlisted_instance_on_a_host_that_was_read_is_gone_though_another_hos
     assert [(a.kind.value, a.instance, a.reason) for a in p.actions] == [
         ("purge-node", gone, "instance gone, node down")
     ]
+
+
+def test_a_member_whose_delete_is_in_flight_is_deleting_and_replaced() -> None:
+    s = spec(min=1, max=5)
+    going = ownership.instance_name("web", s.template_hash, 0)
+    p = plan(s, world([instance(going, age=60)], []), NOW, inflight=[("delete", going)])
+    assert [(m.name, m.phase) for m in p.members] == [(going, Phase.DELETING)]
+    assert [(a.kind.value, a.instance, a.reason) for a in p.actions] == [
+        ("launch", ownership.instance_name("web", s.template_hash, 1), "scale up: 0 of 1 member")
+    ]
