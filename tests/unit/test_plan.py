@@ -154,6 +154,28 @@ def test_a_drain_by_someone_else_is_left_alone() -> None:
     assert {m.name: m.phase for m in p.members}[name] is Phase.HELD
 
 
+@pytest.mark.parametrize(
+    "meta",
+    [
+        # Our pool's name without the reconciler's mark (a person's drain, say) ...
+        {ownership.DRAIN_META_POOL: "web", "reason": "kernel upgrade"},
+        # ... and the reconciler's mark for another pool.
+        {
+            ownership.DRAIN_META_OWNER: ownership.DRAIN_META_OWNER_VALUE,
+            ownership.DRAIN_META_POOL: "db",
+        },
+    ],
+)
+def test_a_drain_is_ours_only_with_our_mark_and_our_pool(meta: dict[str, str]) -> None:
+    s = spec(min=1, max=5)
+    keep = ready_member(s, 0)
+    name = f"web-{s.template_hash}-1"
+    theirs = dataclasses.replace(node(name, eligible=False, draining=True), drain_meta=meta)
+    p = plan(s, world([keep[0], instance(name)], [keep[1], theirs]), NOW)
+    assert p.actions == ()
+    assert {m.name: m.phase for m in p.members}[name] is Phase.HELD
+
+
 def test_a_node_someone_else_drained_to_completion_is_held_not_deleted() -> None:
     s = spec(min=1, max=5)
     keep = ready_member(s, 0)
