@@ -173,3 +173,16 @@ def test_each_strategy_picks_its_member_whatever_the_pool_size(strategy: str, si
     observed = world([instance(n, age=ages[n]) for n in names], nodes, busy)
     p = plan(s, observed, NOW)
     assert sorted(drained(p)) == sorted(picked)
+
+
+def test_finished_or_stopping_allocations_do_not_count() -> None:
+    s = spec()
+    n0, n1 = ready_member(s, 0)[1], ready_member(s, 1)[1]
+    allocs = [
+        dataclasses.replace(alloc(n0.id, 0), client_status="complete"),
+        dataclasses.replace(alloc(n0.id, 1), desired_status="stop"),
+        alloc(n1.id, 0),
+    ]
+    _, members, p = shrink_by_one("empty", [n0, n1], allocs)
+    [drain] = p.actions
+    assert (drain.instance, drain.allocations) == (members[0][0].name, 0)
