@@ -12,8 +12,9 @@ import dataclasses
 import pytest
 
 from reconciler import ownership
-from reconciler.model import Allocation, Node
+from reconciler.model import Allocation, Instance, Node
 from reconciler.plan import Plan, join, plan
+from reconciler.spec import PoolSpec
 from tests.worlds import NOW, alloc, instance, node, ready_member, spec, world
 
 
@@ -25,9 +26,11 @@ def sized(n: Node, cpu_mhz: int, memory_mb: int) -> Node:
     return dataclasses.replace(n, cpu_mhz=cpu_mhz, memory_mb=memory_mb)
 
 
-def shrink_by_one(strategy: str, nodes: list[Node], allocs: list[Allocation], **items: object):  # type: ignore[no-untyped-def]
+def shrink_by_one(
+    strategy: str, nodes: list[Node], allocs: list[Allocation]
+) -> tuple[PoolSpec, list[tuple[Instance, Node]], Plan]:
     """Plan a pool of len(nodes) ready members down by one (``nodes`` replace theirs)."""
-    s = spec(min=len(nodes) - 1, max=5, scale_in=strategy, **items)
+    s = spec(min=len(nodes) - 1, max=5, scale_in=strategy)
     members = [ready_member(s, i) for i in range(len(nodes))]
     return s, members, plan(s, world([m[0] for m in members], nodes, allocs), NOW)
 
