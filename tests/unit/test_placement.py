@@ -288,6 +288,14 @@ def test_the_free_room_given_is_what_counts() -> None:
     assert short is not None and "host2: 0 CPUs free, 0 memory free, 0 disk free" in short
 
 
+def test_a_host_the_free_room_does_not_mention_has_no_room() -> None:
+    s = spec()
+    hosts = fleet(host("host1"), host("host2"))
+    chosen, short = place(s, 2, hosts, {"host1": NEED}, [])
+    assert chosen == ["host1"]
+    assert short is not None and short.endswith("host2: 0 CPUs free, 0 memory free, 0 disk free")
+
+
 def test_the_shortfall_names_each_host_and_what_is_missing() -> None:
     s = spec(cpus=2, memory="2G", disk="10G")
     hosts = fleet(
