@@ -15,7 +15,7 @@ from reconciler import ownership
 from reconciler.model import Allocation, Instance, Node
 from reconciler.plan import Plan, join, plan
 from reconciler.spec import PoolSpec
-from tests.worlds import NOW, alloc, instance, node, ready_member, spec, world
+from tests.worlds import NOW, alloc, host, instance, node, ready_member, spec, world
 
 
 def drained(p: Plan) -> list[str]:
@@ -189,3 +189,17 @@ def test_finished_or_stopping_allocations_do_not_count() -> None:
     _, members, p = shrink_by_one("empty", [n0, n1], allocs)
     [drain] = p.actions
     assert (drain.instance, drain.allocations) == (members[0][0].name, 0)
+
+
+def test_least_busy_orders_a_pool_over_several_hosts_too() -> None:
+    s = spec(min=3, max=5)
+    names = [
+        ownership.instance_name("web", s.template_hash, i, h)
+        for h in ("host1", "host2")
+        for i in (0, 1)
+    ]
+    nodes = [node(n) for n in names]
+    idle = names[-1]  # host2's second: the last by name, and the only idle one
+    busy = [alloc(nd.id, 0) for nd in nodes if nd.name != idle]
+    w = world([instance(n) for n in names], nodes, busy, hosts=[host("host1"), host("host2")])
+    assert drained(plan(s, w, NOW)) == [idle]
