@@ -3,6 +3,7 @@
     python benchmarks/planner.py            # 10, 100, 1,000, 10,000 members
     python benchmarks/planner.py 10 100     # chosen sizes
     python benchmarks/planner.py --pass     # a pass's planning: 1 x 10,000, 100 x 100, 1,000 x 10
+    python benchmarks/planner.py --pass --members 100   # the same split of a smaller world
 
 A pass plans every pool against one observed world: ``--pass`` times planning
 10,000 members split into 1, 100 or 1,000 pools (median of 3 passes, each pool
@@ -20,9 +21,9 @@ for a steady pool (nothing to do: the constant cost of every pass) and for the
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
-import sys
 import time
 
 from reconciler import ownership
@@ -159,9 +160,10 @@ def plan_pass(specs: list[PoolSpec], world: Observed) -> list[Plan]:
     return [plan(spec, world, NOW, world=worlds.get(spec.pool)) for spec in specs]
 
 
-def main_pass() -> None:
+def main_pass(total: int) -> None:
     print(f"{'pools x members':>16} {'pass plan median':>17} {'actions':>8}")
-    for pools, members in ((1, 10_000), (100, 100), (1_000, 10)):
+    for pools in (1, 100, 1_000):
+        members = max(1, total // pools)
         seconds, actions = time_pass(pools, members)
         print(f"{f'{pools} x {members}':>16} {seconds * 1000:>15.1f}ms {actions:>8}", flush=True)
 
@@ -179,7 +181,19 @@ def main(sizes: tuple[int, ...]) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--pass"]:
-        main_pass()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("sizes", type=int, nargs="*", help=f"pool sizes (default: {SIZES})")
+    parser.add_argument(
+        "--pass",
+        dest="pass_",
+        action="store_true",
+        help="time a pass's planning of one world split into 1, 100 and 1,000 pools",
+    )
+    parser.add_argument(
+        "--members", type=int, default=10_000, help="with --pass: members in all (10,000)"
+    )
+    args = parser.parse_args()
+    if args.pass_:
+        main_pass(args.members)
     else:
-        main(tuple(int(a) for a in sys.argv[1:]) or SIZES)
+        main(tuple(args.sizes) or SIZES)

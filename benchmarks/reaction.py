@@ -7,7 +7,8 @@ For each pool count the simulators run in this process (Nomad over HTTP,
 multipassd over gRPC, on a clock 10x real time) with every pool already at its
 5 ready members; `reconciler run` runs as a child process, as it would in
 production. Then, one sample at a time, a pool variable is written over the
-HTTP API and the time is taken until:
+HTTP API (the pools sampled spread evenly over the names) and the time is taken
+until:
 
 * **drain**: the first drain of one of that pool's nodes reaches Nomad
   (``min`` 5 -> 4), and
@@ -19,9 +20,11 @@ being deleted) and the controller has had a moment to finish its pass, so a
 sample measures reaction from idle. Printed: p50 and p95 of each, one loopback
 round trip (an HTTP node list, a gRPC instance list, both empty, from this
 process) and the ratio of the p50 to the HTTP round trip; then the Nomad requests per minute of
-the idle controller (before the samples, over ``--idle-seconds``), its RSS and,
-with ``--pass-times``, the mean time of its passes during the samples (reads and
-planning, from its /metrics).
+the idle controller (before the samples, over ``--idle-seconds``), its RSS, the
+CPU it used per sample (``cpu``, ms: every pass and action of the samples, the
+reconciler's own work whatever else the machine runs) and, with ``--pass-times``,
+the mean time of its passes during the samples (reads and planning, from its
+/metrics).
 
 With ``REACTION_PROFILE=/tmp/run.prof`` the controller runs under cProfile and
 leaves ``/tmp/run.prof.<pools>`` for each pool count.
@@ -167,6 +170,13 @@ async def round_trips(nomad: NomadClient, multipass: MultipassClient) -> tuple[f
     return statistics.median(http), statistics.median(grpc)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU the process has used: its own work, whatever else runs."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
@@ -186,6 +196,7 @@ class Result:
     requests_by_route: dict[str, float]
     rss_mb: float
     pass_ms: float  # mean read + plan time of the passes during the samples
+    cpu_ms: float  # the controller's CPU per sample (its passes and actions), ms
 
 
 def free_port() -> int:
@@ -268,7 +279,9 @@ async def measure(n_pools: int, samples: int, idle_seconds: float, pass_times: b
                 }
                 rss = rss_mb(controller.pid)
                 passes_before = await pass_seconds(metrics_port) if pass_times else (0.0, 0.0)
+                cpu_before = cpu_seconds(controller.pid)
                 launch, drain = await react(sim, nomad, arrivals, pools, samples)
+                cpu_ms = 1000 * (cpu_seconds(controller.pid) - cpu_before) / (2 * samples)
                 pass_ms = float("nan")
                 if pass_times:
                     passes_after = await pass_seconds(metrics_port)
@@ -287,6 +300,7 @@ async def measure(n_pools: int, samples: int, idle_seconds: float, pass_times: b
         by_route,
         rss,
         pass_ms,
+        cpu_ms,
     )
 
 
@@ -297,8 +311,11 @@ async def react(
     launch: list[float] = []
     drain: list[float] = []
     sizes = dict.fromkeys(pools, MEMBERS)
+    # Spread over the names: a pass plans pools in name order, and an edited pool's
+    # actions start once it is planned, so the first pools alone would flatter.
+    chosen = [pools[i * len(pools) // samples] for i in range(samples)]
     for k in range(2 * samples):
-        pool = pools[(k // 2) % len(pools)]
+        pool = chosen[(k // 2) % len(chosen)]
         kind, size = ("drain", MEMBERS - 1) if sizes[pool] == MEMBERS else ("launch", MEMBERS)
         await until(lambda p=pool: settled(sim, p, sizes[p]), 60, f"pool {pool} to settle")
         await asyncio.sleep(0.5)  # the controller finishes the pass that saw it settle
@@ -326,13 +343,14 @@ def report(r: Result) -> str:
         f"{dp50 * ms:>8.1f} {p95(r.drain) * ms:>8.1f} "
         f"{r.http_rtt * ms:>6.2f} {r.grpc_rtt * ms:>6.2f} "
         f"{lp50 / r.http_rtt:>6.0f}x {dp50 / r.http_rtt:>6.0f}x "
-        f"{r.requests_per_min:>8.1f} {r.rss_mb:>6.0f} {r.pass_ms:>7.1f}"
+        f"{r.requests_per_min:>8.1f} {r.rss_mb:>6.0f} {r.cpu_ms:>6.1f} {r.pass_ms:>7.1f}"
     )
 
 
 HEADER = (
     f"{'pools':>5} {'launch50':>8} {'launch95':>8} {'drain50':>8} {'drain95':>8} "
-    f"{'http':>6} {'grpc':>6} {'l50/rt':>7} {'d50/rt':>7} {'req/min':>8} {'rssMB':>6} {'passms':>7}"
+    f"{'http':>6} {'grpc':>6} {'l50/rt':>7} {'d50/rt':>7} {'req/min':>8} {'rssMB':>6} "
+    f"{'cpu':>6} {'passms':>7}"
 )
 
 

@@ -9,8 +9,8 @@
 
 Neither counts toward the template hash: a server replaced or a certificate
 renewed must not roll every VM (a running client follows the servers by itself;
-members built later get the new certificate). Both are read once per pass, and
-only when a pool launches.
+members built later get the new certificate). Both are read only in a pass where
+a pool launches; the TLS material only when its variable moved since (JoinReader).
 """
 
 from __future__ import annotations
@@ -63,12 +63,41 @@ def tls_from_items(prefix: str, items: Mapping[str, str]) -> Mapping[str, str] |
 
 async def read_join(nomad: NomadClient, prefix: str, *, servers: bool) -> ClusterJoin:
     """The servers (if ``servers``) and the TLS material; ReconcilerError when unreadable."""
-    peers: tuple[str, ...] = tuple(await nomad.status_peers()) if servers else ()
-    try:
-        items = (await nomad.get_var(prefix)).items
-    except NotFound:
-        items = {}
-    return ClusterJoin(peers, tls_from_items(prefix, items))
+    return await JoinReader(nomad, prefix).read(servers=servers)
+
+
+class JoinReader:
+    """How launches join the cluster, for a loop that reads it pass after pass.
+
+    The TLS material is read again only when the variable ``<prefix>`` moved: a pass
+    that listed it passes its ModifyIndex (0: there is none, nothing to read; None:
+    not known, read it). The servers are asked each time they are needed: Nomad's
+    peer list carries no index.
+    """
+
+    def __init__(self, nomad: NomadClient, prefix: str) -> None:
+        self.nomad = nomad
+        self.prefix = prefix
+        self._tls: tuple[int, Mapping[str, str] | None] | None = None  # (ModifyIndex, TLS)
+
+    async def read(self, *, servers: bool, index: int | None = None) -> ClusterJoin:
+        """ReconcilerError when unreadable; ConfigError when the TLS items are invalid."""
+        peers: tuple[str, ...] = tuple(await self.nomad.status_peers()) if servers else ()
+        return ClusterJoin(peers, await self._tls_at(index))
+
+    async def _tls_at(self, index: int | None) -> Mapping[str, str] | None:
+        if index == 0:
+            return None
+        if index is not None and self._tls is not None and self._tls[0] == index:
+            return self._tls[1]
+        try:
+            var = await self.nomad.get_var(self.prefix)
+        except NotFound:
+            self._tls = None
+            return None
+        tls = tls_from_items(self.prefix, var.items)  # an invalid one is not kept
+        self._tls = (var.modify_index, tls)
+        return tls
 
 
 def for_launch(spec: PoolSpec, join: ClusterJoin) -> PoolSpec:

@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,6 +213,8 @@ class Controller:
         self._last_plans: list[PoolPlan] = []  # for the resync period of autoscaled pools
         # Each pool's last parse, reused while its variable is the same (see _parsed).
         self._specs: dict[str, tuple[PoolVariable, PoolSpec | tuple[str, ...]]] = {}
+        self._planned_at: dict[str, int] = {}  # pool -> its variable's index when last planned
+        self._join: cluster.JoinReader | None = None  # made at the first launch that needs it
         self._invalid: dict[str, tuple[int, tuple[str, ...]]] = {}  # logged: index, problems
 
     @property
@@ -227,8 +229,18 @@ class Controller:
 
     # ------------------------------------------------------------ one pass
 
-    async def plan_all(self, only: str | None = None) -> tuple[list[PoolPlan], Observed]:
-        """Read specs and the world, plan every pool. Changes nothing.
+    async def plan_all(
+        self,
+        only: str | None = None,
+        *,
+        edited_first: Callable[[list[PoolPlan]], Awaitable[None]] | None = None,
+    ) -> tuple[list[PoolPlan], Observed]:
+        """Read specs and the world, plan every pool. Changes nothing itself.
+
+        ``edited_first``: given the final plans of the pools whose variable changed
+        since the last pass as soon as they are known, before the pools after them
+        (in name order, as always) are planned: the loop starts their actions there,
+        so an edit does not wait for every other pool's plan. No plan depends on it.
 
         Raises a ReconcilerError when a read fails: no partial view is ever planned on.
         """
@@ -273,9 +285,12 @@ class Controller:
         # read in full) starts from what it had the first time.
         free_before: dict[str, dict[str, Resources]] = {}
 
-        def plan_each(variables: list[PoolVariable]) -> dict[str, PoolPlan]:
+        async def plan_each(variables: list[PoolVariable]) -> dict[str, PoolPlan]:
             plans = {}
             for v in variables:
+                # Planning yields between pools, so actions already started (the edited
+                # pools') go on towards the daemon while the other pools are planned.
+                await asyncio.sleep(0)
                 free = None
                 first = v.pool not in free_before
                 if fleet_free is not None:
@@ -295,21 +310,40 @@ class Controller:
                 plans[v.pool] = pp
             return plans
 
-        plans = plan_each(variables)
-        # Nothing is drained or deleted on the strength of a node-list entry:
-        # the nodes a plan would disrupt are read in full (meta: protection and
-        # ownership) and their pools planned again, until the plans stop picking
-        # unread nodes. Each round reads only the new victims and plans only the
-        # pools that picked them: a node's full read changes no other pool's part
-        # of the world (group_by_pool puts it under the pool its name says, or none).
-        for _ in range(VERIFY_ROUNDS):
-            unread = unread_targets(plans.values(), observed)
-            if not unread:
-                break
-            again = [v for v in variables if unread_targets([plans[v.pool]], observed)]
-            observed = await self.observer.detail(observed, unread)
-            worlds = group_by_pool(observed)
-            plans.update(plan_each(again))
+        plans: dict[str, PoolPlan] = {}
+
+        async def settle(pools: list[PoolVariable]) -> list[PoolPlan]:
+            """Plan ``pools`` until none of their plans picks a node not read in full."""
+            nonlocal observed, worlds
+            plans.update(await plan_each(pools))
+            # Nothing is drained or deleted on the strength of a node-list entry:
+            # the nodes a plan would disrupt are read in full (meta: protection and
+            # ownership) and their pools planned again, until the plans stop picking
+            # unread nodes. Each round reads only the new victims and plans only the
+            # pools that picked them: a node's full read changes no other pool's part
+            # of the world (group_by_pool puts it under the pool its name says, or none).
+            for _ in range(VERIFY_ROUNDS):
+                unread = unread_targets((plans[v.pool] for v in pools), observed)
+                if not unread:
+                    break
+                again = [v for v in pools if unread_targets([plans[v.pool]], observed)]
+                observed = await self.observer.detail(observed, unread)
+                worlds = group_by_pool(observed)
+                plans.update(await plan_each(again))
+            return [without_unread_targets(plans[v.pool], observed) for v in pools]
+
+        edited = [i for i, v in enumerate(variables) if self._planned_at.get(v.pool) != v.index]
+        if edited_first is not None and edited and edited[-1] < len(variables) - 1:
+            # In name order, as in any pass (each pool's launches take their room before
+            # the next pool places): the pools up to the last edited one, whose actions
+            # may then start, and after them the rest.
+            head = await settle(variables[: edited[-1] + 1])
+            await edited_first([head[i] for i in edited])
+            await settle(variables[edited[-1] + 1 :])
+        else:
+            await settle(variables)
+        if only is None:
+            self._planned_at = {v.pool: v.index for v in variables}
         return [without_unread_targets(plans[v.pool], observed) for v in variables], observed
 
     def _fleet_free(
@@ -341,9 +375,10 @@ class Controller:
         if self.status is None:
             return {}
         status = self.status
-        # One list of the status variables: only those changed since this writer
-        # last read or wrote them are read again.
-        await status.refresh(status_path(self.pools.prefix, ""))
+        # One list of the status variables (the one the pools' load just made, when it
+        # made one): only those changed since this writer last read or wrote them are
+        # read again.
+        await status.refresh(status_path(self.pools.prefix, ""), self.pools.statuses)
         autoscaled = [v.pool for v in variables if "policy" in v.items]
 
         async def one(pool: str) -> tuple[str, LastScale | None]:
@@ -454,8 +489,20 @@ class Controller:
         started = time.monotonic()
         if self.metrics:
             self.metrics.pass_started()
+        work: list[tuple[Action, asyncio.Task[ActionResult]]] = []
+        early: dict[str, PoolPlan] = {}  # pools whose actions started before the rest planned
+
+        async def start_edited(plans: list[PoolPlan]) -> None:
+            if not self._leading():
+                return
+            plans = await self.with_discovered_servers(plans)
+            work.extend(self._start_actions(PassReport(plans), wait_actions=False))
+            early.update((pp.pool, pp) for pp in plans)
+
         try:
-            report.plans, observed = await self.plan_all(only)
+            # In the loop, an edited pool's actions start as soon as its plan is known.
+            first = start_edited if not wait_actions and self.on_plans is None else None
+            report.plans, observed = await self.plan_all(only, edited_first=first)
             self._last_plans = report.plans
             self._note_crashes(report.plans)
         except ReconcilerError as exc:
@@ -468,10 +515,12 @@ class Controller:
                 self.metrics.pass_done(time.monotonic() - started)
         report.standby = not self._leading()
         if not report.standby:
-            report.plans = await self.with_discovered_servers(report.plans)
+            rest = [pp for pp in report.plans if pp.pool not in early]
+            joined = {pp.pool: pp for pp in await self.with_discovered_servers(rest)} | early
+            report.plans = [joined[pp.pool] for pp in report.plans]
         if self.on_plans:
             self.on_plans(report.plans)
-        work = self._start_actions(report, wait_actions)
+        work += self._start_actions(report, wait_actions, skip=early)
         if work and not wait_actions:
             # Let the actions just started send their first call before the metrics
             # and status writes take the CPU: the launch or drain is what an edit waits for.
@@ -496,9 +545,9 @@ class Controller:
         """Launches of the shipped template join the cluster as Nomad describes it.
 
         Servers from GET /v1/status/peers for pools without `servers`, and the TLS
-        material of `<prefix>` (reconciler.cluster); read once per pass, and only
-        when such a pool launches. Without them a pool's launches wait: a VM that
-        cannot join would only be replaced later.
+        material of `<prefix>` (reconciler.cluster); read only when such a pool
+        launches, the TLS material only when its variable moved. Without them a
+        pool's launches wait: a VM that cannot join would only be replaced later.
         """
         wanting = {
             id(pp)
@@ -515,9 +564,9 @@ class Controller:
         )
         join, why = cluster.ClusterJoin(), ""
         try:
-            join = await cluster.read_join(
-                self.pools.nomad, self.pools.prefix, servers=need_servers
-            )
+            if self._join is None:
+                self._join = cluster.JoinReader(self.pools.nomad, self.pools.prefix)
+            join = await self._join.read(servers=need_servers, index=self.pools.own_index)
         except ReconcilerError as exc:
             why = f"cannot read how to join the cluster: {exc}"
         out = []
@@ -540,12 +589,18 @@ class Controller:
         return out
 
     def _start_actions(
-        self, report: PassReport, wait_actions: bool
+        self, report: PassReport, wait_actions: bool, skip: Iterable[str] = ()
     ) -> list[tuple[Action, asyncio.Task[ActionResult]]]:
-        """Start the planned actions of every pool that is neither invalid nor backed off."""
+        """Start the planned actions of every pool that is neither invalid nor backed off.
+
+        ``skip``: pools whose actions this pass started already.
+        """
         mono = self.clock.monotonic()
         work: list[tuple[Action, asyncio.Task[ActionResult]]] = []
+        skip = set(skip)
         for pp in report.plans:
+            if pp.pool in skip:
+                continue
             if pp.problems:
                 self._log_invalid(pp)
                 continue
@@ -598,6 +653,10 @@ class Controller:
             return
         now = self.clock.now()
         for pp in report.plans:
+            # An unchanged status is built and compared without one await: yield between
+            # pools, or the actions just started would wait behind every pool's status
+            # on their way to the daemon.
+            await asyncio.sleep(0)
             results = self._last_results.pop(pp.pool, [])
             if pp.error is not None:
                 await self._write_crash(pp)

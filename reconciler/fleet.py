@@ -153,6 +153,12 @@ class Fleet:
         """The hosts whose variable is valid (or the implicit ``default``), by name."""
         return {n: h.spec for n, h in sorted(self._hosts.items()) if h.spec is not None}
 
+    def index(self, host: str) -> int | None:
+        """The ModifyIndex of the host's variable as last read (0: the implicit host);
+        None: not in the fleet. It moves whenever the host's connection may have."""
+        h = self._hosts.get(host)
+        return h.index if h is not None else None
+
     def spec(self, host: str) -> HostSpec | None:
         h = self._hosts.get(host)
         return h.spec if h is not None else None

@@ -109,6 +109,8 @@ class Observer:
         self._unreachable: dict[str, str] = {}  # host -> the error last logged for it
         self.details = NodeDetails(nomad)
         self._stubs: dict[str, nomad_models.NodeStub] = {}
+        # By node ID: the stub (or full read) and down-since each Node was built from.
+        self._nodes: dict[str, tuple[nomad_models.NodeStub, float | None, Node]] = {}
         # Read the daemon's image list (`find`) every pass: `plan` does, to warn before
         # a launch of an image the daemon does not have. The loop does not: it reads it
         # only while the daemon has refused an image, to see when it stops refusing.
@@ -147,6 +149,7 @@ class Observer:
         ]
         self._stubs = {n.id: n for n in nodes.value}
         self.details.keep_only(self._stubs)
+        self._nodes = {i: built for i, built in self._nodes.items() if i in self._stubs}
         images, refused = await self._images([r.host for r in reads if r.error is None])
         return Observed(
             instances=tuple(instances),
@@ -168,9 +171,27 @@ class Observer:
         source = self.fleet.source
         before = (source.reads if source is not None else 0) + self.fleet.rpcs
         try:
-            await self.fleet.refresh()
-            names = self.fleet.names()
-            return list(await asyncio.gather(*(self._read_host_in_time(h) for h in names)))
+            # The hosts as last listed are read while their variables are listed again,
+            # so multipassd is not asked one Nomad round trip late. A read is kept when
+            # its host's variable did not move; a host added or changed by the list is
+            # read after it, and one removed is dropped.
+            known = {h: self.fleet.index(h) for h in self.fleet.names()}
+            early = {h: asyncio.ensure_future(self._read_host_in_time(h)) for h in known}
+            try:
+                await self.fleet.refresh()
+            except BaseException:
+                await _cancel(early.values())
+                raise
+            stale = {h for h in early if self.fleet.index(h) != known[h]}
+            await _cancel(early[h] for h in stale)
+            return list(
+                await asyncio.gather(
+                    *(
+                        early[h] if h in early and h not in stale else self._read_host_in_time(h)
+                        for h in self.fleet.names()
+                    )
+                )
+            )
         finally:
             after = (source.reads if source is not None else 0) + self.fleet.rpcs
             self.reads += after - before
@@ -356,9 +377,15 @@ class Observer:
 
     def _node(self, stub: nomad_models.NodeStub) -> Node:
         full = self.details.cached(stub)
-        if full is not None:
-            return to_node(full, self._down_since.get(stub.id), detailed=True)
-        return to_node(stub, self._down_since.get(stub.id))
+        source = full if full is not None else stub
+        down_since = self._down_since.get(stub.id)
+        # The client hands back the same stub while the node is unchanged: so is its Node.
+        known = self._nodes.get(stub.id)
+        if known is not None and known[0] is source and known[1] == down_since:
+            return known[2]
+        node = to_node(source, down_since, detailed=full is not None)
+        self._nodes[stub.id] = (source, down_since, node)
+        return node
 
     async def detail(self, observed: Observed, node_ids: Iterable[str]) -> Observed:
         """``observed`` with the given nodes read in full (a read only where not cached).
@@ -385,13 +412,18 @@ class Observer:
 
     async def wait_for_node_change(self) -> None:
         while True:
-            # Only the index matters here: no resources, less for Nomad to send and us to parse.
-            result = await self.nomad.list_nodes(
-                resources=False, index=self._node_index, wait=WATCH_WAIT
-            )
-            if result.index != self._node_index:
-                self._node_index = result.index
+            index = await self.nomad.wait_for_nodes(self._node_index, WATCH_WAIT)
+            if index != self._node_index:
+                self._node_index = index
                 return
+
+
+async def _cancel(tasks: Iterable[asyncio.Future[_HostRead]]) -> None:
+    """Cancel reads no longer wanted and let them end."""
+    waiting = list(tasks)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
 
 
 def to_node(

@@ -115,6 +115,12 @@ class PoolSource:
         self.prefix = prefix
         self._watch = VariableWatch(nomad, pools_prefix(prefix))
         self._read: dict[str, PoolVariable] = {}  # path -> the variable as last read
+        # The status variables as the last load of every pool listed them (None after a
+        # load of one pool): the pass's status reads check against it, no second list.
+        self.statuses: QueryResult[list[VariableMeta]] | None = None
+        # The ModifyIndex of the variable `<prefix>` in that list (0: there is none);
+        # None after a load of one pool.
+        self.own_index: int | None = None
 
     def path(self, pool: str) -> str:
         return pool_path(self.prefix, pool)
@@ -126,6 +132,7 @@ class PoolSource:
         ``deleted``: it was acted on under this prefix and namespace, so its members
         are ours to remove. A pool with neither is not a pool here at all.
         """
+        self.statuses = self.own_index = None
         if only is not None:
             try:
                 var = await self.nomad.get_var(self.path(only))
@@ -138,15 +145,23 @@ class PoolSource:
                     f"`nomad var put {self.path(only)} min=1 max=3`"
                 ) from None
             return [PoolVariable(only, var.path, dict(var.items), var.modify_index)]
-        listing, statuses = await asyncio.gather(
-            self.nomad.list_vars(pools_prefix(self.prefix)),
-            self.nomad.list_vars(status_prefix(self.prefix)),
+        # One list of everything under the prefix: the pools, their status variables,
+        # and the reconciler's own variable (whose ModifyIndex says when the cluster's
+        # TLS material must be read again). Nomad lists by string prefix, so a sibling
+        # such as `<prefix>-old/...` is listed too: each part is picked by its full path.
+        root = self.prefix.rstrip("/")
+        everything = await self.nomad.list_vars(root)
+        ours = everything.value
+        self._watch.saw(everything)
+        self.statuses = QueryResult(
+            [m for m in ours if m.path.startswith(status_prefix(self.prefix))], everything.index
         )
-        self._watch.saw(listing)
+        self.own_index = next((m.modify_index for m in ours if m.path == root), 0)
         listed = {
             m.path: m.modify_index
-            for m in listing.value
-            if "/" not in m.path[len(pools_prefix(self.prefix)) :]
+            for m in ours
+            if m.path.startswith(pools_prefix(self.prefix))
+            and "/" not in m.path[len(pools_prefix(self.prefix)) :]
         }
         # The list carries each variable's ModifyIndex: one read is unchanged until it moves.
         changed = [p for p, index in listed.items() if self._read.get(p, _UNREAD).index != index]
@@ -159,7 +174,7 @@ class PoolSource:
         named = {v.pool for v in found}
         orphans = sorted(
             pool
-            for m in statuses.value
+            for m in self.statuses.value
             if "/" not in (pool := m.path[len(status_prefix(self.prefix)) :]) and pool not in named
         )
         gone = await asyncio.gather(*(self._deleted(pool) for pool in orphans))

@@ -23,6 +23,7 @@ from reconciler.execute import ActionResult
 from reconciler.logs import scrub
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import CasConflict, NotFound
+from reconciler.nomad.models import QueryResult, VariableMeta
 from reconciler.ownership import DEFAULT_HOST
 from reconciler.plan import Phase, Plan
 from reconciler.scaling.decide import LastScale
@@ -284,18 +285,23 @@ class StatusWriter:
         # path -> (ModifyIndex, items) as last read or written; index 0: absent.
         self._known: dict[str, tuple[int, dict[str, str]]] = {}
 
-    async def refresh(self, prefix: str) -> None:
-        """Forget what changed under ``prefix`` since it was last seen (one list request).
+    async def refresh(
+        self, prefix: str, listing: QueryResult[list[VariableMeta]] | None = None
+    ) -> None:
+        """Forget what changed under ``prefix`` since it was last seen.
 
-        A failed list forgets everything: the next reads ask Nomad, never a guess.
+        ``listing``: the variables under ``prefix`` as this pass already listed them;
+        without it, one list request. A failed list forgets everything: the next reads
+        ask Nomad, never a guess.
         """
         if not self._known:
             return  # nothing remembered, nothing to check
-        try:
-            listing = await self.nomad.list_vars(prefix)
-        except ReconcilerError:
-            self._known.clear()
-            return
+        if listing is None:
+            try:
+                listing = await self.nomad.list_vars(prefix)
+            except ReconcilerError:
+                self._known.clear()
+                return
         current = {m.path: m.modify_index for m in listing.value}
         self._known = {
             path: known

@@ -148,6 +148,9 @@ class NomadClient:
         self.attempts = attempts if attempts is not None else settings.attempts
         self.backoff_max = backoff_max if backoff_max is not None else settings.backoff_max
         self._token = settings.token
+        # The stubs of the last full node list, by (with resources, node ID): reused while
+        # a node's ModifyIndex stays (list_nodes).
+        self._stubs: dict[tuple[bool, str], NodeStub] = {}
         # Called after every API call with (route, seconds, error or None): metrics.
         self.on_call: Callable[[str, float, str | None], None] | None = None
         headers = {"X-Nomad-Token": settings.token} if settings.token else {}
@@ -599,7 +602,37 @@ class NomadClient:
             namespaced=False,
         )
         reply = await self._request("GET", "/v1/nodes", params=params, timeout=timeout)
-        return self._list(reply, models.parse_node)
+        # A node's stub is the same while its ModifyIndex is: every write to a node
+        # (status, drain, eligibility, a re-registration) stores it at a new index
+        # (nomad/state/state_store.go: upsertNodeTxn, updateNodeStatusTxn,
+        # updateNodeDrainImpl, UpdateNodeEligibility). So only the nodes that changed
+        # since the last list are parsed: 500 unchanged nodes cost no 10 ms a pass.
+        known = self._stubs
+
+        def parse(where: str, item: Any) -> NodeStub:
+            node_id = item.get("ID") if isinstance(item, dict) else None
+            if isinstance(node_id, str):
+                stub = known.get((resources, node_id))
+                if stub is not None and stub.modify_index == item.get("ModifyIndex"):
+                    return stub
+            return models.parse_node(where, item)
+
+        result: QueryResult[list[NodeStub]] = self._list(reply, parse)
+        if prefix is None:  # a whole list: what the next one may reuse
+            self._stubs = {k: v for k, v in known.items() if k[0] is not resources} | {
+                (resources, n.id): n for n in result.value
+            }
+        return result
+
+    async def wait_for_nodes(self, index: int, wait: float) -> int:
+        """Nomad's nodes index once it moves past ``index``, or after ``wait`` seconds.
+
+        A blocking node list whose body is not parsed: a watch needs only the index.
+        """
+        extra, timeout = self._blocking(index, wait)
+        params = self._params(extra, namespaced=False)
+        reply = await self._request("GET", "/v1/nodes", params=params, timeout=timeout)
+        return self._index(self._check(reply))
 
     async def get_node(self, node_id: str) -> NodeStub:
         """One node in full (Meta, DrainStrategy, StatusUpdatedAt); NotFound if unknown."""

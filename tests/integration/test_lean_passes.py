@@ -12,6 +12,7 @@ from reconciler import ownership
 from reconciler.plan import ActionKind
 from reconciler.pools import DEFAULT_PREFIX, pool_path, status_path
 from reconciler.render import default_template_text
+from reconciler.sim.world import SimConfig
 from reconciler.status import StatusWriter
 from tests.integration.sim_harness import Harness, harness
 
@@ -129,7 +130,7 @@ def _var_reads(h: Harness) -> Counter[str]:
 
 async def test_steady_passes_read_no_pool_or_status_variable_again() -> None:
     async with harness() as h:
-        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.put_pool("web", {"min": "1", "max": "3"})
         await h.put_pool("db", {"min": "1", "max": "1", "policy": POLICY})
         await h.converge()
         before = _var_reads(h)
@@ -137,13 +138,22 @@ async def test_steady_passes_read_no_pool_or_status_variable_again() -> None:
         await h.step()
         # Each pass lists the pool and status variables; none of them is read again.
         assert _var_reads(h) == before
-        await h.put_pool("web", {"min": "2", "max": "2"})
+        await h.put_pool("web", {"min": "2", "max": "3"})
         await h.step()
         read = _var_reads(h) - before
-        # The edited pool's variable; and, as the edit launches a member of the shipped
-        # template, the connection variable for the cluster's TLS material (read once per
-        # pass that launches such a pool, reconciler.cluster).
-        assert read == Counter(
+        # The edited pool's variable only: the launch of the shipped template needs the
+        # cluster's TLS material from the variable `<prefix>`, and the pass's list shows
+        # there is none (nor, when there is one, that it moved since it was last read).
+        assert read == Counter({f"GET /v1/var/{pool_path(DEFAULT_PREFIX, 'web')}": 1})
+        await h.converge()
+
+        # The variable `<prefix>` written (here: created; it holds no TLS material).
+        await h.c.nomad.put_var(DEFAULT_PREFIX, {"note": "edited"})
+        before = _var_reads(h)
+        await h.put_pool("web", {"min": "3", "max": "3"})
+        await h.step()
+        # It moved: read again at the next pass that launches.
+        assert _var_reads(h) - before == Counter(
             {
                 f"GET /v1/var/{pool_path(DEFAULT_PREFIX, 'web')}": 1,
                 f"GET /v1/var/{DEFAULT_PREFIX}": 1,
@@ -170,3 +180,70 @@ async def test_a_status_written_by_someone_else_is_read_again() -> None:
         await h.c.nomad.delete_var(path)
         await writer.refresh(prefix)
         assert await writer.read(path) == {}
+
+
+async def test_a_pass_lists_each_prefix_of_variables_once() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.put_pool("db", {"min": "1", "max": "1", "policy": POLICY})
+        await h.converge()
+        lists = h.sim.nomad.requests["GET /v1/vars"]
+        await h.step()
+        # `<prefix>` (pools, status for deleted pools and cooldowns, the reconciler's own
+        # variable) and hosts/.
+        assert h.sim.nomad.requests["GET /v1/vars"] - lists == 2
+
+
+async def test_variables_under_a_sibling_prefix_are_not_pools_here() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        # Nomad lists by string prefix: `<prefix>-old/...` matches `<prefix>` but is not ours.
+        await h.c.nomad.put_var(f"{DEFAULT_PREFIX}-old/pools/legacy", {"min": "1"})
+        await h.c.nomad.put_var(f"{DEFAULT_PREFIX}-old/status/gone", {"ready": "0"})
+        report = await h.step()
+        assert [pp.pool for pp in report.plans] == ["web"]
+
+
+def _record_plans_and_starts(monkeypatch: pytest.MonkeyPatch, h: Harness) -> list[tuple[str, str]]:
+    """("plan", pool) as each pool is planned, (action kind, pool) as each action starts."""
+    events: list[tuple[str, str]] = []
+    plan = controller_module.plan
+
+    def planning(spec: Any, *args: Any, **kwargs: Any) -> Any:
+        events.append(("plan", spec.pool))
+        return plan(spec, *args, **kwargs)
+
+    executor = h.c.controller.executor
+    run_action = executor.run_action
+
+    def starting(spec: Any, action: Any) -> Any:
+        events.append((action.kind.value, spec.pool))
+        return run_action(spec, action)
+
+    monkeypatch.setattr(controller_module, "plan", planning)
+    monkeypatch.setattr(executor, "run_action", starting)
+    return events
+
+
+async def test_an_edited_pool_acts_before_the_pools_after_it_are_planned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = SimConfig(seed=5, boot_seconds=20, heartbeat_timeout=15, migrate_seconds=10, hosts=2)
+    async with harness(config) as h:
+        for pool in ("db", "web", "zzz"):
+            await h.put_pool(pool, {"min": "1", "max": "3"})
+        await h.converge()
+        events = _record_plans_and_starts(monkeypatch, h)
+        await h.step()
+        assert events == [("plan", "db"), ("plan", "web"), ("plan", "zzz")]  # nothing edited
+        events.clear()
+        await h.put_pool("web", {"min": "2", "max": "3"})
+        await h.step()
+        # Name order still (db's launches would take their room on the hosts first),
+        # but zzz's plan does not hold web's launch back.
+        assert events == [("plan", "db"), ("plan", "web"), ("launch", "web"), ("plan", "zzz")]
+        await h.converge()
+        events.clear()
+        await h.put_pool("db", {"min": "2", "max": "3"})
+        await h.step()
+        assert events == [("plan", "db"), ("launch", "db"), ("plan", "web"), ("plan", "zzz")]

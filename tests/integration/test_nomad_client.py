@@ -320,6 +320,36 @@ async def test_a_node_list_blocks_until_a_node_changes(
     assert [n.name for n in result.value] == ["late"]
 
 
+async def test_the_node_watch_wakes_with_the_index_when_a_node_changes(
+    server: NomadSimServer, clock: ManualClock, nomad: NomadClient
+) -> None:
+    a = ready_node(server, clock, "pool-bcdfg-0")
+    first = await nomad.list_nodes()
+    task = asyncio.create_task(nomad.wait_for_nodes(first.index, 30))
+    await until_blocked(server, task)
+    await nomad.set_eligibility(a, False)
+    assert await bounded(task) == (await nomad.list_nodes()).index > first.index
+
+
+async def test_a_node_list_shows_each_change_and_parses_only_the_nodes_that_changed(
+    server: NomadSimServer, clock: ManualClock, nomad: NomadClient
+) -> None:
+    a = ready_node(server, clock, "pool-bcdfg-0")
+    b = ready_node(server, clock, "pool-bcdfg-1")
+    first = {n.id: n for n in (await nomad.list_nodes()).value}
+    await nomad.set_eligibility(a, False)
+    again = {n.id: n for n in (await nomad.list_nodes()).value}
+    assert not again[a].eligible  # the change, never the last list's stub
+    assert again[a].modify_index > first[a].modify_index
+    assert again[b] is first[b]  # unchanged: the stub of the last list, not parsed again
+    # A list without resources is a different answer: its own stubs.
+    bare = {n.id: n for n in (await nomad.list_nodes(resources=False)).value}
+    assert bare[b] is not again[b] and bare[b].cpu_mhz == 0
+    assert (await nomad.list_nodes()).value[1] is again[b]
+    await nomad.purge_node(b)
+    assert [n.id for n in (await nomad.list_nodes()).value] == [a]
+
+
 async def test_a_blocking_query_times_out_with_the_same_index(nomad: NomadClient) -> None:
     await nomad.put_var(POOLS + "a", {"min": "1"})
     first = await nomad.list_vars(POOLS)

@@ -413,3 +413,52 @@ def test_a_stopped_vm_first_seen_now_is_counted_from_now() -> None:
     stopped = dataclasses.replace(i, state=InstanceState.STOPPED, broken_since=None)
     p = plan(s, world([stopped], [n]), NOW)
     assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.READY, None)]
+
+
+def test_a_surge_launches_one_replacement_per_member_to_replace_not_the_whole_surge() -> None:
+    # desired 3, surge 2, one outdated member among three: one replacement, not two.
+    s = spec(min=3, max=10, max_surge=2, max_unavailable=0)
+    old, nold = ready_member(s, 0, thash=OLD_HASH)
+    current = [ready_member(s, i) for i in (1, 2)]
+    observed = world([old, *(i for i, _ in current)], [nold, *(n for _, n in current)])
+    p = plan(s, observed, NOW)
+    assert [(a.kind, a.instance) for a in p.actions if a.kind is ActionKind.LAUNCH] == [
+        (ActionKind.LAUNCH, name(s, 0))
+    ]
+
+
+def test_above_max_unhealthy_a_pool_above_desired_is_not_scaled_in_either() -> None:
+    # desired 2, 3 unhealthy (down) and 3 ready: the cause may be hiding members, so
+    # none of the ready ones is drained to scale in while remediation is short-circuited.
+    s = spec(min=2, max=8, max_unhealthy=1)
+    p = plan(s, _unhealthy_pool(s, unhealthy=3, healthy=3), NOW)
+    assert p.short_circuit is not None
+    assert p.actions == ()
+
+
+def test_a_scale_in_removes_the_excess_and_no_more_when_unavailable_allows_more() -> None:
+    s = spec(min=1, max=5, max_unavailable=2)
+    members = [ready_member(s, i) for i in range(3)]
+    p = plan(s, world([m[0] for m in members], [m[1] for m in members]), NOW)
+    assert [a.kind for a in p.actions] == [ActionKind.DRAIN, ActionKind.DRAIN]
+
+
+def test_an_outdated_member_and_the_excess_go_in_one_pass() -> None:
+    # desired 1: the outdated member is replaced by a current one already serving, and
+    # of the two current ones, the excess is scaled in at the same time.
+    s = spec(min=1, max=5)
+    old = ready_member(s, 0, thash=OLD_HASH)
+    current = [ready_member(s, i) for i in (1, 2)]
+    observed = world([old[0], *(i for i, _ in current)], [old[1], *(n for _, n in current)])
+    p = plan(s, observed, NOW)
+    assert sorted(kinds(p)) == [("drain", name(s, 1)), ("drain", name(s, 0, OLD_HASH))]
+
+
+def test_while_an_unhealthy_member_waits_for_its_replacement_no_healthy_one_is_drained() -> None:
+    # desired 2: one ready, one down past the timeout. Its replacement is launched first;
+    # the pool is not above desired, so the ready member stays, however loose the budget.
+    s = spec(min=2, max=5, max_unavailable=2, unhealthy_timeout="5m")
+    ready = ready_member(s, 0)
+    down = node(name(s, 1), status=NodeStatus.DOWN, status_age=400)
+    p = plan(s, world([ready[0], instance(name(s, 1))], [ready[1], down]), NOW)
+    assert kinds(p) == [("launch", name(s, 2))]

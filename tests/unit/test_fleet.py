@@ -325,6 +325,32 @@ async def test_every_host_is_read_its_instances_tagged_and_its_capacity_computed
     assert (two.evacuate, two.max_parallel_launches, two.version) == (True, 5, "1.15.1")
 
 
+async def test_a_host_edited_added_or_removed_shows_as_it_is_now_in_the_same_pass(
+    pem: dict[str, str],
+) -> None:
+    # The hosts as last listed are read while the list is read again: what the list
+    # changed must still be what the pass sees.
+    nomad, world, fleet = make(pem)
+    add_host(nomad, world, pem, "host1", "10.0.0.11:50051", ["web-bcdfg-host1-0"])
+    add_host(nomad, world, pem, "host2", "10.0.0.12:50051", ["web-bcdfg-host2-0"])
+    obs = observer(nomad, fleet, ManualClock())
+    await obs.observe()
+    add_host(nomad, world, pem, "host1", "10.0.0.21:50051", ["web-bcdfg-host1-1"])
+    nomad.delete(host_path(DEFAULT_PREFIX, "host2"))
+    add_host(nomad, world, pem, "host3", "10.0.0.13:50051", ["web-bcdfg-host3-0"])
+    observed = await obs.observe()
+    assert sorted((i.name, i.host) for i in observed.instances) == [
+        ("web-bcdfg-host1-1", "host1"),  # through the new address, not the old one
+        ("web-bcdfg-host3-0", "host3"),
+    ]
+    assert sorted(observed.hosts) == ["host1", "host3"]
+    # An edit that keeps the connection (a switch): no new client, and the switch shows.
+    reads = len(world.built)
+    add_host(nomad, world, pem, "host3", "10.0.0.13:50051", cordoned="true")
+    observed = await obs.observe()
+    assert len(world.built) == reads and observed.hosts["host3"].cordoned
+
+
 async def test_daemon_info_is_read_again_only_after_a_minute(pem: dict[str, str]) -> None:
     nomad, world, fleet = make(pem)
     add_host(nomad, world, pem, "host1", "10.0.0.11:50051")

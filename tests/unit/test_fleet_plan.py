@@ -11,7 +11,18 @@ from reconciler.diff import render_text
 from reconciler.model import NodeStatus
 from reconciler.plan import ActionKind, Phase, Plan, plan
 from reconciler.spec import PoolSpec
-from tests.worlds import NOW, FleetWorld, GiB, host, instance, node, ready_member, spec, world
+from tests.worlds import (
+    NOW,
+    FleetWorld,
+    GiB,
+    alloc,
+    host,
+    instance,
+    node,
+    ready_member,
+    spec,
+    world,
+)
 
 HOSTS = ("host1", "host2", "host3")
 
@@ -340,3 +351,79 @@ def test_an_old_vm_whose_node_registers_again_is_not_unhealthy() -> None:
     stuck = node(name, status=NodeStatus.INITIALIZING, status_age=601)
     p = plan(s, world([instance(name, age=86400)], [stuck]), NOW)
     assert p.members[0].unhealthy == "node not ready within 10m"
+
+
+def test_drains_and_purges_name_the_host_of_their_member() -> None:
+    # The plan's lines say where each action goes: a drain and a purge too.
+    s = spec(min=1, max=5)
+    hosts = [host(h) for h in HOSTS]
+    a = ownership.instance_name("web", s.template_hash, 0, "host2")
+    b = ownership.instance_name("web", s.template_hash, 1, "host2")
+    gone = ownership.instance_name("web", s.template_hash, 0, "host3")  # VM gone, node down
+    stale = node(a, status=NodeStatus.DOWN, create_index=1)  # an older record of a's name
+    nodes = [node(a, create_index=2), node(b, create_index=3), stale]
+    nodes.append(node(gone, status=NodeStatus.DOWN))
+    observed = world([instance(a), instance(b)], nodes, hosts=hosts)
+    p = plan(s, observed, NOW)
+    assert sorted((x.kind.value, x.instance, x.host) for x in p.actions) == [
+        ("drain", a, "host2"),
+        ("purge-node", a, "host2"),
+        ("purge-node", gone, "host3"),
+    ]
+
+
+def test_a_scale_in_over_two_hosts_keeps_the_pool_spread() -> None:
+    # host1 holds two, host2 one; the least busy is host2's, but spread takes host1's.
+    s = spec(min=2, max=5)
+    on1 = [ownership.instance_name("web", s.template_hash, i, "host1") for i in (0, 1)]
+    on2 = ownership.instance_name("web", s.template_hash, 0, "host2")
+    nodes = [node(n) for n in (*on1, on2)]
+    allocs = [alloc(nodes[0].id, 0), alloc(nodes[1].id, 1)]
+    observed = world(
+        [instance(n) for n in (*on1, on2)], nodes, allocs, hosts=[host("host1"), host("host2")]
+    )
+    p = plan(s, observed, NOW)
+    assert [(a.kind, a.instance) for a in p.actions] == [(ActionKind.DRAIN, on1[0])]
+
+
+def test_a_scale_in_counts_the_members_removed_in_the_same_pass_as_gone() -> None:
+    # host1: a (least busy) and b (outdated, drained this pass); host2: c and d. With b
+    # gone, host2 holds the most: the scale-in takes c or d, not a, and both hosts stay.
+    s = spec(min=2, max=5)
+    a = ownership.instance_name("web", s.template_hash, 0, "host1")
+    b = ownership.instance_name("web", "bbbbb", 1, "host1")
+    c, d = (ownership.instance_name("web", s.template_hash, i, "host2") for i in (0, 1))
+    nodes = [node(n) for n in (a, b, c, d)]
+    allocs = [alloc(nodes[2].id, 0), alloc(nodes[3].id, 1), alloc(nodes[3].id, 2)]
+    observed = world(
+        [instance(n) for n in (a, b, c, d)], nodes, allocs, hosts=[host("host1"), host("host2")]
+    )
+    p = plan(s, observed, NOW)
+    assert sorted((x.kind, x.instance) for x in p.actions) == [
+        (ActionKind.DRAIN, c),
+        (ActionKind.DRAIN, b),
+    ]
+
+
+def test_a_launch_under_way_takes_its_room_on_the_host() -> None:
+    # Room for one member; one launch to it is under way: the second does not fit.
+    s = spec(min=2, max=2, memory="4G")
+    first = ownership.instance_name("web", s.template_hash, 0, "host1")
+    observed = world([], [], hosts=[host("host1", memory=6 * GiB)])
+    p = plan(s, observed, NOW, inflight=[("launch", first)])
+    assert p.actions == ()
+    assert p.insufficient_capacity == (
+        "1 launch cannot be placed (2 CPUs, 4G memory, 10G disk each): host1: 2G memory free"
+    )
+
+
+def test_the_hosts_waited_on_are_named_in_one_note() -> None:
+    s = spec(min=6, max=6)
+    fw = fleet_of(s, {h: 2 for h in HOSTS})
+    fw.daemon_down |= {"host3", "host1"}
+    p = plan(s, fw.observe(), NOW)
+    assert p.actions == ()
+    assert p.notes == (
+        "waiting on 2 hosts that cannot be read (host1, host3): their members stay as they "
+        "are, nothing is launched or deleted there until their daemons answer",
+    )

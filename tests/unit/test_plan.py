@@ -522,3 +522,74 @@ def test_the_counts_of_a_pool_with_a_member_of_every_kind() -> None:
         "displaced": 1,
         "instances": 8,  # every member but the node-only one (the lost one included)
     }
+
+
+# ------------------------------------------------ what stalls a rollout, and what not
+
+
+def test_a_rollout_with_a_ready_member_of_the_new_spec_does_not_stall() -> None:
+    # One of the new spec is ready (the spec works), one never joined: it is replaced.
+    s = spec(count=3, max=5, join_timeout="60s")
+    new_ok = ready_member(s, 0)
+    stuck = instance(f"web-{s.template_hash}-1", age=61)
+    old = ready_member(s, 0, thash="bbbbb")
+    p = plan(s, world([new_ok[0], stuck, old[0]], [new_ok[1], old[1]]), NOW)
+    assert p.stalled is None
+    assert not any(n.startswith("rollout stalled") for n in p.notes)
+    assert kinds(p) == [("launch", f"web-{s.template_hash}-2")]
+
+
+def test_a_pool_of_the_current_spec_only_never_stalls() -> None:
+    # Nothing outdated joined: a member down and one that never joined remediate as usual.
+    s = spec(min=1, count=2, max=5, join_timeout="60s", unhealthy_timeout="5m")
+    down = node(f"web-{s.template_hash}-0", status=NodeStatus.DOWN, status_age=60)
+    stuck = instance(f"web-{s.template_hash}-1", age=61)
+    p = plan(s, world([instance(down.name), stuck], [down]), NOW)
+    assert p.stalled is None
+    assert kinds(p) == [("launch", f"web-{s.template_hash}-2")]
+
+
+def test_a_member_of_the_new_spec_that_joined_then_went_down_does_not_stall_the_rollout() -> None:
+    # It joined: the new spec works; its node going down later is remediated as usual.
+    s = spec(min=1, count=2, max=5, unhealthy_timeout="5m")
+    down = node(f"web-{s.template_hash}-0", status=NodeStatus.DOWN, status_age=400)
+    old = ready_member(s, 0, thash="bbbbb")
+    p = plan(s, world([instance(down.name), old[0]], [down, old[1]]), NOW)
+    assert p.stalled is None
+    assert [a for a in kinds(p) if a[0] == "launch"] == [("launch", f"web-{s.template_hash}-1")]
+
+
+def test_a_stale_record_is_purged_on_our_pool_meta_from_a_full_read_and_named_otherwise() -> None:
+    s = spec(min=1, max=3)
+    n = f"web-{s.template_hash}-0"
+    new = node(n, create_index=9)
+    old = node(n, status=NodeStatus.DOWN, create_index=3)
+    ours = dataclasses.replace(old, meta={ownership.META_POOL: "web"}, detailed=True)
+    p = plan(s, world([instance(n)], [ours, new]), NOW)
+    assert [(a.kind, a.instance, a.node_id, a.reason, a.host) for a in p.actions] == [
+        (
+            ActionKind.PURGE_NODE,
+            n,
+            ours.id,
+            "stale node record: a newer node has the same name",
+            "default",
+        )
+    ]
+    theirs = dataclasses.replace(old, meta={}, detailed=True)  # read in full: no pool meta
+    p = plan(s, world([instance(n)], [theirs, new]), NOW)
+    assert p.actions == ()
+    assert p.notes == (
+        f"node {n} ({theirs.id}) is not purged: its meta carries no multipass-reconciler.pool=web",
+    )
+
+
+def test_the_node_of_a_gone_vm_is_purged_when_down_or_drained_by_us_only() -> None:
+    s = spec(min=0, max=3)
+    n = f"web-{s.template_hash}-0"
+    # Ineligible by someone else, still ready: not ours to purge.
+    cordoned = node(n, eligible=False)
+    assert plan(s, world([], [cordoned]), NOW).actions == ()
+    drained = node(n, eligible=False, drain_by=s, last_drain_status="complete")
+    assert [(a.kind, a.reason) for a in plan(s, world([], [drained]), NOW).actions] == [
+        (ActionKind.PURGE_NODE, "instance gone, node ready")
+    ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from reconciler.model import Allocation, BlockedAsk, Observed
-from reconciler.plan import Phase, plan
+from reconciler.plan import Phase, drain_meta, plan
 from reconciler.spec import PoolSpec
 from tests.worlds import NOW, instance, ready_member, spec, world
 
@@ -89,3 +89,25 @@ def test_the_baseline_is_the_serving_members_before_any_decision() -> None:
     p = plan(s, observed, NOW)
     assert p.scaling is not None and p.scaling.baseline == 3  # 2 ready + 1 booting
     assert p.desired == 3  # on target: it stays at what is serving
+
+
+def test_members_on_their_way_out_are_not_in_the_baseline() -> None:
+    # Two serving and one drained by us (to be deleted): the policy starts from two.
+    s = spec(min=0, max=9, policy=MEMORY_POLICY)
+    members = [ready_member(s, i) for i in range(3)]
+    nodes = [m[1] for m in members]
+    nodes[2] = dataclasses.replace(
+        nodes[2],
+        eligible=False,
+        drain_meta=drain_meta(s, "scale down"),
+        last_drain_status="complete",
+    )
+    allocations = (
+        Allocation("a0", nodes[0].id, "j", memory_mb=1024),
+        Allocation("a1", nodes[1].id, "j", memory_mb=1024),
+    )
+    observed = dataclasses.replace(world([m[0] for m in members], nodes), allocations=allocations)
+    p = plan(s, observed, NOW)
+    assert p.members[2].phase is Phase.DRAINED
+    assert p.scaling is not None and p.scaling.baseline == 2
+    assert p.desired == 2

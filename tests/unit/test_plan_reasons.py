@@ -238,3 +238,109 @@ def _ours(s: PoolSpec) -> dict[str, str]:
     from reconciler.plan import drain_meta
 
     return drain_meta(s, "test")
+
+
+def test_every_launch_of_a_wider_surge_says_surge() -> None:
+    s = spec(min=3, max=9, max_surge=2, max_unavailable=0)
+    olds = [ready_member(s, i, thash=OLD) for i in (0, 1)]
+    current = ready_member(s, 2)
+    observed = world([*(i for i, _ in olds), current[0]], [*(n for _, n in olds), current[1]])
+    assert [a for a in said(plan(s, observed, NOW)) if a[0] == "launch"] == [
+        ("launch", name(s, 0), "surge: replacing 2 outdated or unhealthy members"),
+        ("launch", name(s, 1), "surge: replacing 2 outdated or unhealthy members"),
+    ]
+
+
+def test_a_drains_meta_keeps_the_first_200_characters_of_its_reason() -> None:
+    from reconciler.plan import drain_meta
+
+    s = spec()
+    meta = drain_meta(s, "x" * 199 + "yz")
+    assert meta == {
+        ownership.DRAIN_META_OWNER: ownership.DRAIN_META_OWNER_VALUE,
+        ownership.DRAIN_META_POOL: "web",
+        ownership.DRAIN_META_REASON: "x" * 199 + "y",
+    }
+
+
+def test_a_member_that_must_move_and_never_joined_says_both() -> None:
+    from tests.worlds import host
+
+    s = spec(min=1, max=5)
+    booting = instance(ownership.instance_name("web", s.template_hash, 0, "host1"), age=10)
+    hosts = [host("host1", evacuate=True), host("host2")]
+    p = plan(s, world([booting], [], hosts=hosts), NOW)
+    assert sorted(said(p)) == [
+        ("delete", booting.name, "moved: host host1 is being evacuated, never joined"),
+        (
+            "launch",
+            ownership.instance_name("web", s.template_hash, 0, "host2"),
+            "surge: replacing 1 outdated or unhealthy members",
+        ),
+    ]
+
+
+def test_one_member_above_desired_that_cannot_go_is_named_in_the_singular() -> None:
+    s = spec(min=1, max=5, scale_in="empty")
+    members = [ready_member(s, i) for i in range(2)]
+    observed = dataclasses.replace(
+        world([m[0] for m in members], [m[1] for m in members]),
+        allocations=tuple(alloc(m[1].id, i) for i, m in enumerate(members)),
+    )
+    p = plan(s, observed, NOW)
+    assert p.actions == ()
+    assert p.notes == (
+        "1 more member is above desired but none can be removed now "
+        "(scale_in empty, protected or held members)",
+    )
+
+
+def test_blocking_members_are_listed_comma_separated() -> None:
+    s = spec(min=4, max=9)
+    pairs = [ready_member(s, i, thash=OLD) for i in range(4)]
+    nodes = [n for _, n in pairs]
+    for i in (0, 1):
+        nodes[i] = dataclasses.replace(
+            nodes[i], meta={**nodes[i].meta, ownership.META_PROTECT: "true"}
+        )
+    for i in (2, 3):
+        nodes[i] = dataclasses.replace(nodes[i], eligible=False)  # cordoned by a person
+    p = plan(s, world([i for i, _ in pairs], nodes), NOW)
+    assert p.notes == (
+        f"protected members block replacement: {name(s, 0, OLD)}, {name(s, 1, OLD)}",
+        "held members (drained or ineligible by someone else) block replacement: "
+        f"{name(s, 2, OLD)}, {name(s, 3, OLD)}",
+    )
+
+
+def test_a_protected_drained_member_does_not_hold_back_the_deletes_after_it() -> None:
+    s = spec(min=0, max=5)
+    kept, nkept = ready_member(s, 0)
+    nkept = dataclasses.replace(
+        nkept,
+        eligible=False,
+        drain_meta=_ours(s),
+        last_drain_status="complete",
+        meta={**nkept.meta, ownership.META_PROTECT: "true"},
+    )
+    done, ndone = ready_member(s, 1)
+    ndone = dataclasses.replace(
+        ndone, eligible=False, drain_meta=_ours(s), last_drain_status="complete"
+    )
+    p = plan(s, world([kept, done], [nkept, ndone]), NOW)
+    assert said(p) == [("delete", name(s, 1), "drain complete")]
+    assert p.notes == (
+        f"{name(s, 0)}: drained but protected (multipass-reconciler.protect); not deleted",
+    )
+
+
+def test_a_stalled_rollout_still_names_the_members_that_block_replacement() -> None:
+    s = spec(min=2, max=5, join_timeout="10m")
+    plain, nplain = ready_member(s, 0, thash=OLD)
+    kept, nkept = ready_member(s, 1, thash=OLD)
+    nkept = dataclasses.replace(nkept, meta={**nkept.meta, ownership.META_PROTECT: "true"})
+    new = instance(name(s, 0), age=700)  # the current spec's VM never joined
+    p = plan(s, world([plain, kept, new], [nplain, nkept]), NOW)
+    assert p.stalled == name(s, 0)
+    assert p.blocked == (name(s, 1, OLD),)
+    assert f"protected members block replacement: {name(s, 1, OLD)}" in p.notes
