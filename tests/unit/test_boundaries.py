@@ -17,7 +17,7 @@ from reconciler import ownership
 from reconciler.model import Instance, InstanceState, Node, NodeStatus, Observed
 from reconciler.plan import ActionKind, Phase, Plan, drain_meta, plan
 from reconciler.spec import PoolSpec
-from tests.worlds import NOW, alloc, instance, node, ready_member, spec, world
+from tests.worlds import NOW, alloc, host, instance, node, ready_member, spec, world
 
 
 def kinds(p: Plan) -> list[tuple[str, str]]:
@@ -311,6 +311,108 @@ def test_a_replacement_while_members_drain_stays_within_desired_plus_surge() -> 
     launches = [a for a in p.actions if a.kind is ActionKind.LAUNCH]
     assert launches == []  # a second replacement would make 6 VMs
     assert len(p.members) <= 3 + 1 + 1
+
+
+# ------------------------------------------------ drain deadlines and timeouts, to the second
+
+
+def _draining(s: PoolSpec, **fields: object) -> Observed:
+    """One ready member to keep and one whose node our drain has left holding an allocation."""
+    keep = ready_member(s, 0)
+    n = name(s, 1)
+    nd = dataclasses.replace(
+        node(n, eligible=False, draining=True, drain_by=s),
+        **fields,  # type: ignore[arg-type]
+    )
+    return world([keep[0], instance(n)], [keep[1], nd], [alloc(nd.id)])
+
+
+def test_a_drain_ends_at_its_nomad_deadline_to_the_second() -> None:
+    s = spec(min=1, max=5)
+    w = _draining(s, drain_deadline_at=NOW + 60)
+    assert kinds(plan(s, w, NOW + 59.5)) == []
+    assert kinds(plan(s, w, NOW + 60)) == [("delete", name(s, 1))]
+
+
+def test_a_one_second_spec_deadline_ends_a_drain_nomad_gave_no_deadline() -> None:
+    s = spec(min=1, max=5, drain_deadline="1s")
+    w = _draining(s, drain_deadline_at=None, drain_started_at=NOW - 5)
+    assert kinds(plan(s, w, NOW)) == [("delete", name(s, 1))]
+
+
+def test_a_node_down_for_exactly_unhealthy_timeout_is_not_yet_unhealthy() -> None:
+    s = spec(min=1, max=5, unhealthy_timeout="5m")
+    i, _ = ready_member(s, 0)
+    down = node(i.name, status=NodeStatus.DOWN, status_age=300.0)
+    p = plan(s, world([i], [down]), NOW)
+    assert [m.unhealthy for m in p.members] == [None]
+    p = plan(s, world([i], [down]), NOW + 0.5)
+    assert [m.unhealthy for m in p.members] == ["node down for over 5m"]
+
+
+def test_a_down_node_without_a_status_time_is_counted_from_now() -> None:
+    s = spec(min=1, max=5)
+    i, _ = ready_member(s, 0)
+    down = dataclasses.replace(node(i.name, status=NodeStatus.DOWN), status_updated_at=None)
+    p = plan(s, world([i], [down]), NOW)
+    assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.DOWN, None)]
+
+
+def test_a_node_initializing_for_exactly_join_timeout_has_not_failed_to_join() -> None:
+    s = spec(min=1, max=5, join_timeout="10m")
+    n = name(s, 0)
+    vm = instance(n, age=600.0)
+    joining = node(n, status=NodeStatus.INITIALIZING, status_age=600.0)
+    p = plan(s, world([vm], [joining]), NOW)
+    assert [m.unhealthy for m in p.members] == [None]
+    p = plan(s, world([vm], [joining]), NOW + 0.5)
+    assert [m.unhealthy for m in p.members] == ["node not ready within 10m"]
+
+
+def test_an_initializing_node_on_a_host_that_cannot_be_read_waits_unjudged() -> None:
+    """Without its VM's creation time there is nothing to time the join from."""
+    s = spec(min=1, max=5, join_timeout="10m")
+    n = ownership.instance_name(s.pool, s.template_hash, 0, "host2")
+    joining = node(n, status=NodeStatus.INITIALIZING, status_age=7200.0)
+    w = world([instance(n)], [joining], hosts=[host("host2", reachable=False)])
+    p = plan(s, w, NOW)
+    assert [(m.phase, m.unhealthy, m.frozen) for m in p.members] == [(Phase.PENDING, None, True)]
+    assert p.actions == () and p.waiting_on_hosts == ("host2",)
+
+
+def test_a_vm_that_never_joined_for_exactly_join_timeout_is_not_yet_unhealthy() -> None:
+    s = spec(min=1, max=5, join_timeout="10m")
+    vm = instance(name(s, 0), age=600.0)  # no node at all
+    p = plan(s, world([vm], []), NOW)
+    assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.PENDING, None)]
+    p = plan(s, world([vm], []), NOW + 0.5)
+    assert [m.unhealthy for m in p.members] == ["did not join Nomad within 10m"]
+
+
+def test_a_vm_without_a_creation_time_that_has_not_joined_is_not_judged() -> None:
+    s = spec(min=1, max=5)
+    vm = dataclasses.replace(instance(name(s, 0)), created_at=None)
+    p = plan(s, world([vm], []), NOW)
+    assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.PENDING, None)]
+    assert p.actions == ()
+
+
+def test_a_vm_stopped_for_exactly_unhealthy_timeout_is_not_yet_unhealthy() -> None:
+    s = spec(min=1, max=5, unhealthy_timeout="5m")
+    i, n = ready_member(s, 0)
+    stopped = dataclasses.replace(i, state=InstanceState.STOPPED, broken_since=NOW - 300.0)
+    p = plan(s, world([stopped], [n]), NOW)
+    assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.READY, None)]
+    p = plan(s, world([stopped], [n]), NOW + 0.5)
+    assert [m.unhealthy for m in p.members] == ["instance STOPPED for over 5m"]
+
+
+def test_a_stopped_vm_first_seen_now_is_counted_from_now() -> None:
+    s = spec(min=1, max=5)
+    i, n = ready_member(s, 0)
+    stopped = dataclasses.replace(i, state=InstanceState.STOPPED, broken_since=None)
+    p = plan(s, world([stopped], [n]), NOW)
+    assert [(m.phase, m.unhealthy) for m in p.members] == [(Phase.READY, None)]
 
 
 def test_a_surge_launches_one_replacement_per_member_to_replace_not_the_whole_surge() -> None:

@@ -217,6 +217,20 @@ def test_pack_adds_to_the_fullest_host_that_has_room() -> None:
     assert chosen == ["host2", "host2"]  # host1 is full; host2 has more than host3
 
 
+def test_pack_adds_to_the_fullest_host_even_when_its_name_sorts_last() -> None:
+    s = spec(placement="pack")
+    hosts = fleet(host("host1"), host("host2"), host("host3"))
+    # host3 has the most members, host2 one, host1 none: fullest first, not by name.
+    staying = members_on(s, {"host2": 1, "host3": 2})
+    chosen, short = place(s, 1, hosts, roomy(hosts), staying)
+    assert short is None
+    assert chosen == ["host3"]
+    # With host3 closed, one member beats none.
+    hosts["host3"] = host("host3", cordoned=True)
+    chosen, _ = place(s, 1, hosts, roomy(hosts), staying)
+    assert chosen == ["host2"]
+
+
 @pytest.mark.parametrize("placement", ["spread", "pack"])
 @pytest.mark.parametrize(
     "closed",
@@ -274,6 +288,14 @@ def test_the_free_room_given_is_what_counts() -> None:
     assert short is not None and "host2: 0 CPUs free, 0 memory free, 0 disk free" in short
 
 
+def test_a_host_the_free_room_does_not_mention_has_no_room() -> None:
+    s = spec()
+    hosts = fleet(host("host1"), host("host2"))
+    chosen, short = place(s, 2, hosts, {"host1": NEED}, [])
+    assert chosen == ["host1"]
+    assert short is not None and short.endswith("host2: 0 CPUs free, 0 memory free, 0 disk free")
+
+
 def test_the_shortfall_names_each_host_and_what_is_missing() -> None:
     s = spec(cpus=2, memory="2G", disk="10G")
     hosts = fleet(
@@ -301,6 +323,25 @@ def test_the_shortfall_when_no_host_matches() -> None:
     assert short == (
         "1 launch cannot be placed (2 CPUs, 2G memory, 10G disk each): "
         "no host matches the pool's hosts (rack*)"
+    )
+
+
+def test_the_shortfall_lists_every_pattern_when_no_host_matches() -> None:
+    s = spec(hosts="rack*, shelf1")
+    hosts = fleet(host("host1"))
+    _, short = place(s, 1, hosts, roomy(hosts), [])
+    assert short is not None
+    assert short.endswith(": no host matches the pool's hosts (rack*, shelf1)")
+
+
+def test_the_shortfall_names_only_what_is_short_not_what_is_just_enough() -> None:
+    s = spec(cpus=2, memory="2G", disk="10G")
+    # Exactly 2 CPUs and 10G disk free: those fit; the memory falls short.
+    hosts = fleet(host("host1", cpus=2, memory=1536 << 20, disk=10 * GiB))
+    chosen, short = place(s, 1, hosts, roomy(hosts), [])
+    assert chosen == []
+    assert short == (
+        "1 launch cannot be placed (2 CPUs, 2G memory, 10G disk each): host1: 1536M memory free"
     )
 
 
@@ -349,3 +390,30 @@ def test_within_a_host_the_strategys_order_holds() -> None:
     staying = members_on(s, {"host1": 3})
     ordered = list(reversed(staying))
     assert scale_in_order(s, ordered, staying) == ordered
+
+
+def test_spread_breaks_a_tie_between_hosts_by_the_strategys_order_not_the_name() -> None:
+    s = spec()
+    staying = members_on(s, {"host1": 1, "host2": 1})
+    # The strategy (least busy, say) puts host2's member first: the tie keeps that.
+    ordered = sorted(staying, key=lambda m: m.host, reverse=True)
+    out = scale_in_order(s, ordered, staying)
+    assert [m.host for m in out] == ["host2", "host1"]
+
+
+def test_spread_counts_each_removal_once() -> None:
+    s = spec()
+    staying = members_on(s, {"host1": 3, "host2": 2})
+    ordered = sorted(staying, key=lambda m: m.name)  # host1's first
+    out = scale_in_order(s, ordered, staying)
+    # 3,2 -> 2,2 (a tie: host1 first in the strategy's order) -> 1,2 -> 1,1 -> ...
+    assert [m.host for m in out] == ["host1", "host1", "host2", "host1", "host2"]
+
+
+def test_scale_in_order_gives_only_the_first_limit() -> None:
+    s = spec()
+    staying = members_on(s, {"host1": 2, "host2": 3})
+    ordered = sorted(staying, key=lambda m: m.name)
+    out = scale_in_order(s, ordered, staying, limit=2)
+    assert out == scale_in_order(s, ordered, staying)[:2]
+    assert [m.host for m in out] == ["host2", "host1"]

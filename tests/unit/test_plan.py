@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from reconciler import ownership
 from reconciler.model import Instance, InstanceState, Node, NodeStatus
 from reconciler.plan import ActionKind, Phase, Plan, max_unhealthy_for, plan
-from tests.worlds import NOW, alloc, instance, node, ready_member, spec, world
+from tests.worlds import NOW, alloc, host, instance, node, ready_member, spec, world
 
 
 def kinds(p) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -44,7 +46,7 @@ def test_converged_pool_plans_nothing() -> None:
     members = [ready_member(s, i) for i in range(2)]
     p = plan(s, world([m[0] for m in members], [m[1] for m in members]), NOW)
     assert p.actions == ()
-    assert p.counts["ready"] == 2
+    assert (p.counts["ready"], p.counts["instances"], p.counts["node-only"]) == (2, 2, 0)
 
 
 def test_count_is_used_and_clamped() -> None:
@@ -104,6 +106,37 @@ def test_drain_in_progress_waits_until_done_or_deadline() -> None:
     assert kinds(plan(s, w, NOW + 61)) == [("delete", name)]
 
 
+@pytest.mark.parametrize(
+    ("ignore_system", "job_type", "done"),
+    [(True, "system", True), (False, "system", False), (True, "service", False)],
+)
+def test_system_jobs_left_on_a_draining_node_end_the_drain_only_when_ignored(
+    ignore_system: bool, job_type: str, done: bool
+) -> None:
+    s = spec(min=1, max=5, drain_ignore_system_jobs=ignore_system)
+    keep = ready_member(s, 0)
+    name = f"web-{s.template_hash}-1"
+    draining = node(name, eligible=False, draining=True, drain_by=s, deadline_at=NOW + 600)
+    left = alloc(draining.id, job_type=job_type)
+    p = plan(s, world([keep[0], instance(name)], [keep[1], draining], [left]), NOW)
+    assert kinds(p) == ([("delete", name)] if done else [])
+    assert p.counts["drained" if done else "draining"] == 1
+
+
+def test_a_drain_on_a_host_that_cannot_be_read_is_judged_by_its_allocations() -> None:
+    s = spec(min=1, max=5)
+    keep = ready_member(s, 0)
+    name = ownership.instance_name("web", s.template_hash, 1, "host2")
+    draining = node(name, eligible=False, draining=True, drain_by=s, deadline_at=NOW + 600)
+    fleet = [host("default"), host("host2", reachable=False)]
+    busy = world([keep[0], instance(name)], [keep[1], draining], [alloc(draining.id)], fleet)
+    p = plan(s, busy, NOW)
+    assert (p.counts["draining"], p.counts["drained"]) == (1, 0)
+    p = plan(s, world([keep[0], instance(name)], [keep[1], draining], [], fleet), NOW)
+    assert (p.counts["draining"], p.counts["drained"]) == (0, 1)
+    assert p.waiting_on_hosts == ("host2",)  # its delete waits for the daemon
+
+
 def test_node_purge_off_leaves_node_records() -> None:
     s = spec(min=1, max=5, node_purge=False)
     keep = ready_member(s, 0)
@@ -119,6 +152,51 @@ def test_a_drain_by_someone_else_is_left_alone() -> None:
     p = plan(s, world([keep[0], instance(name)], [keep[1], theirs]), NOW)
     assert p.actions == ()
     assert {m.name: m.phase for m in p.members}[name] is Phase.HELD
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        # Our pool's name without the reconciler's mark (a person's drain, say) ...
+        {ownership.DRAIN_META_POOL: "web", "reason": "kernel upgrade"},
+        # ... and the reconciler's mark for another pool.
+        {
+            ownership.DRAIN_META_OWNER: ownership.DRAIN_META_OWNER_VALUE,
+            ownership.DRAIN_META_POOL: "db",
+        },
+    ],
+)
+def test_a_drain_is_ours_only_with_our_mark_and_our_pool(meta: dict[str, str]) -> None:
+    s = spec(min=1, max=5)
+    keep = ready_member(s, 0)
+    name = f"web-{s.template_hash}-1"
+    theirs = dataclasses.replace(node(name, eligible=False, draining=True), drain_meta=meta)
+    p = plan(s, world([keep[0], instance(name)], [keep[1], theirs]), NOW)
+    assert p.actions == ()
+    assert {m.name: m.phase for m in p.members}[name] is Phase.HELD
+
+
+def test_a_node_someone_else_drained_to_completion_is_held_not_deleted() -> None:
+    s = spec(min=1, max=5)
+    keep = ready_member(s, 0)
+    name = f"web-{s.template_hash}-1"
+    theirs = node(name, eligible=False, foreign_drain=True, last_drain_status="complete")
+    p = plan(s, world([keep[0], instance(name)], [keep[1], theirs]), NOW)
+    assert p.actions == ()
+    assert {m.name: m.phase for m in p.members}[name] is Phase.HELD
+
+
+@pytest.mark.parametrize("last_drain_status", ["complete", "draining"])
+def test_our_drain_that_left_the_node_ineligible_is_done(last_drain_status: str) -> None:
+    """Nomad clears the draining flag when a drain ends; its last status says how it went."""
+    s = spec(min=1, max=5)
+    keep = ready_member(s, 0)
+    name = f"web-{s.template_hash}-1"
+    ours = node(name, eligible=False, drain_by=s, last_drain_status=last_drain_status)
+    p = plan(s, world([keep[0], instance(name)], [keep[1], ours]), NOW)
+    assert [(a.kind.value, a.instance, a.reason) for a in p.actions] == [
+        ("delete", name, "drain complete")
+    ]
 
 
 def test_foreign_instances_and_nodes_are_never_members() -> None:
@@ -401,6 +479,49 @@ def test_a_zero_drain_deadline_never_ends_a_drain_by_itself() -> None:
     s60 = dataclasses.replace(s, drain_deadline=60.0)
     assert plan(s60, w, NOW + 30).actions == ()
     assert kinds(plan(s60, w, NOW + 60)) == [("delete", name)]
+
+
+def test_the_counts_of_a_pool_with_a_member_of_every_kind() -> None:
+    s = spec(min=1, max=10)
+    old = "bbbbb"
+
+    def on(h: str, i: int, thash: str | None = None) -> str:
+        return ownership.instance_name("web", thash or s.template_hash, i, h)
+
+    ready, outdated, outdated2 = on("host1", 0), on("host1", 1, old), on("host1", 2, old)
+    protected, down, node_only = on("host1", 3), on("host1", 4), on("host1", 5)
+    draining_old, lost, moved = on("host1", 6, old), on("host2", 0), on("host3", 0)
+    listed = [ready, outdated, outdated2, protected, down, draining_old, lost, moved]
+    leaving = node(draining_old, eligible=False, draining=True, drain_by=s, deadline_at=NOW + 600)
+    nodes = [
+        node(ready),
+        node(outdated),
+        node(outdated2),
+        node(protected, meta={ownership.META_PROTECT: "true"}),
+        node(down, status=NodeStatus.DOWN),
+        node(node_only, status=NodeStatus.DOWN),
+        leaving,
+        node(lost, status=NodeStatus.DOWN),
+        node(moved),
+    ]
+    fleet = [host("host1"), host("host2", reachable=False), host("host3", evacuate=True)]
+    w = world([instance(n) for n in listed], nodes, [alloc(leaving.id)], hosts=fleet)
+    assert plan(s, w, NOW).counts == {
+        "pending": 0,
+        "ready": 5,  # ready, both outdated, protected, moved
+        "down": 2,  # down, lost
+        "held": 0,
+        "draining": 1,
+        "drained": 0,
+        "deleting": 0,
+        "node-only": 1,
+        "outdated": 2,  # serving ones only: not the one draining
+        "unhealthy": 2,  # down and lost, both past unhealthy_timeout
+        "protected": 1,
+        "lost": 1,
+        "displaced": 1,
+        "instances": 8,  # every member but the node-only one (the lost one included)
+    }
 
 
 # ------------------------------------------------ what stalls a rollout, and what not
