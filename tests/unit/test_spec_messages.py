@@ -106,6 +106,18 @@ def problems(items: dict[str, str], pool: str = "web") -> list[str]:
                 "between min and max); remove one of them"
             ],
         ),
+        ({"hosts": ""}, ["hosts: is empty; give host names or globs, comma-separated (default: *)"]),
+        (
+            {"hosts": " , "},
+            ["hosts: is empty; give host names or globs, comma-separated (default: *)"],
+        ),
+        (
+            {"hosts": "Big1, rack_1, ok"},
+            [
+                "hosts: 'Big1', 'rack_1': a host name or a glob of lowercase letters, "
+                "digits and * ? [ ] only"
+            ],
+        ),
     ],
 )
 def test_each_problem_word_for_word(changes: dict[str, str], expected: list[str]) -> None:
@@ -218,3 +230,59 @@ def test_the_template_hash_covers_what_shapes_an_instance_and_only_that() -> Non
     ):
         same = parse_pool_spec("web", {**BASE, item: value}, 1).template_hash
         assert same == base, item
+
+
+SERVERS_EXAMPLE = "e.g. 'servers: [10.0.0.2, nomad.lab:4647]'"
+BAD_SERVER = (
+    "must be a host name or address without spaces, optionally with :port, "
+    "e.g. 10.0.0.2 or nomad.lab:4647 (quote it if YAML reads it as a number)"
+)
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            "servrs: [a]\nservers: [a]",
+            [
+                "cloud_init_vars.servrs: not used by the shipped template, which reads only "
+                "servers, nomad_version, network_interface "
+                "(a custom cloud_init template may use other names)"
+            ],
+        ),
+        (
+            "nomad_version: 1.10",
+            [
+                "cloud_init_vars.nomad_version: 1.1 must be an apt version string such as "
+                "'1.9.3-1' (quote it: YAML reads 1.10 as the number 1.1)"
+            ],
+        ),
+        (
+            "network_interface: ''",
+            ["cloud_init_vars.network_interface: '' must be an interface name such as 'eth0'"],
+        ),
+        (
+            "servers: nomad.lab",
+            [
+                "cloud_init_vars.servers: 'nomad.lab' must be a list of Nomad server addresses, "
+                f"{SERVERS_EXAMPLE} (a single server too: 'servers: [nomad.lab]')"
+            ],
+        ),
+        (
+            "servers: []",
+            [
+                "cloud_init_vars.servers: is empty; a VM needs at least one Nomad server "
+                f"address to join, {SERVERS_EXAMPLE}"
+            ],
+        ),
+        (
+            "servers: [a, 'nomad lab', 10]",
+            [
+                f"cloud_init_vars.servers: entry 2 ('nomad lab') {BAD_SERVER}",
+                f"cloud_init_vars.servers: entry 3 (10) {BAD_SERVER}",
+            ],
+        ),
+    ],
+)
+def test_the_shipped_templates_variables_word_for_word(variables: str, expected: list[str]) -> None:
+    assert problems({**BASE, "cloud_init_vars": variables}) == expected
