@@ -106,7 +106,10 @@ def problems(items: dict[str, str], pool: str = "web") -> list[str]:
                 "between min and max); remove one of them"
             ],
         ),
-        ({"hosts": ""}, ["hosts: is empty; give host names or globs, comma-separated (default: *)"]),
+        (
+            {"hosts": ""},
+            ["hosts: is empty; give host names or globs, comma-separated (default: *)"],
+        ),
         (
             {"hosts": " , "},
             ["hosts: is empty; give host names or globs, comma-separated (default: *)"],
