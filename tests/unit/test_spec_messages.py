@@ -107,6 +107,27 @@ def problems(items: dict[str, str], pool: str = "web") -> list[str]:
             ],
         ),
         (
+            {"cloud_init_vars": "[1, 2]"},
+            [
+                "cloud_init_vars: must be a YAML mapping with string keys, "
+                "e.g. 'servers: [10.0.0.2]'"
+            ],
+        ),
+        (
+            {"cloud_init_vars": "{servers: [a], 2: b}"},
+            [
+                "cloud_init_vars: must be a YAML mapping with string keys, "
+                "e.g. 'servers: [10.0.0.2]'"
+            ],
+        ),
+        (
+            {"cloud_init_vars": "servers: ["},
+            [
+                "cloud_init_vars: is not valid YAML: line 1, column 11: "
+                "expected the node content, but found '<stream end>'"
+            ],
+        ),
+        (
             {"hosts": ""},
             ["hosts: is empty; give host names or globs, comma-separated (default: *)"],
         ),
@@ -289,3 +310,10 @@ BAD_SERVER = (
 )
 def test_the_shipped_templates_variables_word_for_word(variables: str, expected: list[str]) -> None:
     assert problems({**BASE, "cloud_init_vars": variables}) == expected
+
+
+@pytest.mark.parametrize("variables", ["", "  ", "# none yet", "~"])
+def test_cloud_init_vars_that_hold_nothing_are_an_empty_map(variables: str) -> None:
+    # With the shipped template that means: servers from Nomad at launch.
+    spec = parse_pool_spec("web", {**BASE, "cloud_init_vars": variables}, 1)
+    assert dict(spec.cloud_init_vars) == {}
