@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import jinja2
 import yaml
@@ -215,6 +215,11 @@ class _Parser:
             self.problems.append(f"{name}: {exc}")
             return default
 
+    # A whole-number default comes back when the item is absent or wrong: the result is an int.
+    @overload
+    def int_in(self, name: str, lo: int, hi: int, default: int) -> int: ...
+    @overload
+    def int_in(self, name: str, lo: int, hi: int, default: None) -> int | None: ...
     def int_in(self, name: str, lo: int, hi: int, default: int | None) -> int | None:
         def parse(raw: str) -> int:
             s = raw.strip()
@@ -231,7 +236,7 @@ class _Parser:
 
 def _yaml_map(raw: str) -> dict[str, Any]:
     try:
-        value = yaml.safe_load(raw) if raw.strip() else {}
+        value = yaml.safe_load(raw)  # None for "", blanks and comments alone
     except yaml.YAMLError as exc:
         raise ValueError(f"is not valid YAML: {yaml_problem(exc)}") from None
     except RecursionError:
@@ -425,10 +430,10 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
     for required in ("min", "max"):
         if required not in items:
             p.problems.append(f"{required}: required; set it with `nomad var put ... {required}=N`")
-    lo = p.int_in("min", 0, MAX_POOL_SIZE, 0) or 0
-    # max=0 (with min=0) is an empty pool: one that is kept, with no members.
-    hi = p.int_in("max", 0, MAX_POOL_SIZE, max(lo, 1))
-    hi = hi if hi is not None else max(lo, 1)
+    lo = p.int_in("min", 0, MAX_POOL_SIZE, 0)
+    # max=0 (with min=0) is an empty pool: one that is kept, with no members. An absent
+    # or wrong max is already a problem; reading it as min adds no second one.
+    hi = p.int_in("max", 0, MAX_POOL_SIZE, lo)
     if hi < lo:
         p.problems.append(f"max: {hi} is below min ({lo})")
     count = p.int_in("count", 0, 100 * MAX_POOL_SIZE, None)
@@ -437,7 +442,7 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
         clamped_from, count = count, min(max(count, lo), hi)
 
     image = p.get("image", _name, "24.04")
-    cpus = p.int_in("cpus", 1, 64, 2) or 2
+    cpus = p.int_in("cpus", 1, 64, 2)
     memory = p.get("memory", _min_size(512 * 1024**2), 2 * 1024**3)
     disk = p.get("disk", _min_size(1024**3), 10 * 1024**3)
     node_class = p.get("node_class", _name, pool)
@@ -530,7 +535,8 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
             node_pool=node_pool,
         ),
     )
-    if not p.problems and template_text:
+    # (A template that does not compile is a problem already: nothing to render.)
+    if not p.problems:
         # Render once for a sample instance: a missing variable is a spec problem
         # now, not a launch failure later.
         try:
