@@ -34,6 +34,19 @@ def problems(items: dict[str, str], pool: str = "web") -> list[str]:
         ({"max": "10001"}, ["max: 10001 is not within 0..10000"]),
         ({"min": "4"}, ["max: 3 is below min (4)"]),
         ({"count": "1.5"}, ["count: '1.5' is not a whole number"]),
+        ({"count": "1000001"}, ["count: 1000001 is not within 0..1000000"]),
+        # A wrong min is read as 0: no second problem about max being below it.
+        ({"min": "x", "max": "0"}, ["min: 'x' is not a whole number"]),
+        (
+            {"cloud_init_vars": "servers: [a]\npool: y\nhostname: x"},
+            ["cloud_init_vars: hostname, pool are given by the reconciler and cannot be set"],
+        ),
+        # The template is rendered only for a spec without other problems: a render
+        # with the wrong values' defaults would report what is not wrong.
+        (
+            {"cpus": "0", "cloud_init": "#cloud-config\nx: {{ nope }}\n"},
+            ["cpus: 0 is not within 1..64"],
+        ),
         ({"cpus": "0"}, ["cpus: 0 is not within 1..64"]),
         ({"cpus": "65"}, ["cpus: 65 is not within 1..64"]),
         (
@@ -155,6 +168,29 @@ def test_missing_min_and_max_are_each_named() -> None:
     ]
 
 
+def test_a_missing_min_with_max_0_is_one_problem() -> None:
+    assert problems({"max": "0"}) == ["min: required; set it with `nomad var put ... min=N`"]
+
+
+def test_a_custom_template_gets_no_sample_servers() -> None:
+    # Only the shipped template takes its servers from Nomad; a custom one that reads
+    # `servers` must define it, and is told so before any VM is launched.
+    assert problems(
+        {"min": "1", "max": "3", "cloud_init": "#cloud-config\nx: {{ servers }}\n"}
+    ) == ["cloud_init: 'servers' is undefined; define it in cloud_init_vars"]
+
+
+def test_the_spec_is_checked_by_rendering_its_first_instance() -> None:
+    # The render check sees what instance <pool>-<hash>-0 would get (and fails otherwise).
+    first_only = (
+        "#cloud-config\n"
+        "{% if instance != pool ~ '-' ~ template_hash ~ '-0' %}{{ 1 / 0 }}{% endif %}"
+        "hostname: {{ instance }}\n"
+    )
+    spec = parse_pool_spec("web", {"min": "1", "max": "3", "cloud_init": first_only})
+    assert spec.cloud_init == first_only
+
+
 def test_a_bad_pool_name_is_named() -> None:
     assert problems(BASE, pool="Web") == [
         "pool name 'Web': must be lower-case letters, digits and dashes, starting with a "
@@ -189,6 +225,8 @@ def test_every_default() -> None:
     assert (s.join_timeout, s.unhealthy_timeout) == (600.0, 300.0)
     assert s.max_unhealthy == CountOrPercent(40, True)
     assert s.paused is False and s.policy is None
+    assert (s.hosts, s.placement) == (("*",), "spread")
+    assert parse_pool_spec("web", BASE).index == 0
 
 
 def test_values_given_are_kept() -> None:
@@ -214,9 +252,12 @@ def test_values_given_are_kept() -> None:
             "unhealthy_timeout": "30s",
             "max_unhealthy": "2",
             "paused": "true",
+            "hosts": " big1, ,rack1* ",
+            "placement": " pack ",
         },
         1,
     )
+    assert (s.hosts, s.placement) == (("big1", "rack1*"), "pack")
     assert (s.count, s.count_clamped_from) == (3, 9)
     assert (s.image, s.cpus, s.memory, s.disk) == ("jammy", 4, "4G", "20G")
     assert (s.node_class, s.datacenter, s.node_pool) == ("big", "lab", "edge_1")
@@ -227,6 +268,17 @@ def test_values_given_are_kept() -> None:
     assert s.paused is True
     below = parse_pool_spec("web", {**BASE, "min": "2", "count": "0"}, 1)
     assert (below.count, below.count_clamped_from) == (2, 0)
+    # At min or max a count is not clamped (status reports a clamped one).
+    for edge in ("1", "3"):
+        at = parse_pool_spec("web", {**BASE, "count": edge}, 1)
+        assert (at.count, at.count_clamped_from) == (int(edge), None)
+    far = parse_pool_spec("web", {**BASE, "count": "1000000"}, 1)
+    assert (far.count, far.count_clamped_from) == (3, 1000000)
+
+
+def test_sizes_at_their_floor_are_accepted() -> None:
+    s = parse_pool_spec("web", {**BASE, "memory": "512M", "disk": "1G"}, 1)
+    assert (s.memory, s.disk) == ("512M", "1G")
 
 
 def test_the_template_hash_covers_what_shapes_an_instance_and_only_that() -> None:
