@@ -224,7 +224,7 @@ class _Parser:
         def parse(raw: str) -> int:
             s = raw.strip()
             # isascii: str.isdigit also accepts digits such as '²' that int() then refuses.
-            if not (s.isascii() and s.lstrip("-").isdigit()):
+            if not (s.isascii() and s.removeprefix("-").isdigit()):
                 raise ValueError(f"{raw!r} is not a whole number")
             value = int(s)
             if not lo <= value <= hi:

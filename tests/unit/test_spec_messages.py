@@ -29,6 +29,8 @@ def problems(items: dict[str, str], pool: str = "web") -> list[str]:
     [
         ({"min": "x"}, ["min: 'x' is not a whole number"]),
         ({"min": "-1"}, ["min: -1 is not within 0..10000"]),
+        ({"min": "X1"}, ["min: 'X1' is not a whole number"]),
+        ({"min": "--1"}, ["min: '--1' is not a whole number"]),
         # max=0 is a valid empty pool only with min=0 (the base spec has min=1).
         ({"max": "0"}, ["max: 0 is below min (1)"]),
         ({"max": "10001"}, ["max: 10001 is not within 0..10000"]),
