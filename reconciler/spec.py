@@ -383,17 +383,14 @@ def _min_size(minimum: int) -> Callable[[str], int]:
     )
 
 
-def _check_compiles(text: str, problems: list[str]) -> str:
-    """``text`` if it compiles as a template, else "" with the reason added to ``problems``."""
+def _check_compiles(text: str, problems: list[str]) -> None:
+    """Add to ``problems`` why ``text`` does not compile as a template, if it does not."""
     try:
         compile_template(text)
     except jinja2.TemplateSyntaxError as exc:
         problems.append(f"cloud_init: template syntax error on line {exc.lineno}: {exc.message}")
-        return ""
     except Exception as exc:  # e.g. RecursionError from absurd nesting: still the spec's fault
         problems.append(f"cloud_init: the template cannot be compiled: {type(exc).__name__}: {exc}")
-        return ""
-    return text
 
 
 # Rendered in place of the servers a pool without `servers` discovers at launch.
@@ -461,7 +458,7 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
     # The shipped template: the item is absent, or holds the very same text.
     if vars_parsed and template_text == default_template_text():
         p.problems.extend(_default_template_var_problems(cloud_init_vars))
-    template_text = _check_compiles(template_text, p.problems)
+    _check_compiles(template_text, p.problems)
 
     policy = None
     if "policy" in items:
@@ -535,7 +532,7 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
             node_pool=node_pool,
         ),
     )
-    # (A template that does not compile is a problem already: nothing to render.)
+    # (A template that does not compile is a problem already: nothing is rendered.)
     if not p.problems:
         # Render once for a sample instance: a missing variable is a spec problem
         # now, not a launch failure later.
