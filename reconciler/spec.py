@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import jinja2
 import yaml
@@ -215,11 +215,16 @@ class _Parser:
             self.problems.append(f"{name}: {exc}")
             return default
 
+    # A whole-number default comes back when the item is absent or wrong: the result is an int.
+    @overload
+    def int_in(self, name: str, lo: int, hi: int, default: int) -> int: ...
+    @overload
+    def int_in(self, name: str, lo: int, hi: int, default: None) -> int | None: ...
     def int_in(self, name: str, lo: int, hi: int, default: int | None) -> int | None:
         def parse(raw: str) -> int:
             s = raw.strip()
             # isascii: str.isdigit also accepts digits such as '²' that int() then refuses.
-            if not (s.isascii() and s.lstrip("-").isdigit()):
+            if not (s.isascii() and s.removeprefix("-").isdigit()):
                 raise ValueError(f"{raw!r} is not a whole number")
             value = int(s)
             if not lo <= value <= hi:
@@ -231,7 +236,7 @@ class _Parser:
 
 def _yaml_map(raw: str) -> dict[str, Any]:
     try:
-        value = yaml.safe_load(raw) if raw.strip() else {}
+        value = yaml.safe_load(raw)  # None for "", blanks and comments alone
     except yaml.YAMLError as exc:
         raise ValueError(f"is not valid YAML: {yaml_problem(exc)}") from None
     except RecursionError:
@@ -378,17 +383,14 @@ def _min_size(minimum: int) -> Callable[[str], int]:
     )
 
 
-def _check_compiles(text: str, problems: list[str]) -> str:
-    """``text`` if it compiles as a template, else "" with the reason added to ``problems``."""
+def _check_compiles(text: str, problems: list[str]) -> None:
+    """Add to ``problems`` why ``text`` does not compile as a template, if it does not."""
     try:
         compile_template(text)
     except jinja2.TemplateSyntaxError as exc:
         problems.append(f"cloud_init: template syntax error on line {exc.lineno}: {exc.message}")
-        return ""
     except Exception as exc:  # e.g. RecursionError from absurd nesting: still the spec's fault
         problems.append(f"cloud_init: the template cannot be compiled: {type(exc).__name__}: {exc}")
-        return ""
-    return text
 
 
 # Rendered in place of the servers a pool without `servers` discovers at launch.
@@ -425,10 +427,10 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
     for required in ("min", "max"):
         if required not in items:
             p.problems.append(f"{required}: required; set it with `nomad var put ... {required}=N`")
-    lo = p.int_in("min", 0, MAX_POOL_SIZE, 0) or 0
-    # max=0 (with min=0) is an empty pool: one that is kept, with no members.
-    hi = p.int_in("max", 0, MAX_POOL_SIZE, max(lo, 1))
-    hi = hi if hi is not None else max(lo, 1)
+    lo = p.int_in("min", 0, MAX_POOL_SIZE, 0)
+    # max=0 (with min=0) is an empty pool: one that is kept, with no members. An absent
+    # or wrong max is already a problem; reading it as min adds no second one.
+    hi = p.int_in("max", 0, MAX_POOL_SIZE, lo)
     if hi < lo:
         p.problems.append(f"max: {hi} is below min ({lo})")
     count = p.int_in("count", 0, 100 * MAX_POOL_SIZE, None)
@@ -437,7 +439,7 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
         clamped_from, count = count, min(max(count, lo), hi)
 
     image = p.get("image", _name, "24.04")
-    cpus = p.int_in("cpus", 1, 64, 2) or 2
+    cpus = p.int_in("cpus", 1, 64, 2)
     memory = p.get("memory", _min_size(512 * 1024**2), 2 * 1024**3)
     disk = p.get("disk", _min_size(1024**3), 10 * 1024**3)
     node_class = p.get("node_class", _name, pool)
@@ -456,7 +458,7 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
     # The shipped template: the item is absent, or holds the very same text.
     if vars_parsed and template_text == default_template_text():
         p.problems.extend(_default_template_var_problems(cloud_init_vars))
-    template_text = _check_compiles(template_text, p.problems)
+    _check_compiles(template_text, p.problems)
 
     policy = None
     if "policy" in items:
@@ -530,7 +532,8 @@ def parse_pool_spec(pool: str, items: Mapping[str, str], index: int = 0) -> Pool
             node_pool=node_pool,
         ),
     )
-    if not p.problems and template_text:
+    # (A template that does not compile is a problem already: nothing is rendered.)
+    if not p.problems:
         # Render once for a sample instance: a missing variable is a spec problem
         # now, not a launch failure later.
         try:

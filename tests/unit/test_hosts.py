@@ -183,6 +183,20 @@ def test_a_host_name_shaped_like_a_template_hash_is_refused(pem: dict[str, str])
     assert len(found) == 1 and "read as a template hash" in found[0]
 
 
+def test_a_bad_host_name_is_refused_word_for_word() -> None:
+    # Logged and shown in the host's status, to the person who must rename the variable.
+    items = {"address": "h:1", "insecure_skip_verify": "true"}
+    assert problems_of(items, "Host-1") == (
+        "host name 'Host-1' is not allowed: a lowercase letter, then up to 7 lowercase "
+        "letters or digits (no dash: the name becomes part of instance names); "
+        "rename the variable <prefix>/hosts/Host-1",
+    )
+    assert problems_of(items, "bcdfg") == (
+        "host name 'bcdfg' is not allowed: 5 characters from 'bcdfghjklmnpqrstvwxz2456789' "
+        "read as a template hash inside instance names; rename the variable <prefix>/hosts/bcdfg",
+    )
+
+
 def test_items_that_are_not_strings_are_named() -> None:
     found = parse_host_spec("host1", {"address": "h:1", "insecure_skip_verify": True})  # type: ignore[dict-item]
     assert isinstance(found, tuple)

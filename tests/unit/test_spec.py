@@ -252,6 +252,22 @@ def test_cloud_init_vars_that_expand_without_end_are_refused_quickly() -> None:
     assert "cloud_init_vars: is nested too deeply to read" in found
 
 
+def test_cloud_init_vars_of_exactly_10000_values_are_accepted() -> None:
+    # The mapping, its list and the list's 9,998 entries: 10,000 values, the most allowed.
+    # (A template that reads none of them: only the count is at stake.)
+    template = "#cloud-config\nruncmd: []\n"
+
+    def items(entries: int) -> dict[str, str]:
+        listed = ", ".join(["1"] * entries)
+        return {"min": "1", "max": "3", "cloud_init": template, "cloud_init_vars": f"s: [{listed}]"}
+
+    assert len(parse_pool_spec("web", items(9998)).cloud_init_vars["s"]) == 9998
+    assert problems(items(9999)) == [
+        "cloud_init_vars: holds more than 10000 values once YAML aliases are expanded; "
+        "a template needs far fewer"
+    ]
+
+
 def test_a_policy_nested_too_deeply_is_a_spec_problem() -> None:
     # Before: PyYAML's RecursionError escaped parse_pool_spec.
     found = problems({"min": "1", "max": "3", "policy": "checks: " + "[" * 5000 + "]" * 5000})
