@@ -201,7 +201,8 @@ def _passphrase(raw: str) -> str:
 def _int_in(lo: int, hi: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         s = raw.strip()
-        if not (s.isascii() and s.lstrip("-").isdigit()):
+        # One sign at most: lstrip would let '--1' through to int(), and its message.
+        if not (s.isascii() and s.removeprefix("-").isdigit()):
             raise ValueError(f"{raw!r} is not a whole number; give one within {lo}..{hi}")
         value = int(s)
         if not lo <= value <= hi:

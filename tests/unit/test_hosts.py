@@ -131,6 +131,7 @@ def test_an_empty_variable_names_what_is_required() -> None:
         ("insecure_skip_verify", "maybe", "is not a boolean; use true or false"),
         ("cpus", "0", "is not within 1..4096"),
         ("cpus", "two", "is not a whole number"),
+        ("cpus", "--2", "'--2' is not a whole number; give one within 1..4096"),
         ("memory", "lots", "is not a size like 512M or 2G"),
         ("memory", "0", "must be at least 1"),
         ("disk", "-1G", "is not a size"),
