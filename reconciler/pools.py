@@ -151,15 +151,15 @@ class PoolSource:
         # such as `<prefix>-old/...` is listed too: each part is picked by its full path.
         root = self.prefix.rstrip("/")
         everything = await self.nomad.list_vars(root)
-        ours = everything.value
         self._watch.saw(everything)
         self.statuses = QueryResult(
-            [m for m in ours if m.path.startswith(status_prefix(self.prefix))], everything.index
+            [m for m in everything.value if m.path.startswith(status_prefix(self.prefix))],
+            everything.index,
         )
-        self.own_index = next((m.modify_index for m in ours if m.path == root), 0)
+        self.own_index = next((m.modify_index for m in everything.value if m.path == root), 0)
         listed = {
             m.path: m.modify_index
-            for m in ours
+            for m in everything.value
             if m.path.startswith(pools_prefix(self.prefix))
             and "/" not in m.path[len(pools_prefix(self.prefix)) :]
         }

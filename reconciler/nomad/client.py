@@ -606,7 +606,7 @@ class NomadClient:
         # (status, drain, eligibility, a re-registration) stores it at a new index
         # (nomad/state/state_store.go: upsertNodeTxn, updateNodeStatusTxn,
         # updateNodeDrainImpl, UpdateNodeEligibility). So only the nodes that changed
-        # since the last list are parsed: 500 unchanged nodes cost no 10 ms a pass.
+        # since the last list are parsed (about 20 us a node: 10 ms a pass at 500).
         known = self._stubs
 
         def parse(where: str, item: Any) -> NodeStub:

@@ -8,6 +8,9 @@ while a paused plan still works out what unpausing would do.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
+
+import pytest
 
 from reconciler import ownership
 from reconciler.model import ImageCatalogue, NodeStatus
@@ -30,21 +33,25 @@ def name(s: PoolSpec, i: int, thash: str | None = None) -> str:
     return ownership.instance_name(s.pool, thash or s.template_hash, i)
 
 
-def test_an_image_the_daemon_refused_launches_nothing_and_says_what_it_answered() -> None:
+@pytest.mark.parametrize(
+    ("seen", "problem"),
+    [
+        (
+            {"refused_images": {"24.04": "remote 'x' is unknown"}},
+            "image '24.04': multipassd refused it (remote 'x' is unknown)",
+        ),
+        (
+            {"images": ImageCatalogue(frozenset({"22.04"}))},
+            "image '24.04': multipassd does not offer it (its `find` does not list it)",
+        ),
+    ],
+    ids=["refused", "not offered"],
+)
+def test_an_image_the_daemon_will_not_launch_launches_nothing_and_says_why(
+    seen: dict[str, Any], problem: str
+) -> None:
     s = spec(min=2, max=5, image="24.04")
-    observed = dataclasses.replace(world(), refused_images={"24.04": "remote 'x' is unknown"})
-    p = plan(s, observed, NOW)
-    problem = "image '24.04': multipassd refused it (remote 'x' is unknown)"
-    assert p.image_problem == problem
-    assert p.actions == ()
-    assert p.notes == (problem + UNTIL,)
-
-
-def test_an_image_the_daemon_does_not_offer_launches_nothing() -> None:
-    s = spec(min=2, max=5, image="24.04")
-    observed = dataclasses.replace(world(), images=ImageCatalogue(frozenset({"22.04"})))
-    p = plan(s, observed, NOW)
-    problem = "image '24.04': multipassd does not offer it (its `find` does not list it)"
+    p = plan(s, dataclasses.replace(world(), **seen), NOW)
     assert p.image_problem == problem
     assert p.actions == ()
     assert p.notes == (problem + UNTIL,)

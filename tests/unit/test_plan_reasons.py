@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from reconciler import ownership
 from reconciler.model import InstanceState, NodeStatus
 from reconciler.plan import Action, ActionKind, Phase, Plan, desired_count, plan
@@ -199,9 +201,13 @@ def test_notes_for_what_is_not_done() -> None:
     )
 
 
-def test_a_pool_above_desired_that_cannot_shrink_says_so() -> None:
+@pytest.mark.parametrize(
+    ("size", "excess"),
+    [(3, "2 more members are"), (2, "1 more member is")],  # the plural, and the singular
+)
+def test_a_pool_above_desired_that_cannot_shrink_says_so(size: int, excess: str) -> None:
     s = spec(min=1, max=5, scale_in="empty")
-    members = [ready_member(s, i) for i in range(3)]
+    members = [ready_member(s, i) for i in range(size)]
     observed = dataclasses.replace(
         world([m[0] for m in members], [m[1] for m in members]),
         allocations=tuple(alloc(m[1].id, i) for i, m in enumerate(members)),
@@ -209,7 +215,7 @@ def test_a_pool_above_desired_that_cannot_shrink_says_so() -> None:
     p = plan(s, observed, NOW)
     assert p.actions == ()
     assert p.notes == (
-        "2 more members are above desired but none can be removed now "
+        f"{excess} above desired but none can be removed now "
         "(scale_in empty, protected or held members)",
     )
 
@@ -278,21 +284,6 @@ def test_a_member_that_must_move_and_never_joined_says_both() -> None:
             "surge: replacing 1 outdated or unhealthy members",
         ),
     ]
-
-
-def test_one_member_above_desired_that_cannot_go_is_named_in_the_singular() -> None:
-    s = spec(min=1, max=5, scale_in="empty")
-    members = [ready_member(s, i) for i in range(2)]
-    observed = dataclasses.replace(
-        world([m[0] for m in members], [m[1] for m in members]),
-        allocations=tuple(alloc(m[1].id, i) for i, m in enumerate(members)),
-    )
-    p = plan(s, observed, NOW)
-    assert p.actions == ()
-    assert p.notes == (
-        "1 more member is above desired but none can be removed now "
-        "(scale_in empty, protected or held members)",
-    )
 
 
 def test_blocking_members_are_listed_comma_separated() -> None:
