@@ -70,9 +70,8 @@ class JoinReader:
     """How launches join the cluster, for a loop that reads it pass after pass.
 
     The TLS material is read again only when the variable ``<prefix>`` moved: a pass
-    that listed it passes its ModifyIndex (0: there is none, nothing to read; None:
-    not known, read it). The servers are asked each time they are needed: Nomad's
-    peer list carries no index.
+    that listed it passes its ModifyIndex (None: not known, read it). The servers are
+    asked each time they are needed: Nomad's peer list carries no index.
     """
 
     def __init__(self, nomad: NomadClient, prefix: str) -> None:
@@ -86,8 +85,6 @@ class JoinReader:
         return ClusterJoin(peers, await self._tls_at(index))
 
     async def _tls_at(self, index: int | None) -> Mapping[str, str] | None:
-        if index == 0:
-            return None
         if index is not None and self._tls is not None and self._tls[0] == index:
             return self._tls[1]
         try:

@@ -118,8 +118,8 @@ class PoolSource:
         # The status variables as the last load of every pool listed them (None after a
         # load of one pool): the pass's status reads check against it, no second list.
         self.statuses: QueryResult[list[VariableMeta]] | None = None
-        # The ModifyIndex of the variable `<prefix>` in that list (0: there is none);
-        # None after a load of one pool.
+        # The ModifyIndex of the variable `<prefix>` in that list; None when the list did
+        # not show it (absent, or not listable by this token) and after a load of one pool.
         self.own_index: int | None = None
 
     def path(self, pool: str) -> str:
@@ -156,7 +156,10 @@ class PoolSource:
             [m for m in everything.value if m.path.startswith(status_prefix(self.prefix))],
             everything.index,
         )
-        self.own_index = next((m.modify_index for m in everything.value if m.path == root), 0)
+        # Not in the list is not "none": the shipped ACL policies let the reconciler read
+        # `<prefix>` but not list it, and Nomad leaves out of a list what may not be
+        # listed. Then its TLS material is read at every pass that launches, as before.
+        self.own_index = next((m.modify_index for m in everything.value if m.path == root), None)
         listed = {
             m.path: m.modify_index
             for m in everything.value
