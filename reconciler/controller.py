@@ -37,11 +37,11 @@ from reconciler.errors import ReconcilerError, TemporaryError
 from reconciler.execute import ActionResult, Executor
 from reconciler.hosts_view import build_hosts
 from reconciler.logs import scrub
-from reconciler.model import Observed
+from reconciler.model import BlockedAsk, Observed
 from reconciler.observe import Observer
 from reconciler.plan import Action, ActionKind, Plan, PoolWorld, Resources, group_by_pool, plan
 from reconciler.plan.placement import footprint, free_capacity, pool_usage
-from reconciler.pools import PoolSource, PoolVariable, status_path
+from reconciler.pools import PoolSource, PoolVariable, PrefixListing, status_path
 from reconciler.scaling.decide import LastScale
 from reconciler.spec import PoolSpec, SpecError, needs_servers, parse_pool_spec
 from reconciler.status import StatusWriter, error_items, last_scale_from, status_items
@@ -216,6 +216,7 @@ class Controller:
         self._planned_at: dict[str, int] = {}  # pool -> its variable's index when last planned
         self._join: cluster.JoinReader | None = None  # made at the first launch that needs it
         self._invalid: dict[str, tuple[int, tuple[str, ...]]] = {}  # logged: index, problems
+        self._autoscaled = False  # whether the last pass read a pool with a policy
 
     @property
     def fence(self) -> Callable[[], bool] | None:
@@ -249,12 +250,27 @@ class Controller:
         # would be planned a second time.
         inflight = frozenset(self.executor.inflight)
 
-        async def specs() -> tuple[list[PoolVariable], dict[str, LastScale]]:
-            variables = await self.pools.load(only)
+        # One list of `<prefix>` serves the pools, their statuses and the host variables.
+        listing = PrefixListing(self.pools.nomad, self.pools.prefix) if only is None else None
+        # Blocked evaluations matter only to a policy: read beside the world when the
+        # last pass had a pool with one, else only once this pass's variables show one.
+        early_blocked = self._read_blocked() if self._autoscaled else None
+
+        async def specs() -> tuple[
+            list[PoolVariable], dict[str, LastScale], tuple[BlockedAsk, ...]
+        ]:
+            variables = await self.pools.load(only, listing)
             self._loaded = variables  # for the status of a pass whose reads then fail
             if only is None:
                 self._forget_specs(variables)
-            return variables, await self._last_scales(variables)
+            self._autoscaled = any(is_autoscaled(v) for v in variables)
+            blocked = (early_blocked or self._read_blocked()) if self._autoscaled else None
+            try:
+                scales = await self._last_scales(variables)
+                return variables, scales, await blocked if blocked is not None else ()
+            finally:
+                if blocked is not None:
+                    blocked.cancel()  # nothing once read; a read no longer wanted otherwise
 
         # The world does not depend on the specs: both are read at once. Each
         # runs to its end, so a failed observation still knows the pools it was for.
@@ -262,7 +278,7 @@ class Controller:
             # A read that hangs must not hold the pass (and the pools' status) forever:
             # the clients' own deadlines and retries can add up to minutes.
             read_world, read_specs = await asyncio.wait_for(
-                asyncio.gather(self.observer.observe(), specs(), return_exceptions=True),
+                asyncio.gather(self.observer.observe(listing), specs(), return_exceptions=True),
                 self.read_timeout,
             )
         except TimeoutError:
@@ -270,11 +286,16 @@ class Controller:
                 f"reading multipassd and Nomad did not finish within {self.read_timeout:g}s "
                 "(a read hangs); nothing is planned until it answers"
             ) from None
+        finally:
+            if early_blocked is not None:
+                early_blocked.cancel()  # no pool has a policy any more, or the reads failed
         if isinstance(read_specs, BaseException):
             raise read_specs
         if isinstance(read_world, BaseException):
             raise read_world
-        observed, (variables, scaled) = read_world, read_specs
+        (variables, scaled, blocked), observed = read_specs, read_world
+        if blocked:
+            observed = dataclasses.replace(observed, blocked=blocked)
         now = self.clock.now()
 
         # Grouped once for all the pools: each plan then reads only its own pool.
@@ -370,6 +391,12 @@ class Controller:
                 used[host] = used.get(host, Resources()) + taken
         return free_capacity(observed.hosts, used)
 
+    def _read_blocked(self) -> asyncio.Task[tuple[BlockedAsk, ...]]:
+        task = asyncio.ensure_future(self.observer.blocked())
+        # Retrieved here: a read cancelled or left unawaited (its pass failed) logs nothing.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
     async def _last_scales(self, variables: list[PoolVariable]) -> dict[str, LastScale]:
         """Last scaling decisions from the status of pools that have a policy (cooldowns)."""
         if self.status is None:
@@ -379,7 +406,7 @@ class Controller:
         # made one): only those changed since this writer last read or wrote them are
         # read again.
         await status.refresh(status_path(self.pools.prefix, ""), self.pools.statuses)
-        autoscaled = [v.pool for v in variables if "policy" in v.items]
+        autoscaled = [v.pool for v in variables if is_autoscaled(v)]
 
         async def one(pool: str) -> tuple[str, LastScale | None]:
             items = await status.read(status_path(self.pools.prefix, pool))
@@ -902,6 +929,11 @@ class Controller:
             if pp.spec is not None and pp.spec.policy is not None
         ]
         return min([self.resync, *intervals])
+
+
+def is_autoscaled(variable: PoolVariable) -> bool:
+    """The pool has a policy: its plan reads cooldowns and blocked evaluations."""
+    return "policy" in variable.items
 
 
 def _take_room(free: dict[str, Resources], spec: PoolSpec, planned: Plan) -> None:

@@ -56,6 +56,7 @@ from reconciler.multipass.settings import (
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.ownership import DEFAULT_HOST
+from reconciler.pools import PrefixListing
 from reconciler.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -240,15 +241,17 @@ class Fleet:
 
     # ------------------------------------------------------------ reading the variables
 
-    async def refresh(self) -> None:
+    async def refresh(self, listing: PrefixListing | None = None) -> None:
         """Read ``<prefix>/hosts/`` (one list; changed variables only) and apply changes.
+
+        ``listing``: the pass's list of ``<prefix>``, which holds the host variables.
 
         Raises what the settings raise when there is no host variable and the settings'
         daemon cannot be configured (ConfigError), and Nomad's errors.
         """
         if self.source is None or self.settings is None or self.nomad is None:
             return  # Fleet.single: a fixed client
-        variables = await self.source.load()
+        variables = await self.source.load(listing)
         if not variables:
             if self._implicit is not True:
                 ms = await self.settings.resolve_multipass(self.nomad)

@@ -26,7 +26,7 @@ from reconciler import ownership
 from reconciler.errors import TemporaryError
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
-from reconciler.pools import DEFAULT_PREFIX, VariableWatch
+from reconciler.pools import DEFAULT_PREFIX, PrefixListing, VariableWatch
 from reconciler.spec import Item
 from reconciler.units import format_size, parse_bool, parse_size
 
@@ -336,11 +336,17 @@ class HostSource:
     def path(self, host: str) -> str:
         return host_path(self.prefix, host)
 
-    async def load(self) -> list[HostVariable]:
-        """Every host's variable, sorted by host name; empty when there is none."""
+    async def load(self, shared: PrefixListing | None = None) -> list[HostVariable]:
+        """Every host's variable, sorted by host name; empty when there is none.
+
+        ``shared``: the pass's list of ``<prefix>``, which holds ``<prefix>/hosts/``.
+        """
         here = hosts_prefix(self.prefix)
-        listing = await self.nomad.list_vars(here)
-        self.reads += 1
+        if shared is None:
+            listing = await self.nomad.list_vars(here)
+            self.reads += 1
+        else:
+            listing = await shared.read(here)
         # The watch starts from what this read saw: its first wake is a real change,
         # even when it starts after this load (app.connect refreshes the fleet first).
         self._watch.saw(listing, start=True)

@@ -1,9 +1,10 @@
 """Builds the observed world with a constant number of API reads per host.
 
 Per Multipass host, one instance list (and, at most once a minute, daemon_info and
-version for its capacity and version); from Nomad, one list of host variables, one
-node list, one allocation list and one list of blocked evaluations, whatever the
-pool size: no per-node calls. Everything runs concurrently.
+version for its capacity and version); from Nomad, the host variables (from the
+pass's one list of ``<prefix>``), one node list and one allocation list, whatever the
+pool size: no per-node calls. Everything runs concurrently. Blocked evaluations are
+read apart (``blocked``), in the passes where a pool's policy uses them.
 
 Hosts are read independently (reconciler/fleet.py). A host whose daemon cannot be
 read this pass (an error, or no answer within ``host_timeout``) is reported
@@ -16,7 +17,7 @@ view missing everything the planner needs.
 The node list has no Meta (protection, ownership) and no drain deadline. Full
 node reads are cached by ModifyIndex and merged in when still current; the
 controller asks for them (``detail``) only for the nodes a plan would disrupt,
-so reads beyond the three lists are bounded by the actions taken, not by the
+so reads beyond the lists are bounded by the actions taken, not by the
 pool's size, and a steady pool costs none.
 """
 
@@ -47,7 +48,7 @@ from reconciler.multipass.client import DaemonInfo, MultipassClient
 from reconciler.nomad import models as nomad_models
 from reconciler.nomad.client import NodeDetails, NomadClient
 from reconciler.nomad.errors import NotFound
-from reconciler.pools import WATCH_WAIT
+from reconciler.pools import WATCH_WAIT, PrefixListing
 
 log = logging.getLogger(__name__)
 
@@ -116,16 +117,16 @@ class Observer:
         # only while the daemon has refused an image, to see when it stops refusing.
         self.check_images = False
 
-    async def observe(self) -> Observed:
-        (nodes, allocations, evaluations), reads = await asyncio.gather(
-            asyncio.gather(
-                self.nomad.list_nodes(resources=True),
-                self.nomad.list_allocations(),
-                self.nomad.list_evaluations(status="blocked"),
-            ),
-            self._read_hosts(),
+    async def observe(self, listing: PrefixListing | None = None) -> Observed:
+        """The world, but for blocked evaluations (``blocked``: only autoscaling reads them).
+
+        ``listing``: the pass's list of ``<prefix>``, which holds the host variables.
+        """
+        (nodes, allocations), reads = await asyncio.gather(
+            asyncio.gather(self.nomad.list_nodes(resources=True), self.nomad.list_allocations()),
+            self._read_hosts(listing),
         )
-        self.reads += 3
+        self.reads += 2
         self._raise_if_no_host_was_read(reads)  # said by the pass's error, not logged here
         for read in reads:
             self._log_reachability(read)
@@ -157,7 +158,6 @@ class Observer:
             allocations=tuple(to_allocation(a) for a in allocations.value),
             at=now,
             nomad_index=nodes.index,
-            blocked=await self._blocked_asks(evaluations.value),
             images=images,
             refused_images=refused,
             hosts={} if self._one_client else self._host_states(reads),
@@ -165,7 +165,7 @@ class Observer:
 
     # ------------------------------------------------------------ hosts
 
-    async def _read_hosts(self) -> list[_HostRead]:
+    async def _read_hosts(self, listing: PrefixListing | None) -> list[_HostRead]:
         """Every host of the fleet, read concurrently; a failure is that host's alone."""
         # The host variables' reads and the connects' RPCs are counted where they are made.
         source = self.fleet.source
@@ -178,7 +178,7 @@ class Observer:
             known = {h: self.fleet.index(h) for h in self.fleet.names()}
             early = {h: asyncio.ensure_future(self._read_host_in_time(h)) for h in known}
             try:
-                await self.fleet.refresh()
+                await self.fleet.refresh(listing)
             except BaseException:
                 await _cancel(early.values())
                 raise
@@ -351,12 +351,14 @@ class Observer:
         finally:
             self.reads += 1
 
-    async def _blocked_asks(self, evals: list[nomad_models.Evaluation]) -> tuple[BlockedAsk, ...]:
+    async def blocked(self) -> tuple[BlockedAsk, ...]:
         """Blocked task groups, sized and targeted from their jobs (one read per blocked job).
 
         The evaluation alone says only what ran out, and nothing when no node was
         there to evaluate; the job says what one placement needs and where it may go.
         """
+        evals = (await self.nomad.list_evaluations(status="blocked")).value
+        self.reads += 1
         blocked = [e for e in evals if e.status == "blocked"]
         keys = sorted({(e.namespace, e.job_id) for e in blocked})
         jobs = await asyncio.gather(*(self._job(ns, job_id) for ns, job_id in keys))

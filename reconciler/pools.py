@@ -69,6 +69,39 @@ def was_paused(status: Mapping[str, str]) -> bool:
 _UNREAD = PoolVariable("", "", {}, -1)
 
 
+class PrefixListing:
+    """One list of every variable under ``<prefix>``, made once and shared by a pass.
+
+    The pools, their status variables, the host variables and ``<prefix>`` itself
+    all sit under the prefix, and a list carries each one's ModifyIndex: one list a
+    pass tells every reader which of its variables moved. Nomad lists by string
+    prefix, so a sibling such as ``<prefix>-old/...`` is listed too: each reader
+    takes its part by full path (``under``).
+    """
+
+    def __init__(self, nomad: NomadClient, prefix: str) -> None:
+        self.nomad = nomad
+        self.root = prefix.rstrip("/")
+        self._listing: asyncio.Future[QueryResult[list[VariableMeta]]] | None = None
+
+    async def read(self, under: str = "") -> QueryResult[list[VariableMeta]]:
+        """The variables whose path starts with ``under`` (all: ""), at the list's index.
+
+        The first caller makes the request; the others await the same one.
+        """
+        if self._listing is None:
+            self._listing = asyncio.ensure_future(self.nomad.list_vars(self.root))
+            # Retrieved here so a list nobody awaits any more (its pass cancelled)
+            # does not log "exception was never retrieved".
+            self._listing.add_done_callback(lambda f: f.cancelled() or f.exception())
+        # Shielded: one reader cancelled must not cancel the list under the others.
+        everything = await asyncio.shield(self._listing)
+        if not under:
+            return everything
+        part = [m for m in everything.value if m.path.startswith(under)]
+        return QueryResult(part, everything.index)
+
+
 class VariableWatch:
     """Waits, by blocking queries, until a variable under ``prefix`` is created, changed
     or deleted.
@@ -125,12 +158,16 @@ class PoolSource:
     def path(self, pool: str) -> str:
         return pool_path(self.prefix, pool)
 
-    async def load(self, only: str | None = None) -> list[PoolVariable]:
+    async def load(
+        self, only: str | None = None, listing: PrefixListing | None = None
+    ) -> list[PoolVariable]:
         """Every pool's variable (or just ``only``'s), sorted by pool name.
 
         A pool whose spec is gone but whose status variable remains comes back as
         ``deleted``: it was acted on under this prefix and namespace, so its members
         are ours to remove. A pool with neither is not a pool here at all.
+
+        ``listing``: the pass's list of ``<prefix>``, when other readers share it.
         """
         self.statuses = self.own_index = None
         if only is not None:
@@ -147,15 +184,12 @@ class PoolSource:
             return [PoolVariable(only, var.path, dict(var.items), var.modify_index)]
         # One list of everything under the prefix: the pools, their status variables,
         # and the reconciler's own variable (whose ModifyIndex says when the cluster's
-        # TLS material must be read again). Nomad lists by string prefix, so a sibling
-        # such as `<prefix>-old/...` is listed too: each part is picked by its full path.
-        root = self.prefix.rstrip("/")
-        everything = await self.nomad.list_vars(root)
+        # TLS material must be read again).
+        listing = listing or PrefixListing(self.nomad, self.prefix)
+        root = listing.root
+        everything = await listing.read()
         self._watch.saw(everything)
-        self.statuses = QueryResult(
-            [m for m in everything.value if m.path.startswith(status_prefix(self.prefix))],
-            everything.index,
-        )
+        self.statuses = await listing.read(status_prefix(self.prefix))
         # Not in the list is not "none": the shipped ACL policies let the reconciler read
         # `<prefix>` but not list it, and Nomad leaves out of a list what may not be
         # listed. Then its TLS material is read at every pass that launches, as before.

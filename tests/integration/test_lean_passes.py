@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -9,12 +10,19 @@ import pytest
 
 from reconciler import controller as controller_module
 from reconciler import ownership
+from reconciler.hosts import HostSource
 from reconciler.plan import ActionKind
-from reconciler.pools import DEFAULT_PREFIX, pool_path, status_path
+from reconciler.pools import DEFAULT_PREFIX, PrefixListing, pool_path, status_path
 from reconciler.render import default_template_text
 from reconciler.sim.world import SimConfig
 from reconciler.status import StatusWriter
 from tests.integration.sim_harness import Harness, harness
+
+BLOCKED_POLICY = """
+checks:
+  - name: blocked
+    metric: blocked_evaluations
+"""
 
 POLICY = """
 cooldown: 2m
@@ -186,16 +194,16 @@ async def test_a_status_written_by_someone_else_is_read_again() -> None:
         assert await writer.read(path) == {}
 
 
-async def test_a_pass_lists_each_prefix_of_variables_once() -> None:
+async def test_a_pass_lists_its_variables_once() -> None:
     async with harness() as h:
         await h.put_pool("web", {"min": "1", "max": "1"})
         await h.put_pool("db", {"min": "1", "max": "1", "policy": POLICY})
         await h.converge()
         lists = h.sim.nomad.requests["GET /v1/vars"]
         await h.step()
-        # `<prefix>` (pools, status for deleted pools and cooldowns, the reconciler's own
-        # variable) and hosts/.
-        assert h.sim.nomad.requests["GET /v1/vars"] - lists == 2
+        # One list of `<prefix>`: the pools, the status variables (deleted pools and
+        # cooldowns), the reconciler's own variable and the host variables.
+        assert h.sim.nomad.requests["GET /v1/vars"] - lists == 1
 
 
 async def test_variables_under_a_sibling_prefix_are_not_pools_here() -> None:
@@ -204,8 +212,54 @@ async def test_variables_under_a_sibling_prefix_are_not_pools_here() -> None:
         # Nomad lists by string prefix: `<prefix>-old/...` matches `<prefix>` but is not ours.
         await h.c.nomad.put_var(f"{DEFAULT_PREFIX}-old/pools/legacy", {"min": "1"})
         await h.c.nomad.put_var(f"{DEFAULT_PREFIX}-old/status/gone", {"ready": "0"})
+        await h.c.nomad.put_var(f"{DEFAULT_PREFIX}-old/hosts/other", {"address": "10.9.9.9:1"})
+        hosts = h.c.controller.observer.fleet.names()
         report = await h.step()
         assert [pp.pool for pp in report.plans] == ["web"]
+        assert h.c.controller.observer.fleet.names() == hosts
+
+
+async def test_the_host_watch_primed_from_the_pass_list_wakes_for_hosts_alone() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "1"})
+        await h.c.nomad.put_var(f"{DEFAULT_PREFIX}/hosts/one", {"address": "10.9.9.8:1"})
+        source = HostSource(h.c.nomad, DEFAULT_PREFIX)
+        [one] = await source.load(PrefixListing(h.c.nomad, DEFAULT_PREFIX))
+        assert one.host == "one"
+        # The pass's list held pools too, and other variables moved the index since: the
+        # watch's first answer comes at once, and is no change of the hosts.
+        await h.put_pool("web", {"min": "2", "max": "2"})
+        await h.c.nomad.put_var(status_path(DEFAULT_PREFIX, "web"), {"ready": "0"})
+        watch = asyncio.ensure_future(source.wait_for_change())
+        await asyncio.sleep(0.3)
+        assert not watch.done()
+        await h.c.nomad.put_var(f"{DEFAULT_PREFIX}/hosts/extra", {"address": "10.9.9.9:1"})
+        await asyncio.wait_for(watch, 5)
+
+
+async def test_blocked_evaluations_are_read_only_while_a_pool_has_a_policy() -> None:
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "8"})
+        await h.converge()
+        reads = h.sim.nomad.requests
+        before = reads["GET /v1/evaluations"]
+        # 6 x 1,500 MB cannot fit on one 2,048 MB node: 5 are blocked.
+        h.sim.nomad_state.run_job("big", count=6, cpu_mhz=100, memory_mb=1500)
+        await h.step()
+        assert reads["GET /v1/evaluations"] == before
+        # The pass that reads the policy reads the blocked work too, and sizes the pool by it.
+        await h.put_pool("web", {"min": "1", "max": "8", "policy": BLOCKED_POLICY})
+        [pool] = (await h.step()).plans
+        assert pool.plan is not None and pool.plan.desired == 6
+        assert reads["GET /v1/evaluations"] == before + 1
+        await h.step()
+        assert reads["GET /v1/evaluations"] == before + 2
+        # The policy gone, the reads stop (the pass that finds it gone may have begun one).
+        await h.put_pool("web", {"min": "1", "max": "8"})
+        await h.step()
+        after = reads["GET /v1/evaluations"]
+        await h.step()
+        assert reads["GET /v1/evaluations"] == after <= before + 3
 
 
 def _record_plans_and_starts(monkeypatch: pytest.MonkeyPatch, h: Harness) -> list[tuple[str, str]]:

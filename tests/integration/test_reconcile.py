@@ -250,8 +250,8 @@ async def test_an_action_ending_while_the_world_is_read_is_not_planned_again() -
         controller.executor.inflight.add(launch.key)
         real_observe = controller.observer.observe
 
-        async def observe_then_finish():  # type: ignore[no-untyped-def]
-            observed = await real_observe()
+        async def observe_then_finish(listing=None):  # type: ignore[no-untyped-def]
+            observed = await real_observe(listing)
             controller.executor.inflight.discard(launch.key)
             return observed
 

@@ -388,11 +388,12 @@ class _Pools:
     """The pool variables, as PoolSource.load gives them."""
 
     prefix = DEFAULT_PREFIX
+    nomad = None  # never asked: this load and _Observer.observe ignore the pass's listing
 
     def __init__(self, run: Run) -> None:
         self.run = run
 
-    async def load(self, only: str | None = None) -> list[PoolVariable]:
+    async def load(self, only: str | None = None, listing: object = None) -> list[PoolVariable]:
         return [
             PoolVariable(pool, pool_path(DEFAULT_PREFIX, pool), dict(items), self.run.index)
             for pool, items in sorted(self.run.items.items())
@@ -406,7 +407,7 @@ class _Observer:
     def __init__(self, fw: FleetWorld) -> None:
         self.fw = fw
 
-    async def observe(self) -> Observed:
+    async def observe(self, listing: object = None) -> Observed:
         return self.fw.observe()
 
     async def detail(self, observed: Observed, node_ids: Iterable[str]) -> Observed:
