@@ -15,6 +15,7 @@ a pool launches; the TLS material only when its variable moved since (JoinReader
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -78,15 +79,41 @@ class JoinReader:
         self.nomad = nomad
         self.prefix = prefix
         self._tls: tuple[int, Mapping[str, str] | None] | None = None  # (ModifyIndex, TLS)
+        self._ahead: asyncio.Task[Mapping[str, str] | None] | None = None  # see read_ahead
 
     async def read(self, *, servers: bool, index: int | None = None) -> ClusterJoin:
         """ReconcilerError when unreadable; ConfigError when the TLS items are invalid."""
         peers: tuple[str, ...] = tuple(await self.nomad.status_peers()) if servers else ()
         return ClusterJoin(peers, await self._tls_at(index))
 
+    def read_ahead(self, index: int | None) -> None:
+        """Start the TLS read that ``read(index=index)`` would make, before it is asked for.
+
+        For a pass that may launch soon (a pool was edited): the read runs beside the
+        pass's planning instead of after it. The next ``read`` takes it; ``forget_ahead``
+        (at the next pass) drops one nobody took, so no pass uses an older pass's read.
+        """
+        if self._ahead is None and not self._known(index):
+            self._ahead = asyncio.ensure_future(self._read_tls())
+            # Retrieved here: a read dropped unawaited logs no "never retrieved".
+            self._ahead.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def forget_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead.cancel()  # nothing once it is done
+            self._ahead = None
+
+    def _known(self, index: int | None) -> bool:
+        return index is not None and self._tls is not None and self._tls[0] == index
+
     async def _tls_at(self, index: int | None) -> Mapping[str, str] | None:
-        if index is not None and self._tls is not None and self._tls[0] == index:
+        if self._known(index):
+            assert self._tls is not None
             return self._tls[1]
+        ahead, self._ahead = self._ahead, None
+        return await (ahead if ahead is not None else self._read_tls())
+
+    async def _read_tls(self) -> Mapping[str, str] | None:
         try:
             var = await self.nomad.get_var(self.prefix)
         except NotFound:

@@ -249,6 +249,8 @@ class Controller:
         # not show in what was read, and must still count as under way, or it
         # would be planned a second time.
         inflight = frozenset(self.executor.inflight)
+        if self._join is not None:
+            self._join.forget_ahead()  # what an earlier pass read ahead is not this pass's
 
         # One list of `<prefix>` serves the pools, their statuses and the host variables.
         listing = PrefixListing(self.pools.nomad, self.pools.prefix) if only is None else None
@@ -263,6 +265,14 @@ class Controller:
             self._loaded = variables  # for the status of a pass whose reads then fail
             if only is None:
                 self._forget_specs(variables)
+            for v in variables:
+                # Parsed now, while the world is still being read: an edited pool's
+                # parse (its template rendered and checked) costs its reaction nothing.
+                self._parsed(v)
+            if edited_first is not None and any(self._may_join(v) for v in variables):
+                # An edit in the loop is when a launch is likely: how to join is read
+                # beside the rest of the pass, not after its planning.
+                self._join_reader().read_ahead(self.pools.own_index)
             self._autoscaled = any(is_autoscaled(v) for v in variables)
             blocked = (early_blocked or self._read_blocked()) if self._autoscaled else None
             try:
@@ -591,9 +601,7 @@ class Controller:
         )
         join, why = cluster.ClusterJoin(), ""
         try:
-            if self._join is None:
-                self._join = cluster.JoinReader(self.pools.nomad, self.pools.prefix)
-            join = await self._join.read(servers=need_servers, index=self.pools.own_index)
+            join = await self._join_reader().read(servers=need_servers, index=self.pools.own_index)
         except ReconcilerError as exc:
             why = f"cannot read how to join the cluster: {exc}"
         out = []
@@ -614,6 +622,20 @@ class Controller:
             )
             out.append(dataclasses.replace(pp, plan=held))
         return out
+
+    def _join_reader(self) -> cluster.JoinReader:
+        if self._join is None:
+            self._join = cluster.JoinReader(self.pools.nomad, self.pools.prefix)
+        return self._join
+
+    def _may_join(self, variable: PoolVariable) -> bool:
+        """Edited since last planned, and launched from the shipped template (which joins)."""
+        spec = self._parsed(variable)
+        return (
+            self._planned_at.get(variable.pool) != variable.index
+            and isinstance(spec, PoolSpec)
+            and cluster.uses_shipped_template(spec)
+        )
 
     def _start_actions(
         self, report: PassReport, wait_actions: bool, skip: Iterable[str] = ()

@@ -305,3 +305,30 @@ async def test_an_edited_pool_acts_before_the_pools_after_it_are_planned(
         await h.put_pool("db", {"min": "2", "max": "3"})
         await h.step()
         assert events == [("plan", "db"), ("launch", "db"), ("plan", "web"), ("plan", "zzz")]
+
+
+async def test_an_edit_reads_how_to_join_beside_planning_and_never_an_older_passs_read() -> None:
+    own = f"GET /v1/var/{DEFAULT_PREFIX}"
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBsim\n-----END CERTIFICATE-----\n"
+    key = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQsim\n-----END EC PRIVATE KEY-----\n"
+    async with harness() as h:
+        await h.put_pool("web", {"min": "1", "max": "2"})
+        await h.converge()
+        reads = h.sim.nomad.requests[own]
+        await h.step()
+        assert h.sim.nomad.requests[own] == reads  # nothing edited, nothing launched
+        # An edit that launches nothing: how to join is read all the same (ahead).
+        await h.put_pool("web", {"min": "1", "max": "3"})
+        [web] = (await h.step()).plans
+        assert web.plan is not None and web.plan.actions == ()
+        assert h.sim.nomad.requests[own] == reads + 1
+        # The cluster turns on TLS; the next edit launches, with the material as it is now.
+        await h.c.nomad.put_var(
+            DEFAULT_PREFIX,
+            {"nomad_ca_cert": pem, "nomad_client_cert": pem, "nomad_client_key": key},
+        )
+        await h.put_pool("web", {"min": "2", "max": "3"})
+        await h.converge()
+        tls = "/etc/nomad.d/tls/client-key.pem"
+        with_tls = [n for n in h.instances() if tls in h.sim.multipass_state.instances[n].user_data]
+        assert len(h.instances()) == 2 and len(with_tls) == 1
