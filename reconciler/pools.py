@@ -7,10 +7,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
-from reconciler.nomad.models import QueryResult, VariableMeta
+from reconciler.nomad.models import QueryResult, Variable, VariableMeta
 
 DEFAULT_PREFIX = "nomad/jobs/multipass-reconciler"
 WATCH_WAIT = 300.0  # seconds a blocking query is held: Nomad's default is 5m
@@ -116,6 +116,8 @@ class VariableWatch:
         self.prefix = prefix
         self.index = 0
         self._seen: dict[str, int] | None = None  # path -> ModifyIndex at the last look
+        # Paths the watch saw created, changed or deleted since the last take_moved().
+        self._moved: set[str] = set()
 
     def saw(self, listing: QueryResult[list[VariableMeta]], *, start: bool = False) -> None:
         """A list of the prefix read elsewhere: its index is where blocking starts from.
@@ -136,8 +138,28 @@ class VariableWatch:
                 self._seen = seen
                 continue
             if seen != self._seen:
+                self._moved |= {
+                    p for p in seen.keys() | self._seen.keys() if seen.get(p) != self._seen.get(p)
+                }
                 self._seen = seen
                 return
+
+    def take_moved(self) -> set[str]:
+        """The paths seen to move since the last call (a hint: a pass still lists them)."""
+        moved, self._moved = self._moved, set()
+        return moved
+
+
+def _read_early(nomad: NomadClient, path: str) -> asyncio.Task[Variable | None]:
+    """A variable read ahead of the list that decides whether it is needed; None: failed."""
+
+    async def read() -> Variable | None:
+        try:
+            return await nomad.get_var(path)
+        except ReconcilerError:  # gone, or unreadable: the list decides, and reads again
+            return None
+
+    return asyncio.ensure_future(read())
 
 
 class PoolSource:
@@ -186,9 +208,23 @@ class PoolSource:
         # and the reconciler's own variable (whose ModifyIndex says when the cluster's
         # TLS material must be read again).
         listing = listing or PrefixListing(self.nomad, self.prefix)
+        # The variables the watch saw move are read beside the list, not after it: an
+        # edit is what a pass reacts to. Each read is kept only if the list agrees.
+        early = {p: _read_early(self.nomad, p) for p in sorted(self._watch.take_moved())}
+        try:
+            return await self._load_all(listing, early)
+        finally:
+            for task in early.values():
+                task.cancel()  # nothing once done
+
+    async def _load_all(
+        self, listing: PrefixListing, early: Mapping[str, asyncio.Task[Variable | None]]
+    ) -> list[PoolVariable]:
         root = listing.root
         everything = await listing.read()
-        self._watch.saw(everything)
+        # The watch starts from what this list saw: its first wake is a real change,
+        # even when it starts after this load.
+        self._watch.saw(await listing.read(pools_prefix(self.prefix)), start=True)
         self.statuses = await listing.read(status_prefix(self.prefix))
         # Not in the list is not "none": the shipped ACL policies let the reconciler read
         # `<prefix>` but not list it, and Nomad leaves out of a list what may not be
@@ -202,7 +238,14 @@ class PoolSource:
         }
         # The list carries each variable's ModifyIndex: one read is unchanged until it moves.
         changed = [p for p, index in listed.items() if self._read.get(p, _UNREAD).index != index]
-        for v in await asyncio.gather(*(self.nomad.get_var(p) for p in changed)):
+
+        async def read(path: str) -> Variable:
+            ahead = await early[path] if path in early else None
+            if ahead is not None and ahead.modify_index >= listed[path]:
+                return ahead
+            return await self.nomad.get_var(path)
+
+        for v in await asyncio.gather(*(read(p) for p in changed)):
             pool = v.path[len(pools_prefix(self.prefix)) :]
             self._read[v.path] = PoolVariable(pool, v.path, dict(v.items), v.modify_index)
         self._read = {p: v for p, v in self._read.items() if p in listed}

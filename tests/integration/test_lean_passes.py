@@ -12,8 +12,9 @@ from reconciler import controller as controller_module
 from reconciler import ownership
 from reconciler.hosts import HostSource
 from reconciler.plan import ActionKind
-from reconciler.pools import DEFAULT_PREFIX, PrefixListing, pool_path, status_path
+from reconciler.pools import DEFAULT_PREFIX, PoolSource, PrefixListing, pool_path, status_path
 from reconciler.render import default_template_text
+from reconciler.sim.faults import Fault
 from reconciler.sim.world import SimConfig
 from reconciler.status import StatusWriter
 from tests.integration.sim_harness import Harness, harness
@@ -332,3 +333,36 @@ async def test_an_edit_reads_how_to_join_beside_planning_and_never_an_older_pass
         tls = "/etc/nomad.d/tls/client-key.pem"
         with_tls = [n for n in h.instances() if tls in h.sim.multipass_state.instances[n].user_data]
         assert len(h.instances()) == 2 and len(with_tls) == 1
+
+
+async def test_an_edit_the_watch_saw_is_read_beside_the_list_and_kept_only_if_current() -> None:
+    async with harness() as h:
+        path = pool_path(DEFAULT_PREFIX, "web")
+        reads = h.sim.nomad.requests
+        await h.put_pool("web", {"min": "1", "max": "2"})
+        source = PoolSource(h.c.nomad, DEFAULT_PREFIX)
+        await source.load()
+        before = reads[f"GET /v1/var/{path}"]
+
+        async def edit_seen(items: dict[str, str]) -> None:
+            watch = asyncio.ensure_future(source.wait_for_change())
+            await asyncio.sleep(0.1)  # its first query is answered and it blocks
+            await h.put_pool("web", items)
+            await asyncio.wait_for(watch, 5)
+
+        await edit_seen({"min": "2", "max": "2"})
+        [web] = await source.load()
+        assert web.items["min"] == "2"
+        assert reads[f"GET /v1/var/{path}"] == before + 1  # read once, ahead of the list
+        # Edited again between the early read and the list: the list says the read is
+        # stale, so the variable is read again and the later edit is what is planned.
+        await edit_seen({"min": "3", "max": "3"})
+        h.sim.faults.set("GET /v1/vars", Fault(latency=0.3))
+        load = asyncio.ensure_future(source.load())
+        await asyncio.sleep(0.15)
+        assert reads[f"GET /v1/var/{path}"] == before + 2  # the early read is back
+        await h.put_pool("web", {"min": "4", "max": "4"})
+        [web] = await load
+        h.sim.faults.clear()
+        assert web.items["min"] == "4"
+        assert reads[f"GET /v1/var/{path}"] == before + 3
