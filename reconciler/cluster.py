@@ -25,6 +25,7 @@ from reconciler.errors import ConfigError
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.spec import PoolSpec, needs_servers, with_servers
+from reconciler.tasks import started
 
 TLS_ITEMS = ("nomad_ca_cert", "nomad_client_cert", "nomad_client_key")
 
@@ -94,9 +95,7 @@ class JoinReader:
         (at the next pass) drops one nobody took, so no pass uses an older pass's read.
         """
         if self._ahead is None and not self._known(index):
-            self._ahead = asyncio.ensure_future(self._read_tls())
-            # Retrieved here: a read dropped unawaited logs no "never retrieved".
-            self._ahead.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._ahead = started(self._read_tls())
 
     def forget_ahead(self) -> None:
         if self._ahead is not None:

@@ -45,6 +45,7 @@ from reconciler.pools import PoolSource, PoolVariable, PrefixListing, status_pat
 from reconciler.scaling.decide import LastScale
 from reconciler.spec import PoolSpec, SpecError, needs_servers, parse_pool_spec
 from reconciler.status import StatusWriter, error_items, last_scale_from, status_items
+from reconciler.tasks import started
 from reconciler.telemetry import Metrics
 from reconciler.units import plural
 
@@ -402,10 +403,7 @@ class Controller:
         return free_capacity(observed.hosts, used)
 
     def _read_blocked(self) -> asyncio.Task[tuple[BlockedAsk, ...]]:
-        task = asyncio.ensure_future(self.observer.blocked())
-        # Retrieved here: a read cancelled or left unawaited (its pass failed) logs nothing.
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return task
+        return started(self.observer.blocked())
 
     async def _last_scales(self, variables: list[PoolVariable]) -> dict[str, LastScale]:
         """Last scaling decisions from the status of pools that have a policy (cooldowns)."""

@@ -11,6 +11,7 @@ from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.nomad.client import NomadClient
 from reconciler.nomad.errors import NotFound
 from reconciler.nomad.models import QueryResult, Variable, VariableMeta
+from reconciler.tasks import started
 
 DEFAULT_PREFIX = "nomad/jobs/multipass-reconciler"
 WATCH_WAIT = 300.0  # seconds a blocking query is held: Nomad's default is 5m
@@ -90,10 +91,7 @@ class PrefixListing:
         The first caller makes the request; the others await the same one.
         """
         if self._listing is None:
-            self._listing = asyncio.ensure_future(self.nomad.list_vars(self.root))
-            # Retrieved here so a list nobody awaits any more (its pass cancelled)
-            # does not log "exception was never retrieved".
-            self._listing.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._listing = started(self.nomad.list_vars(self.root))
         # Shielded: one reader cancelled must not cancel the list under the others.
         everything = await asyncio.shield(self._listing)
         if not under:
