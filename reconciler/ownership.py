@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
 
 # Nomad client meta written by the rendered cloud-init on every instance.
 META_POOL = "multipass-reconciler.pool"
@@ -63,27 +64,37 @@ def instance_name(pool: str, template_hash: str, ordinal: int, host: str = DEFAU
     return f"{pool}-{template_hash}-{host}-{ordinal}"
 
 
+class InstanceName(NamedTuple):
+    """The parts of one of our instance names."""
+
+    pool: str
+    template_hash: str
+    host: str
+    ordinal: int
+
+
 @functools.lru_cache(maxsize=1 << 16)  # the same names come back every pass
-def _parse(name: str) -> tuple[str, str, str, int] | None:
+def parse_name(name: str) -> InstanceName | None:
+    """Split ``<pool>-<hash>[-<host>]-<ordinal>``; None when the name is not of that shape."""
     match = _INSTANCE_NAME_RE.match(name)
     if match is None:
         return None
     pool, template_hash, host, ordinal = match.groups()
     if host is not None and _HASH_SHAPE_RE.match(host):
         return None  # no host is named so: the hash is the part before the ordinal
-    return pool, template_hash, host or DEFAULT_HOST, int(ordinal)
+    return InstanceName(pool, template_hash, host or DEFAULT_HOST, int(ordinal))
 
 
 def parse_instance_name(name: str) -> tuple[str, str, int] | None:
-    """Split ``<pool>-<hash>[-<host>]-<ordinal>``; None when the name is not of that shape."""
-    parsed = _parse(name)
-    return None if parsed is None else (parsed[0], parsed[1], parsed[3])
+    """``(pool, template hash, ordinal)`` of one of our names; None for any other."""
+    parsed = parse_name(name)
+    return None if parsed is None else (parsed.pool, parsed.template_hash, parsed.ordinal)
 
 
 def host_of_name(name: str) -> str | None:
     """The host an instance of this name is launched on; None when the name is not ours."""
-    parsed = _parse(name)
-    return None if parsed is None else parsed[2]
+    parsed = parse_name(name)
+    return None if parsed is None else parsed.host
 
 
 def encode_hash(digest: bytes) -> str:

@@ -7,7 +7,6 @@ the spec's timeouts from the earliest moment the trouble was seen.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from reconciler import ownership
@@ -52,9 +51,8 @@ def node_phase(
     spec: PoolSpec, inst: Instance | None, node: Node, blocking_allocs: bool, now: float
 ) -> tuple[Phase, str | None]:
     """The phase as the member's Nomad node shows it (``inst``: its VM, when known)."""
-    drain_ours = is_our_drain(spec, node.drain_meta)
     if node.draining:
-        if not drain_ours:
+        if not is_our_drain(spec, node.drain_meta):
             return Phase.HELD, None
         deadline_at = node.drain_deadline_at
         # Nomad reads a zero deadline as "none": never infer one from it.
@@ -65,7 +63,8 @@ def node_phase(
             return Phase.DRAINED, None
         return Phase.DRAINING, None
     if not node.eligible:
-        if drain_ours and node.last_drain_status in ("complete", "draining"):
+        drained = node.last_drain_status in ("complete", "draining")
+        if drained and is_our_drain(spec, node.drain_meta):
             return Phase.DRAINED, None
         # Ineligible by a person, or a drain of ours that was cancelled: theirs to decide.
         return Phase.HELD, None
@@ -98,16 +97,31 @@ def is_our_drain(spec: PoolSpec, meta: Mapping[str, str]) -> bool:
     )
 
 
+# Every phase is counted, zeros included: the counts' keys are the same for every plan.
+_PHASE_KEYS = tuple(p.value for p in Phase)
+
+
 def count_phases(members: Iterable[Member]) -> dict[str, int]:
-    members = list(members)
-    by_phase = Counter(m.phase for m in members)
-    counts = {p.value: by_phase.get(p, 0) for p in Phase}
-    counts["outdated"] = sum(1 for m in members if m.outdated and m.phase in SERVING_PHASES)
-    counts["unhealthy"] = sum(1 for m in members if m.unhealthy is not None)
-    counts["protected"] = sum(1 for m in members if m.protected)
-    counts["lost"] = sum(1 for m in members if m.lost)  # with a host that is gone
-    counts["displaced"] = sum(1 for m in members if m.displaced is not None)
-    counts["instances"] = len(members) - by_phase.get(Phase.NODE_ONLY, 0)
+    """Members per phase, and how many are outdated, unhealthy, protected, lost, displaced.
+
+    One walk of the members: a pass counts every pool, so this is paid per pool.
+    """
+    counts = dict.fromkeys(_PHASE_KEYS, 0)
+    outdated = unhealthy = protected = lost = displaced = total = 0
+    for m in members:
+        total += 1
+        counts[m.phase] += 1  # a StrEnum: the member's phase is its value's key
+        outdated += m.outdated and m.phase in SERVING_PHASES
+        unhealthy += m.unhealthy is not None
+        protected += m.protected
+        lost += m.lost  # with a host that is gone
+        displaced += m.displaced is not None
+    counts["outdated"] = outdated
+    counts["unhealthy"] = unhealthy
+    counts["protected"] = protected
+    counts["lost"] = lost
+    counts["displaced"] = displaced
+    counts["instances"] = total - counts[Phase.NODE_ONLY]
     return counts
 
 

@@ -7,34 +7,15 @@ in full, client meta that does not name another pool.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from reconciler import ownership
 from reconciler.model import Allocation, HostState, Instance, Node, Observed
 from reconciler.plan import health
 from reconciler.plan.health import is_our_drain as is_our_drain
-from reconciler.plan.model import ActionKind, Member, Phase, PoolWorld
+from reconciler.plan.model import NO_USAGE, ActionKind, Member, NodeUsage, Phase, PoolWorld
 from reconciler.spec import PoolSpec
-
-
-@dataclass(slots=True)
-class NodeUsage:
-    """What live allocations hold on one node."""
-
-    count: int = 0
-    non_system: int = 0
-    cpu_mhz: int = 0
-    memory_mb: int = 0
-
-    def add(self, alloc: Allocation) -> None:
-        self.count += 1
-        self.non_system += alloc.job_type != "system"
-        self.cpu_mhz += alloc.cpu_mhz
-        self.memory_mb += alloc.memory_mb
-
-
-_NO_USAGE = NodeUsage()
 
 
 def group_by_pool(observed: Observed) -> dict[str, PoolWorld]:
@@ -73,8 +54,8 @@ def group_by_pool(observed: Observed) -> dict[str, PoolWorld]:
 
 
 def _pool_of(name: str) -> str | None:
-    parsed = ownership.parse_instance_name(name)  # memoized: the same names come back
-    return parsed[0] if parsed is not None else None
+    parsed = ownership.parse_name(name)  # memoized: the same names come back
+    return parsed.pool if parsed is not None else None
 
 
 def is_our_node(spec: PoolSpec, node: Node) -> bool:
@@ -107,45 +88,45 @@ def join(
         world = group_by_pool(observed).get(spec.pool, PoolWorld())
     instances = {inst.name: inst for inst in world.instances}
     nodes, stale = newest_nodes(world.nodes)
-    usage: dict[str, NodeUsage] = {}
+    usage: defaultdict[str, NodeUsage] = defaultdict(NodeUsage)
     for alloc in world.allocations:
-        usage.setdefault(alloc.node_id, NodeUsage()).add(alloc)
+        usage[alloc.node_id].add(alloc)
     deleting = {name for kind, name in inflight if kind == ActionKind.DELETE.value}
     members = []
     for name in sorted(instances.keys() | nodes.keys()):
+        parsed = ownership.parse_name(name)
+        assert parsed is not None  # grouped by this very parse
         node = nodes.get(name)
         inst = instances.get(name)
-        live = usage.get(node.id, _NO_USAGE) if node is not None else _NO_USAGE
-        host = inst.host if inst is not None else _host_by_name(name)
+        live = usage.get(node.id, NO_USAGE) if node is not None else NO_USAGE
+        host = inst.host if inst is not None else parsed.host
         known = inst is not None or inventory_known(observed.hosts, host)
-        members.append(_member(spec, name, inst, node, live, now, name in deleting, host, known))
+        members.append(
+            _member(spec, name, parsed, inst, node, live, now, name in deleting, host, known)
+        )
     # Launches in flight are members too: a relaunch must not pick their names
     # and the count must include them, or a slow launch would be doubled.
     known_names = {m.name for m in members}
     for kind, name in sorted(inflight):
         if kind != ActionKind.LAUNCH.value or name in known_names:
             continue
-        parsed = ownership.parse_instance_name(name)
-        if parsed is None or parsed[0] != spec.pool:
+        launching = ownership.parse_name(name)
+        if launching is None or launching.pool != spec.pool:
             continue
         members.append(
             Member(
                 name=name,
-                template_hash=parsed[1],
-                ordinal=parsed[2],
+                template_hash=launching.template_hash,
+                ordinal=launching.ordinal,
                 phase=Phase.PENDING,
                 instance=None,
                 node=None,
-                outdated=parsed[1] != spec.template_hash,
+                outdated=launching.template_hash != spec.template_hash,
                 protected=False,
-                host=_host_by_name(name),
+                host=launching.host,
             )
         )
     return members, stale
-
-
-def _host_by_name(name: str) -> str:
-    return ownership.host_of_name(name) or ownership.DEFAULT_HOST
 
 
 def inventory_known(hosts: Mapping[str, HostState], host: str) -> bool:
@@ -183,6 +164,7 @@ def newest_nodes(nodes: Iterable[Node]) -> tuple[dict[str, Node], list[Node]]:
 def _member(
     spec: PoolSpec,
     name: str,
+    parsed: ownership.InstanceName,
     inst: Instance | None,
     node: Node | None,
     live: NodeUsage,
@@ -191,9 +173,6 @@ def _member(
     host: str,
     inventory_known: bool,
 ) -> Member:
-    parsed = ownership.parse_instance_name(name)
-    assert parsed is not None  # grouped by this very parse
-    _, template_hash, ordinal = parsed
     blocking = bool(live.non_system if spec.drain_ignore_system_jobs else live.count)
     if inventory_known:
         phase, unhealthy = health.phase(spec, inst, node, blocking, now, deleting)
@@ -206,27 +185,16 @@ def _member(
         frozen, lost = True, phase is Phase.DOWN and unhealthy is not None
     return Member(
         name=name,
-        template_hash=template_hash,
-        ordinal=ordinal,
+        template_hash=parsed.template_hash,
+        ordinal=parsed.ordinal,
         phase=phase,
         instance=inst,
         node=node,
-        outdated=template_hash != spec.template_hash,
+        outdated=parsed.template_hash != spec.template_hash,
         protected=node is not None and node.meta.get(ownership.META_PROTECT) == "true",
-        live_allocations=live.count,
-        non_system_allocations=live.non_system,
-        load=_load(node, live),
+        usage=live,
         unhealthy=unhealthy,
         host=host,
         frozen=frozen,
         lost=lost,
     )
-
-
-def _load(node: Node | None, live: NodeUsage) -> float:
-    """Allocated share of the node, CPU and memory averaged (least_busy's key)."""
-    if node is None or not live.count:
-        return 0.0
-    cpu = live.cpu_mhz / node.cpu_mhz if node.cpu_mhz else 0.0
-    memory = live.memory_mb / node.memory_mb if node.memory_mb else 0.0
-    return (cpu + memory) / 2

@@ -58,6 +58,25 @@ class Phase(StrEnum):
 SERVING_PHASES = frozenset({Phase.PENDING, Phase.READY, Phase.DOWN, Phase.HELD})
 
 
+@dataclass(slots=True)
+class NodeUsage:
+    """What live allocations hold on one node."""
+
+    count: int = 0
+    non_system: int = 0
+    cpu_mhz: int = 0
+    memory_mb: int = 0
+
+    def add(self, alloc: Allocation) -> None:
+        self.count += 1
+        self.non_system += alloc.job_type != "system"
+        self.cpu_mhz += alloc.cpu_mhz
+        self.memory_mb += alloc.memory_mb
+
+
+NO_USAGE = NodeUsage()  # shared by every member without a node or allocations: never added to
+
+
 class Member(NamedTuple):
     """One instance/node pair of the pool, built afresh on every pass.
 
@@ -77,14 +96,32 @@ class Member(NamedTuple):
     node: Node | None
     outdated: bool
     protected: bool
-    live_allocations: int = 0
-    non_system_allocations: int = 0
-    load: float = 0.0
+    usage: NodeUsage = NO_USAGE  # the live allocations on its node
     unhealthy: str | None = None  # why, when it is
     host: str = DEFAULT_HOST
     frozen: bool = False
     lost: bool = False
     displaced: str | None = None
+
+    @property
+    def live_allocations(self) -> int:
+        return self.usage.count
+
+    @property
+    def non_system_allocations(self) -> int:
+        return self.usage.non_system
+
+    @property
+    def load(self) -> float:
+        """Allocated share of the node, CPU and memory averaged (least_busy's key).
+
+        Computed when asked: only the least_busy scale-in order reads it.
+        """
+        if self.node is None or not self.usage.count:
+            return 0.0
+        cpu = self.usage.cpu_mhz / self.node.cpu_mhz if self.node.cpu_mhz else 0.0
+        memory = self.usage.memory_mb / self.node.memory_mb if self.node.memory_mb else 0.0
+        return (cpu + memory) / 2
 
     @property
     def created_at(self) -> float | None:
