@@ -6,7 +6,7 @@
     python benchmarks/planner.py --pass --members 100   # the same split of a smaller world
 
 A pass plans every pool against one observed world: ``--pass`` times planning
-10,000 members split into 1, 100 or 1,000 pools (median of 3 passes, each pool
+10,000 members split into 1, 100 or 1,000 pools (median of 7 passes, each pool
 shrinking by 10% as above). Linear in world + pools, the three take about the
 same time; a pass that scanned the world once per pool would grow with the pools.
 
@@ -141,7 +141,7 @@ async def count_reads(n: int, desired: int) -> int:
     return after - before
 
 
-def time_pass(pools: int, members: int, repeats: int = 3) -> tuple[float, int]:
+def time_pass(pools: int, members: int, repeats: int = 7) -> tuple[float, int]:
     """Median seconds to plan every pool of a world of ``pools`` x ``members``; actions."""
     specs = [make_spec(members, f"pool{p:04d}") for p in range(pools)]
     world = merge([pool_world(spec, members) for spec in specs])

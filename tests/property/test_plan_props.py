@@ -494,3 +494,22 @@ def test_a_partial_scale_in_order_is_the_head_of_the_full_one(
     for strategy in STRATEGIES:
         full = order_for_scale_in(strategy, members)
         assert order_for_scale_in(strategy, members, limit=limit) == full[:limit]
+
+
+@given(cases())
+def test_the_counts_say_how_many_members_are_in_each_phase_and_state(
+    case: tuple[PoolSpec, Observed],
+) -> None:
+    s, w = case
+    p = plan(s, w, NOW)
+    members = p.members
+    # Counted here the slow way, one question at a time, against the planner's one walk.
+    expected = {phase.value: sum(1 for m in members if m.phase is phase) for phase in Phase}
+    expected["outdated"] = sum(1 for m in members if m.outdated and m.phase in SERVING_PHASES)
+    expected["unhealthy"] = sum(1 for m in members if m.unhealthy is not None)
+    expected["protected"] = sum(1 for m in members if m.protected)
+    expected["lost"] = sum(1 for m in members if m.lost)
+    expected["displaced"] = sum(1 for m in members if m.displaced is not None)
+    expected["instances"] = sum(1 for m in members if m.phase is not Phase.NODE_ONLY)
+    assert p.counts == expected
+    assert all(type(k) is str for k in p.counts)  # plain keys: the status and JSON read them
