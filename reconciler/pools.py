@@ -157,7 +157,7 @@ def _read_early(nomad: NomadClient, path: str) -> asyncio.Task[Variable | None]:
         except ReconcilerError:  # gone, or unreadable: the list decides, and reads again
             return None
 
-    return asyncio.ensure_future(read())
+    return started(read())
 
 
 class PoolSource:
